@@ -1,0 +1,64 @@
+"""Device kinds: typed state and command models and their Home Assistant MQTT discovery wire format.
+
+Nothing outside this package builds or parses device payloads.
+"""
+
+from .base import (
+    MAX_PAYLOAD_BYTES,
+    AvailabilityEntry,
+    Command,
+    Component,
+    DeviceInfo,
+    DeviceKind,
+    EntityConfig,
+    EntityState,
+    Outcome,
+    OutcomeStatus,
+    Publish,
+)
+from .climate import ClimateCommand, ClimateConfig, ClimateState
+from .discovery import CONFIG_MODELS, DiscoveryKey, discovery_topic, parse_config, parse_discovery_topic
+from .errors import CommandInvalid, ConfigInvalid, DeviceCodecError, PayloadInvalid
+from .light import LightCommand, LightConfig, LightState
+from .lock import LockCommand, LockConfig, LockState, LockStatus
+from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState
+from .templates import ValuePath, parse_template
+
+__all__ = [
+    "CONFIG_MODELS",
+    "MAX_PAYLOAD_BYTES",
+    "AvailabilityEntry",
+    "BinarySensorConfig",
+    "BinarySensorState",
+    "ClimateCommand",
+    "ClimateConfig",
+    "ClimateState",
+    "Command",
+    "CommandInvalid",
+    "Component",
+    "ConfigInvalid",
+    "DeviceCodecError",
+    "DeviceInfo",
+    "DeviceKind",
+    "DiscoveryKey",
+    "EntityConfig",
+    "EntityState",
+    "LightCommand",
+    "LightConfig",
+    "LightState",
+    "LockCommand",
+    "LockConfig",
+    "LockState",
+    "LockStatus",
+    "Outcome",
+    "OutcomeStatus",
+    "PayloadInvalid",
+    "Publish",
+    "SensorConfig",
+    "SensorState",
+    "ValuePath",
+    "discovery_topic",
+    "parse_config",
+    "parse_discovery_topic",
+    "parse_template",
+]

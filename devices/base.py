@@ -1,0 +1,284 @@
+"""What every device kind shares: components, the discovery envelope, availability and the codec contract."""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import PayloadInvalid
+from .templates import ValuePath, parse_template
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "CONFIRMED",
+    "MAX_TOPIC_LENGTH",
+    "PENDING",
+    "AvailabilityEntry",
+    "Command",
+    "Component",
+    "DeviceInfo",
+    "DeviceKind",
+    "EntityConfig",
+    "EntityState",
+    "FrozenModel",
+    "Outcome",
+    "OutcomeStatus",
+    "Publish",
+    "Topic",
+    "first_error",
+    "load_json_object",
+]
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest discovery config or state payload the gateway parses; larger ones are refused unread."""
+
+MAX_TOPIC_LENGTH = 256
+
+
+class FrozenModel(BaseModel):
+    """Immutable model that refuses unknown fields (for input we define ourselves)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_topic(value: str) -> str:
+    if not value or len(value) > MAX_TOPIC_LENGTH:
+        raise ValueError(f"topic must be 1..{MAX_TOPIC_LENGTH} characters")
+    if "+" in value or "#" in value or "\x00" in value:
+        raise ValueError("topic must not contain wildcards or NUL")
+    return value
+
+
+Topic = Annotated[str, AfterValidator(_check_topic)]
+"""A concrete MQTT topic name (no wildcards), as a device may advertise it."""
+
+
+class Component(StrEnum):
+    """Home Assistant MQTT discovery components the gateway drives."""
+
+    LIGHT = "light"
+    LOCK = "lock"
+    CLIMATE = "climate"
+    BINARY_SENSOR = "binary_sensor"
+    SENSOR = "sensor"
+
+
+class DeviceKind(StrEnum):
+    """What an entity is, for residents and policy (derived from component and device class)."""
+
+    LIGHT = "light"
+    LOCK = "lock"
+    THERMOSTAT = "thermostat"
+    LEAK_SENSOR = "leak_sensor"
+    CONTACT_SENSOR = "contact_sensor"
+    BINARY_SENSOR = "binary_sensor"
+    BATTERY_SENSOR = "battery_sensor"
+    TEMPERATURE_SENSOR = "temperature_sensor"
+    SENSOR = "sensor"
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """One MQTT message to send."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+    qos: int = 1
+
+
+class OutcomeStatus(StrEnum):
+    """How a device's reported state answers a pending command."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The verdict of one state report on a command; ``reason`` is a stable code when refused."""
+
+    status: OutcomeStatus
+    reason: str | None = None
+
+
+PENDING = Outcome(OutcomeStatus.PENDING)
+CONFIRMED = Outcome(OutcomeStatus.CONFIRMED)
+
+
+class DeviceInfo(BaseModel):
+    """The physical device an entity belongs to (HA ``device`` block)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    identifiers: tuple[Annotated[str, Field(max_length=128)], ...] = ()
+    name: Annotated[str, Field(max_length=128)] | None = None
+    manufacturer: Annotated[str, Field(max_length=128)] | None = None
+    model: Annotated[str, Field(max_length=128)] | None = None
+    sw_version: Annotated[str, Field(max_length=64)] | None = None
+
+    @field_validator("identifiers", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class AvailabilityEntry(BaseModel):
+    """One availability topic and its payloads (HA ``availability`` list item)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    topic: Topic
+    payload_available: str = "online"
+    payload_not_available: str = "offline"
+    value_template: str | None = None
+
+    @property
+    def path(self) -> ValuePath:
+        """Where the availability word sits in the payload."""
+        return parse_template(self.value_template)
+
+    def decode(self, payload: bytes) -> bool | None:
+        """Return True/False for available/unavailable, None for a payload that is neither."""
+        try:
+            word = str(self.path.extract(payload))
+        except PayloadInvalid:
+            return None
+        if word == self.payload_available:
+            return True
+        if word == self.payload_not_available:
+            return False
+        return None
+
+
+class EntityState(BaseModel):
+    """Normalised state of one entity, the same whatever the device's wire format."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Command(FrozenModel):
+    """A normalised command for one entity."""
+
+
+class EntityConfig(BaseModel):
+    """A parsed discovery config; subclasses know their component's wire format.
+
+    Unknown keys are ignored, as Home Assistant does, so real devices' richer configs still load.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    component: ClassVar[Component]
+    command_model: ClassVar[type[Command] | None] = None
+
+    name: Annotated[str, Field(max_length=128)] | None = None
+    unique_id: Annotated[str, Field(max_length=128)] | None = None
+    device: DeviceInfo | None = None
+    device_class: Annotated[str, Field(max_length=64)] | None = None
+    availability_topic: Topic | None = None
+    payload_available: str = "online"
+    payload_not_available: str = "offline"
+    availability: tuple[AvailabilityEntry, ...] = ()
+    availability_mode: Literal["all", "any", "latest"] = "latest"
+    qos: Annotated[int, Field(ge=0, le=2)] = 0
+    retain: bool = False
+    expire_after: Annotated[int, Field(ge=0, le=86_400 * 7)] | None = None
+
+    @model_validator(mode="after")
+    def _check_templates(self) -> EntityConfig:
+        for entry in self.availability:
+            _ = entry.path
+        return self
+
+    @property
+    def kind(self) -> DeviceKind:
+        """What this entity is for residents and policy."""
+        raise NotImplementedError
+
+    def availability_entries(self) -> tuple[AvailabilityEntry, ...]:
+        """All availability topics, whichever of the two HA spellings the config used."""
+        entries = self.availability
+        if self.availability_topic is not None:
+            entries = (
+                AvailabilityEntry(
+                    topic=self.availability_topic,
+                    payload_available=self.payload_available,
+                    payload_not_available=self.payload_not_available,
+                ),
+                *entries,
+            )
+        return entries
+
+    def owned_topics(self) -> frozenset[str]:
+        """Every topic this entity publishes on or listens to."""
+        return self.state_topics() | self.command_topics() | {e.topic for e in self.availability_entries()}
+
+    def to_payload(self) -> bytes:
+        """The discovery config as Home Assistant reads it (used by simulators)."""
+        body = self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+        body.update(self.payload_constants())
+        if self.device is not None:
+            body["device"] = self.device.model_dump(mode="json", exclude_none=True)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def payload_constants(self) -> dict[str, Any]:
+        """Keys whose value is fixed for this model but must still appear on the wire."""
+        return {}
+
+    @abstractmethod
+    def state_topics(self) -> frozenset[str]:
+        """Topics on which the device reports state."""
+
+    @abstractmethod
+    def command_topics(self) -> frozenset[str]:
+        """Topics on which the device takes commands."""
+
+    @abstractmethod
+    def decode_state(self, topic: str, payload: bytes, previous: EntityState | None) -> EntityState:
+        """Merge one state report into the previous state; raise PayloadInvalid for bad payloads."""
+
+    @abstractmethod
+    def encode_state(self, state: EntityState) -> list[Publish]:
+        """Messages a device publishes to report ``state`` (used by simulators)."""
+
+    def encode_command(self, command: Command) -> list[Publish]:
+        """Messages that carry ``command``; raise CommandInvalid if this entity cannot take it."""
+        from .errors import CommandInvalid
+
+        raise CommandInvalid(f"{self.component} entities take no commands", code="not_commandable")
+
+    def decode_command(self, topic: str, payload: bytes) -> Command:
+        """Parse a command the device received (used by simulators)."""
+        raise PayloadInvalid(f"{self.component} entities take no commands", code="not_commandable")
+
+    def outcome(self, command: Command, state: EntityState) -> Outcome:
+        """Whether ``state``, reported after ``command`` was sent, confirms or refuses it."""
+        return PENDING
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The dotted field name and message of a pydantic validation error's first problem."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+    return field, f"{field}: {err.get('msg', 'invalid')}"
+
+
+def load_json_object(payload: bytes) -> Mapping[str, Any]:
+    """Parse a JSON object payload with the size cap; raise PayloadInvalid otherwise."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadInvalid(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large")
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
+    if not isinstance(value, dict):
+        raise PayloadInvalid("JSON payload is not an object", code="payload_not_object")
+    return value

@@ -1,0 +1,173 @@
+"""Home Assistant MQTT discovery: topics, abbreviations and parsing configs into typed models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .base import Component, EntityConfig, first_error, load_json_object
+from .climate import ClimateConfig
+from .errors import ConfigInvalid, DeviceCodecError
+from .light import LightConfig
+from .lock import LockConfig
+from .sensors import BinarySensorConfig, SensorConfig
+
+__all__ = ["CONFIG_MODELS", "DiscoveryKey", "discovery_topic", "parse_config", "parse_discovery_topic"]
+
+CONFIG_MODELS: Mapping[Component, type[EntityConfig]] = {
+    Component.LIGHT: LightConfig,
+    Component.LOCK: LockConfig,
+    Component.CLIMATE: ClimateConfig,
+    Component.BINARY_SENSOR: BinarySensorConfig,
+    Component.SENSOR: SensorConfig,
+}
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Home Assistant's abbreviations (homeassistant/components/mqtt/abbreviations.py), the subset that
+# names keys our models read. Tasmota and ESPHome send these short forms.
+ABBREVIATIONS: Mapping[str, str] = {
+    "avty": "availability",
+    "avty_mode": "availability_mode",
+    "avty_t": "availability_topic",
+    "bri": "brightness",
+    "bri_scl": "brightness_scale",
+    "cmd_t": "command_topic",
+    "curr_temp_t": "current_temperature_topic",
+    "curr_temp_tpl": "current_temperature_template",
+    "dev": "device",
+    "dev_cla": "device_class",
+    "exp_aft": "expire_after",
+    "fan_mode_cmd_t": "fan_mode_command_topic",
+    "fan_mode_cmd_tpl": "fan_mode_command_template",
+    "fan_mode_stat_t": "fan_mode_state_topic",
+    "fan_mode_stat_tpl": "fan_mode_state_template",
+    "max_kvn": "max_kelvin",
+    "max_mirs": "max_mireds",
+    "min_kvn": "min_kelvin",
+    "min_mirs": "min_mireds",
+    "mode_cmd_t": "mode_command_topic",
+    "mode_cmd_tpl": "mode_command_template",
+    "mode_stat_t": "mode_state_topic",
+    "mode_stat_tpl": "mode_state_template",
+    "pl_avail": "payload_available",
+    "pl_lock": "payload_lock",
+    "pl_not_avail": "payload_not_available",
+    "pl_off": "payload_off",
+    "pl_on": "payload_on",
+    "pl_unlk": "payload_unlock",
+    "ret": "retain",
+    "stat_jam": "state_jammed",
+    "stat_locked": "state_locked",
+    "stat_locking": "state_locking",
+    "stat_t": "state_topic",
+    "stat_unlocked": "state_unlocked",
+    "stat_unlocking": "state_unlocking",
+    "sup_clrm": "supported_color_modes",
+    "temp_cmd_t": "temperature_command_topic",
+    "temp_cmd_tpl": "temperature_command_template",
+    "temp_stat_t": "temperature_state_topic",
+    "temp_stat_tpl": "temperature_state_template",
+    "temp_unit": "temperature_unit",
+    "uniq_id": "unique_id",
+    "unit_of_meas": "unit_of_measurement",
+    "val_tpl": "value_template",
+}
+DEVICE_ABBREVIATIONS: Mapping[str, str] = {
+    "ids": "identifiers",
+    "mf": "manufacturer",
+    "mdl": "model",
+    "sw": "sw_version",
+    "hw": "hw_version",
+}
+AVAILABILITY_ABBREVIATIONS: Mapping[str, str] = {
+    "t": "topic",
+    "pl_avail": "payload_available",
+    "pl_not_avail": "payload_not_available",
+    "val_tpl": "value_template",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryKey:
+    """Identity of one discovered entity: its place in the discovery topic tree."""
+
+    component: Component
+    node_id: str | None
+    object_id: str
+
+    @property
+    def key(self) -> str:
+        """Stable textual id, e.g. ``light/u101-light/light``."""
+        return f"{self.component}/{self.node_id}/{self.object_id}" if self.node_id else f"{self.component}/{self.object_id}"
+
+
+def discovery_topic(prefix: str, key: DiscoveryKey) -> str:
+    """The config topic for ``key`` under ``prefix``."""
+    return f"{prefix}/{key.key}/config"
+
+
+def parse_discovery_topic(prefix: str, topic: str) -> DiscoveryKey:
+    """Parse ``<prefix>/<component>/[<node_id>/]<object_id>/config``; raise ConfigInvalid otherwise."""
+    if not topic.startswith(prefix + "/"):
+        raise ConfigInvalid("not a discovery topic", code="topic_invalid")
+    parts = topic[len(prefix) + 1 :].split("/")
+    if len(parts) not in (3, 4) or parts[-1] != "config":
+        raise ConfigInvalid(f"malformed discovery topic {topic[:120]!r}", code="topic_invalid")
+    try:
+        component = Component(parts[0])
+    except ValueError as exc:
+        raise ConfigInvalid(f"unknown component {parts[0][:32]!r}", code="unknown_component") from exc
+    ids = parts[1:-1]
+    if not all(_ID.match(i) for i in ids):
+        raise ConfigInvalid("node_id/object_id must be [A-Za-z0-9_-]{1,64}", code="topic_invalid")
+    node_id, object_id = (ids[0], ids[1]) if len(ids) == 2 else (None, ids[0])
+    return DiscoveryKey(component, node_id, object_id)
+
+
+def parse_config(component: Component, payload: bytes) -> EntityConfig:
+    """Validate a discovery config payload into the component's typed model."""
+    body = dict(load_json_object(payload))
+    body = _expand(body, ABBREVIATIONS)
+    base = body.pop("~", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigInvalid("'~' must be a string", code="config_invalid", field="~")
+    if isinstance(body.get("device"), dict):
+        body["device"] = _expand(body["device"], DEVICE_ABBREVIATIONS)
+    if isinstance(body.get("availability"), list):
+        body["availability"] = [
+            _substitute(_expand(a, AVAILABILITY_ABBREVIATIONS), base) if isinstance(a, dict) else a
+            for a in body["availability"]
+        ]
+    body = _substitute(body, base)
+    try:
+        return CONFIG_MODELS[component].model_validate(body)
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        raise ConfigInvalid(message, code="config_invalid", field=field) from exc
+    except DeviceCodecError:
+        raise
+    except ValueError as exc:  # pragma: no cover - pydantic wraps validator errors
+        raise ConfigInvalid(str(exc), code="config_invalid") from exc
+
+
+def _expand(body: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any]:
+    return {table.get(key, key): value for key, value in body.items()}
+
+
+def _substitute(body: dict[str, Any], base: str | None) -> dict[str, Any]:
+    """Replace a leading or trailing ``~`` in topic values with the base topic, as HA does."""
+    if not base:
+        return body
+    out = dict(body)
+    for key, value in body.items():
+        if (key == "topic" or key.endswith("_topic")) and isinstance(value, str):
+            if value.startswith("~"):
+                out[key] = base + value[1:]
+            elif value.endswith("~"):
+                out[key] = value[:-1] + base
+    return out

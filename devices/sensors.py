@@ -1,0 +1,127 @@
+"""Read-only sensors: leak and contact (binary), battery and temperature (numeric)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar
+
+from pydantic import Field, model_validator
+
+from .base import Component, DeviceKind, EntityConfig, EntityState, Publish, Topic
+from .errors import PayloadInvalid
+from .templates import ValuePath, parse_template
+
+__all__ = ["BinarySensorConfig", "BinarySensorState", "SensorConfig", "SensorState"]
+
+_BINARY_KINDS = {
+    "moisture": DeviceKind.LEAK_SENSOR,
+    "door": DeviceKind.CONTACT_SENSOR,
+    "window": DeviceKind.CONTACT_SENSOR,
+    "opening": DeviceKind.CONTACT_SENSOR,
+    "garage_door": DeviceKind.CONTACT_SENSOR,
+}
+_SENSOR_KINDS = {"battery": DeviceKind.BATTERY_SENSOR, "temperature": DeviceKind.TEMPERATURE_SENSOR}
+# Plausible physical ranges: a reading outside them is a broken payload, not weather.
+_RANGES: dict[DeviceKind, tuple[float, float]] = {
+    DeviceKind.BATTERY_SENSOR: (0.0, 100.0),
+    DeviceKind.TEMPERATURE_SENSOR: (-60.0, 150.0),
+}
+
+
+class BinarySensorState(EntityState):
+    """On means leak detected / contact open / whatever the device class says is 'on'."""
+
+    on: bool
+
+
+class SensorState(EntityState):
+    """A numeric reading (or a short text for non-numeric sensors) and its unit."""
+
+    value: float | Annotated[str, Field(max_length=255)]
+    unit: str | None = None
+
+
+class _ReadOnly(EntityConfig):
+    state_topic: Topic
+    value_template: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> _ReadOnly:
+        _ = self.value_path
+        return self
+
+    @property
+    def value_path(self) -> ValuePath:
+        """Where the reading sits in the state payload."""
+        return parse_template(self.value_template)
+
+    def state_topics(self) -> frozenset[str]:
+        """The state topic."""
+        return frozenset({self.state_topic})
+
+    def command_topics(self) -> frozenset[str]:
+        """Sensors take no commands."""
+        return frozenset()
+
+
+class BinarySensorConfig(_ReadOnly):
+    """Discovery config of an MQTT binary sensor."""
+
+    component: ClassVar[Component] = Component.BINARY_SENSOR
+
+    payload_on: Annotated[str, Field(max_length=64)] = "ON"
+    payload_off: Annotated[str, Field(max_length=64)] = "OFF"
+
+    @property
+    def kind(self) -> DeviceKind:
+        """Leak, contact or generic binary sensor, by device class."""
+        return _BINARY_KINDS.get(self.device_class or "", DeviceKind.BINARY_SENSOR)
+
+    def decode_state(self, topic: str, payload: bytes, previous: EntityState | None) -> BinarySensorState:
+        """Map payload_on/payload_off to on/off."""
+        word = str(self.value_path.extract(payload))
+        if word == self.payload_on:
+            return BinarySensorState(on=True)
+        if word == self.payload_off:
+            return BinarySensorState(on=False)
+        raise PayloadInvalid(f"unknown binary state {word[:32]!r}", code="payload_out_of_range")
+
+    def encode_state(self, state: EntityState) -> list[Publish]:
+        """The retained on/off word."""
+        if not isinstance(state, BinarySensorState):
+            return []
+        word = self.payload_on if state.on else self.payload_off
+        return [Publish(self.state_topic, self.value_path.render(word), retain=True)]
+
+
+class SensorConfig(_ReadOnly):
+    """Discovery config of an MQTT sensor."""
+
+    component: ClassVar[Component] = Component.SENSOR
+
+    unit_of_measurement: Annotated[str, Field(max_length=16)] | None = None
+
+    @property
+    def kind(self) -> DeviceKind:
+        """Battery, temperature or generic sensor, by device class."""
+        return _SENSOR_KINDS.get(self.device_class or "", DeviceKind.SENSOR)
+
+    def decode_state(self, topic: str, payload: bytes, previous: EntityState | None) -> SensorState:
+        """Parse the reading; numeric kinds must be finite numbers within a plausible range."""
+        raw = self.value_path.extract(payload)
+        bounds = _RANGES.get(self.kind)
+        if bounds is None and not isinstance(raw, int | float):
+            return SensorState(value=str(raw)[:255], unit=self.unit_of_measurement)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError) as exc:
+            raise PayloadInvalid(f"reading {str(raw)[:32]!r} is not a number", code="payload_wrong_type") from exc
+        if not math.isfinite(value) or (bounds is not None and not bounds[0] <= value <= bounds[1]):
+            raise PayloadInvalid(f"reading {value} out of range", code="payload_out_of_range")
+        return SensorState(value=value, unit=self.unit_of_measurement)
+
+    def encode_state(self, state: EntityState) -> list[Publish]:
+        """The retained reading."""
+        if not isinstance(state, SensorState):
+            return []
+        return [Publish(self.state_topic, self.value_path.render(state.value), retain=True)]

@@ -1,0 +1,86 @@
+"""The small, safe subset of Home Assistant value templates the gateway understands.
+
+Home Assistant renders Jinja; the gateway never executes templates. It accepts the forms that
+Zigbee2MQTT, Z-Wave JS UI, Tasmota and ESPHome emit for reading a value (``{{ value }}``,
+``{{ value_json.a.b }}``, ``{{ value_json['a'] }}``) and refuses anything else at discovery time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import ConfigInvalid, PayloadInvalid
+
+__all__ = ["ValuePath", "parse_template"]
+
+_TEMPLATE = re.compile(r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$")
+_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([^']+)'\s*\]|\[\s*\"([^\"]+)\"\s*\]")
+
+
+class ValuePath:
+    """Where a value lives in a payload: the raw payload (empty path) or a JSON path."""
+
+    __slots__ = ("json", "path")
+
+    def __init__(self, path: tuple[str, ...], *, json_: bool) -> None:
+        self.path = path
+        self.json = json_
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValuePath) and (self.path, self.json) == (other.path, other.json)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.json))
+
+    def __repr__(self) -> str:
+        return f"ValuePath({self.path!r}, json_={self.json})"
+
+    def extract(self, payload: bytes) -> Any:
+        """Return the value this path selects from ``payload``; raise PayloadInvalid when absent."""
+        text = _decode_text(payload)
+        if not self.json:
+            return text
+        try:
+            value: Any = json.loads(text)
+        except ValueError as exc:
+            raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
+        for key in self.path:
+            if not isinstance(value, dict) or key not in value:
+                raise PayloadInvalid(f"missing key {'.'.join(self.path)!r}", code="payload_missing_field")
+            value = value[key]
+        return value
+
+    def render(self, value: Any) -> bytes:
+        """Build a payload from which ``extract`` reads ``value`` back (used by simulators)."""
+        if not self.json:
+            return str(value).encode()
+        doc: Any = value
+        for key in reversed(self.path):
+            doc = {key: doc}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+RAW = ValuePath((), json_=False)
+
+
+def parse_template(template: str | None) -> ValuePath:
+    """Parse a value template into a ValuePath; raise ConfigInvalid for anything we do not evaluate."""
+    if template is None:
+        return RAW
+    match = _TEMPLATE.match(template.strip())
+    if match is None:
+        raise ConfigInvalid(f"unsupported value template {template[:80]!r}", code="unsupported_template")
+    expr = match.group(1)
+    if expr == "value":
+        return RAW
+    parts = tuple(a or b or c for a, b, c in _SEGMENT.findall(expr[len("value_json") :]))
+    return ValuePath(parts, json_=True)
+
+
+def _decode_text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadInvalid("payload is not UTF-8", code="payload_not_utf8") from exc

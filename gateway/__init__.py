@@ -1,0 +1,1 @@
+"""The apartment gateway process: MQTT transport, device registry, commands, storage."""

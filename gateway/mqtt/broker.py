@@ -1,0 +1,73 @@
+"""The embedded MQTT broker (amqtt) for a single machine out of the box."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from types import TracebackType
+from typing import Self
+
+from amqtt.broker import Broker
+
+from ..errors import TransportError
+
+__all__ = ["EmbeddedBroker", "free_port"]
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedBroker:
+    """An in-process amqtt broker on ``host:port``; an async context manager.
+
+    Fine for one unit and for tests; a building should use Mosquitto (see deploy/mosquitto.conf).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self._broker: Broker | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's URL, e.g. ``mqtt://127.0.0.1:1883``."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start listening; raise TransportError if the port cannot be bound."""
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except Exception as exc:
+            raise TransportError(f"embedded broker failed to start on {self.host}:{self.port}: {exc}") from exc
+        self._broker = broker
+        log.info("embedded broker listening", extra={"url": self.url})
+
+    async def stop(self) -> None:
+        """Stop the broker, dropping every client connection (their last wills fire)."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()
+            # amqtt closes client sockets asynchronously; let it finish before the port is reused.
+            await asyncio.sleep(0.05)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
