@@ -9,14 +9,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import PayloadInvalid
 from .templates import ValuePath, parse_template
 
 __all__ = [
-    "MAX_PAYLOAD_BYTES",
     "CONFIRMED",
+    "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_LENGTH",
     "PENDING",
     "AvailabilityEntry",
@@ -177,6 +185,7 @@ class EntityConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     component: ClassVar[Component]
+    state_model: ClassVar[type[EntityState]]
     command_model: ClassVar[type[Command] | None] = None
 
     name: Annotated[str, Field(max_length=128)] | None = None
@@ -277,7 +286,7 @@ def load_json_object(payload: bytes) -> Mapping[str, Any]:
         raise PayloadInvalid(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large")
     try:
         value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
     if not isinstance(value, dict):
         raise PayloadInvalid("JSON payload is not an object", code="payload_not_object")

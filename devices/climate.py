@@ -64,6 +64,7 @@ class ClimateConfig(EntityConfig):
     """Discovery config of an MQTT climate entity (one topic per attribute, shared JSON topics allowed)."""
 
     component: ClassVar[Component] = Component.CLIMATE
+    state_model: ClassVar[type[EntityState]] = ClimateState
     command_model: ClassVar[type[Command] | None] = ClimateCommand
 
     mode_command_topic: Topic | None = None
@@ -163,6 +164,8 @@ class ClimateConfig(EntityConfig):
             value = float(raw)
         except (TypeError, ValueError) as exc:
             raise PayloadInvalid(f"{name} {str(raw)[:32]!r} is not a number", code="payload_wrong_type") from exc
+        except OverflowError as exc:
+            raise PayloadInvalid(f"{name} out of range", code="payload_out_of_range") from exc
         if not math.isfinite(value) or not _PLAUSIBLE[0] <= value <= _PLAUSIBLE[1]:
             raise PayloadInvalid(f"{name} {value} out of range", code="payload_out_of_range")
         return value
@@ -176,9 +179,7 @@ class ClimateConfig(EntityConfig):
             if self.mode_command_topic is None:
                 raise CommandInvalid("this thermostat's mode cannot be set", code="unsupported_feature", field="mode")
             if command.mode not in self.modes:
-                raise CommandInvalid(
-                    f"mode must be one of {', '.join(self.modes)}", code="out_of_range", field="mode"
-                )
+                raise CommandInvalid(f"mode must be one of {', '.join(self.modes)}", code="out_of_range", field="mode")
             out.append(Publish(self.mode_command_topic, command.mode.encode(), qos=1))
         if command.target_temperature is not None:
             out.append(self._temperature_publish(command.target_temperature))
@@ -207,7 +208,9 @@ class ClimateConfig(EntityConfig):
         steps = (target - low) / self.temp_step
         if abs(steps - round(steps)) > 1e-6:
             raise CommandInvalid(
-                f"target_temperature must be in steps of {self.temp_step:g}", code="out_of_range", field="target_temperature"
+                f"target_temperature must be in steps of {self.temp_step:g}",
+                code="out_of_range",
+                field="target_temperature",
             )
         return Publish(self.temperature_command_topic, f"{target:g}".encode(), qos=1)
 

@@ -103,7 +103,11 @@ class DiscoveryKey:
     @property
     def key(self) -> str:
         """Stable textual id, e.g. ``light/u101-light/light``."""
-        return f"{self.component}/{self.node_id}/{self.object_id}" if self.node_id else f"{self.component}/{self.object_id}"
+        return (
+            f"{self.component}/{self.node_id}/{self.object_id}"
+            if self.node_id
+            else f"{self.component}/{self.object_id}"
+        )
 
 
 def discovery_topic(prefix: str, key: DiscoveryKey) -> str:
@@ -123,7 +127,7 @@ def parse_discovery_topic(prefix: str, topic: str) -> DiscoveryKey:
     except ValueError as exc:
         raise ConfigInvalid(f"unknown component {parts[0][:32]!r}", code="unknown_component") from exc
     ids = parts[1:-1]
-    if not all(_ID.match(i) for i in ids):
+    if not all(_ID.fullmatch(i) for i in ids):
         raise ConfigInvalid("node_id/object_id must be [A-Za-z0-9_-]{1,64}", code="topic_invalid")
     node_id, object_id = (ids[0], ids[1]) if len(ids) == 2 else (None, ids[0])
     return DiscoveryKey(component, node_id, object_id)

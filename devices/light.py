@@ -70,6 +70,7 @@ class LightConfig(EntityConfig):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     component: ClassVar[Component] = Component.LIGHT
+    state_model: ClassVar[type[EntityState]] = LightState
     command_model: ClassVar[type[Command] | None] = LightCommand
 
     schema_: Literal["json"] = Field(alias="schema")
@@ -140,7 +141,7 @@ class LightConfig(EntityConfig):
             brightness = round(wire.brightness * 255 / self.brightness_scale)
         kelvin = prev.color_temp_kelvin if prev else None
         if wire.color_temp is not None:
-            kelvin = round(wire.color_temp if self.color_temp_kelvin else 1_000_000 / wire.color_temp)
+            kelvin = _finite_round(wire.color_temp if self.color_temp_kelvin else 1_000_000 / wire.color_temp)
             if not 1000 <= kelvin <= 40000:
                 raise PayloadInvalid(f"colour temperature {wire.color_temp} out of range", code="payload_out_of_range")
         return LightState(on=on, brightness=brightness, color_temp_kelvin=kelvin)
@@ -210,14 +211,20 @@ class LightConfig(EntityConfig):
         on = None if wire.state is None else wire.state == "ON"
         brightness = None
         if wire.brightness is not None:
-            brightness = max(1, min(255, round(wire.brightness * 255 / self.brightness_scale)))
+            brightness = max(1, min(255, _finite_round(wire.brightness * 255 / self.brightness_scale)))
         kelvin = None
         if wire.color_temp is not None:
-            kelvin = round(wire.color_temp if self.color_temp_kelvin else 1_000_000 / wire.color_temp)
+            kelvin = _finite_round(wire.color_temp if self.color_temp_kelvin else 1_000_000 / wire.color_temp)
         try:
             return LightCommand(on=on, brightness=brightness, color_temp_kelvin=kelvin)
         except ValidationError as exc:
             raise PayloadInvalid(first_error(exc)[1], code="payload_invalid") from exc
+
+
+def _finite_round(value: float) -> int:
+    if not math.isfinite(value):
+        raise PayloadInvalid(f"value {value} out of range", code="payload_out_of_range")
+    return round(value)
 
 
 def _parse_wire(payload: bytes) -> _LightWire:

@@ -56,6 +56,7 @@ class LockConfig(EntityConfig):
     """Discovery config of an MQTT lock (plain string payloads)."""
 
     component: ClassVar[Component] = Component.LOCK
+    state_model: ClassVar[type[EntityState]] = LockState
     command_model: ClassVar[type[Command] | None] = LockCommand
 
     command_topic: Topic
@@ -74,6 +75,10 @@ class LockConfig(EntityConfig):
     @model_validator(mode="after")
     def _check(self) -> LockConfig:
         _ = self.value_path
+        if len(self._words()) != len(LockStatus):
+            raise ValueError("state words must be distinct")
+        if self.payload_lock == self.payload_unlock:
+            raise ValueError("payload_lock and payload_unlock must differ")
         return self
 
     @property

@@ -68,6 +68,7 @@ class BinarySensorConfig(_ReadOnly):
     """Discovery config of an MQTT binary sensor."""
 
     component: ClassVar[Component] = Component.BINARY_SENSOR
+    state_model: ClassVar[type[EntityState]] = BinarySensorState
 
     payload_on: Annotated[str, Field(max_length=64)] = "ON"
     payload_off: Annotated[str, Field(max_length=64)] = "OFF"
@@ -98,6 +99,7 @@ class SensorConfig(_ReadOnly):
     """Discovery config of an MQTT sensor."""
 
     component: ClassVar[Component] = Component.SENSOR
+    state_model: ClassVar[type[EntityState]] = SensorState
 
     unit_of_measurement: Annotated[str, Field(max_length=16)] | None = None
 
@@ -110,12 +112,16 @@ class SensorConfig(_ReadOnly):
         """Parse the reading; numeric kinds must be finite numbers within a plausible range."""
         raw = self.value_path.extract(payload)
         bounds = _RANGES.get(self.kind)
+        if bounds is not None and isinstance(raw, bool):
+            raise PayloadInvalid("reading is not a number", code="payload_wrong_type")
         if bounds is None and not isinstance(raw, int | float):
             return SensorState(value=str(raw)[:255], unit=self.unit_of_measurement)
         try:
             value = float(raw)
         except (TypeError, ValueError) as exc:
             raise PayloadInvalid(f"reading {str(raw)[:32]!r} is not a number", code="payload_wrong_type") from exc
+        except OverflowError as exc:
+            raise PayloadInvalid("reading out of range", code="payload_out_of_range") from exc
         if not math.isfinite(value) or (bounds is not None and not bounds[0] <= value <= bounds[1]):
             raise PayloadInvalid(f"reading {value} out of range", code="payload_out_of_range")
         return SensorState(value=value, unit=self.unit_of_measurement)

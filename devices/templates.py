@@ -15,7 +15,9 @@ from .errors import ConfigInvalid, PayloadInvalid
 
 __all__ = ["ValuePath", "parse_template"]
 
-_TEMPLATE = re.compile(r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$")
+_TEMPLATE = re.compile(
+    r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$"
+)
 _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([^']+)'\s*\]|\[\s*\"([^\"]+)\"\s*\]")
 
 
@@ -39,12 +41,18 @@ class ValuePath:
 
     def extract(self, payload: bytes) -> Any:
         """Return the value this path selects from ``payload``; raise PayloadInvalid when absent."""
+        from .base import MAX_PAYLOAD_BYTES
+
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise PayloadInvalid(
+                f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large"
+            )
         text = _decode_text(payload)
         if not self.json:
             return text
         try:
             value: Any = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
         for key in self.path:
             if not isinstance(value, dict) or key not in value:

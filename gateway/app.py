@@ -1,0 +1,128 @@
+"""The gateway process: storage, registry, MQTT link, commands, composed as one async context manager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from .clock import Clock, SystemClock
+from .config import GatewaySettings
+from .core.commands import CommandService
+from .core.metrics import Metrics
+from .core.persister import Persister
+from .core.registry import Registry
+from .mqtt.transport import LinkState, MqttLink, Subscription
+from .storage import Database
+from .storage.records import finish_run, heartbeat_run, load_entities, start_run
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 30.0
+
+
+class Gateway:
+    """Everything the gateway runs; ``async with Gateway(settings) as gw`` starts it, leaving stops it cleanly."""
+
+    def __init__(self, settings: GatewaySettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.db = Database(settings.database)
+        self.registry = Registry(settings.discovery_prefix, self.clock, self.metrics)
+        prefix = settings.discovery_prefix
+        self.status_topic = f"aptgateway/{settings.client_id}/status"
+        self.link = MqttLink(
+            settings.broker,
+            client_id=settings.client_id,
+            subscriptions=[
+                Subscription(f"{prefix}/+/+/config", settings.subscribe_qos),
+                Subscription(f"{prefix}/+/+/+/config", settings.subscribe_qos),
+            ],
+            on_message=self.registry.handle,
+            on_state=self._on_link_state,
+            will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
+            # Home Assistant's birth message: devices answer it by republishing their discovery configs.
+            birth=(f"{prefix}/status", b"online"),
+        )
+        self.commands = CommandService(self.registry, self.link, self.db, self.clock, settings.command_timeout)
+        self.persister = Persister(self.registry, self.db, settings.state_flush_interval)
+        self.unclean_previous_run: dict[str, object] | None = None
+        self._run_id: int | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Self:
+        await self.db.open()
+        try:
+            rows = await self.db.run(load_entities)
+            self.registry.load(rows)
+            now = self.clock.now().isoformat()
+            self._run_id, self.unclean_previous_run = await self.db.run(lambda db: start_run(db, now))
+            if self.unclean_previous_run is not None:
+                log.warning("previous run did not stop cleanly", extra={"run": self.unclean_previous_run})
+            self.registry.on_topics_changed(self._on_topics_changed)
+            self.link.add_subscriptions(self.registry.topics(), self.settings.subscribe_qos)
+            self._tasks = asyncio.TaskGroup()
+            await self._tasks.__aenter__()
+            await self.link.__aenter__()
+        except BaseException:
+            await self.db.close()
+            raise
+        self._background = [
+            self._tasks.create_task(self.persister.run(), name="gateway-persister"),
+            self._tasks.create_task(self._heartbeat(), name="gateway-heartbeat"),
+        ]
+        log.info(
+            "gateway started", extra={"broker": self.settings.broker.url, "entities": len(self.registry.entities())}
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            for task in self._background:
+                task.cancel()
+            assert self._tasks is not None
+            await self._tasks.__aexit__(exc_type, exc, tb)
+            try:
+                if self.link.connected:
+                    await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
+            finally:
+                await self.link.__aexit__(exc_type, exc, tb)
+            await self.persister.flush()
+            if self._run_id is not None:
+                run_id, now = self._run_id, self.clock.now().isoformat()
+                await self.db.run(lambda db: finish_run(db, run_id, now))
+        finally:
+            await self.db.close()
+            log.info("gateway stopped")
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait for the broker link to be up and subscribed."""
+        await self.link.wait_connected(timeout)
+
+    def _on_topics_changed(self, added: frozenset[str], removed: frozenset[str]) -> None:
+        if added:
+            self.link.add_subscriptions(added, self.settings.subscribe_qos)
+        if removed:
+            self.link.remove_subscriptions(removed)
+
+    def _on_link_state(self, state: LinkState) -> None:
+        if state is LinkState.CONNECTED:
+            self.registry.record_event(None, "broker_connected", {"broker": self.settings.broker.url})
+        elif state is LinkState.BACKOFF:
+            self.registry.record_event(None, "broker_disconnected", {"broker": self.settings.broker.url})
+
+    async def _heartbeat(self) -> None:
+        assert self._run_id is not None
+        run_id = self._run_id
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.db.run(partial(heartbeat_run, run_id=run_id, now=self.clock.now().isoformat()))

@@ -1,0 +1,250 @@
+"""Commands: validate against the device's kind and limits, publish QoS 1, confirm from reported state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from devices import Command, CommandInvalid, OutcomeStatus
+
+from ..clock import Clock
+from ..errors import BrokerUnavailable, CommandRejected, GatewayError, UnknownEntity
+from ..mqtt.transport import MqttLink
+from ..storage import CommandRow, Database
+from ..storage.records import insert_command, update_command
+from .entity import Entity
+from .registry import Registry
+
+__all__ = ["CommandResult", "CommandService", "CommandStatus"]
+
+log = logging.getLogger(__name__)
+
+
+class CommandStatus(StrEnum):
+    """Where a command ended up."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    TIMED_OUT = "timed_out"
+    REFUSED = "refused"  # the device answered, and its answer was no (e.g. the lock jammed)
+    REJECTED = "rejected"  # refused before anything was published
+    FAILED = "failed"  # could not be delivered (broker down, device went offline meanwhile)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The outcome of one command, as recorded."""
+
+    id: str
+    entity_id: str
+    actor: str
+    command: dict[str, Any]
+    status: CommandStatus
+    reason: str | None
+    detail: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Milliseconds from request to outcome."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds() * 1000
+
+
+@dataclass(slots=True)
+class _Waiter:
+    entity_id: str
+    command: Command
+    future: asyncio.Future[tuple[CommandStatus, str | None]]
+
+
+class CommandService:
+    """Sends commands and decides their outcome from what the device reports back."""
+
+    def __init__(self, registry: Registry, link: MqttLink, db: Database, clock: Clock, timeout: float) -> None:
+        self._registry = registry
+        self._link = link
+        self._db = db
+        self._clock = clock
+        self.timeout = timeout
+        self._waiters: dict[str, list[_Waiter]] = {}
+        registry.add_listener(self)
+
+    async def execute(
+        self, entity_id: str, command: Command | Mapping[str, Any], *, actor: str, timeout: float | None = None
+    ) -> CommandResult:
+        """Validate, publish and wait for the device to confirm; every outcome is recorded with ``actor``.
+
+        Raises UnknownEntity for an unknown id; every other outcome, rejections included, is returned.
+        """
+        entity = self._registry.get(entity_id)
+        if entity is None:
+            raise UnknownEntity(f"no device entity {entity_id!r}")
+        created = self._clock.now()
+        command_id = uuid.uuid4().hex
+        raw = dict(command) if isinstance(command, Mapping) else command.model_dump(exclude_none=True)
+        try:
+            parsed = self._parse(entity, command)
+            publishes = entity.config.encode_command(parsed)
+            if entity.available is False:
+                raise CommandRejected(f"{entity.name} is offline", code="device_offline")
+            if not self._link.connected:
+                raise BrokerUnavailable("the broker link is down")
+        except GatewayError as exc:
+            status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
+            return await self._record_final(command_id, entity, actor, raw, created, status, exc.code, str(exc), exc)
+        except CommandInvalid as exc:
+            return await self._record_final(
+                command_id, entity, actor, raw, created, CommandStatus.REJECTED, exc.code, _field_detail(exc), None
+            )
+        raw = parsed.model_dump(exclude_none=True)
+        row = CommandRow(
+            command_id, entity.id, actor, json.dumps(raw), CommandStatus.PENDING, None, None, created.isoformat(), None
+        )
+        # Recorded before publishing: a crash after the publish still leaves the command in the history.
+        await self._db.run(lambda db: insert_command(db, row))
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(entity.id, parsed, loop.create_future())
+        self._waiters.setdefault(entity.id, []).append(waiter)
+        try:
+            try:
+                for publish in publishes:
+                    await self._link.publish(publish.topic, publish.payload, qos=publish.qos, retain=False)
+            except BrokerUnavailable as exc:
+                outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
+            else:
+                outcome = await self._wait(waiter, timeout if timeout is not None else self.timeout)
+        finally:
+            self._drop(waiter)
+        return await self._finish(command_id, entity, actor, raw, created, *outcome)
+
+    async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
+        """The newest recorded commands."""
+        from ..storage.records import recent_commands
+
+        return await self._db.run(lambda db: recent_commands(db, entity_id, limit))
+
+    # --- EntityListener ---------------------------------------------------------------------------
+
+    def on_state(self, entity: Entity) -> None:
+        """Resolve waiters whose command this report confirms or refuses."""
+        if entity.state is None:
+            return
+        for waiter in tuple(self._waiters.get(entity.id, ())):
+            if waiter.future.done():
+                continue
+            verdict = entity.config.outcome(waiter.command, entity.state)
+            if verdict.status is OutcomeStatus.CONFIRMED:
+                waiter.future.set_result((CommandStatus.CONFIRMED, None))
+            elif verdict.status is OutcomeStatus.REFUSED:
+                waiter.future.set_result((CommandStatus.REFUSED, verdict.reason))
+
+    def on_availability(self, entity: Entity) -> None:
+        """A device that drops offline fails its pending commands at once rather than at the timeout."""
+        if entity.available is not False:
+            return
+        for waiter in tuple(self._waiters.get(entity.id, ())):
+            if not waiter.future.done():
+                waiter.future.set_result((CommandStatus.FAILED, "device_offline"))
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _parse(self, entity: Entity, command: Command | Mapping[str, Any]) -> Command:
+        model = entity.config.command_model
+        if model is None:
+            raise CommandRejected(f"{entity.kind} devices take no commands", code="not_commandable")
+        if isinstance(command, model):
+            return command
+        if isinstance(command, Command):
+            raise CommandRejected(f"{entity.kind} devices take a different command", code="wrong_kind")
+        try:
+            return model.model_validate(dict(command))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err.get("loc", ())) or None
+            raise CommandRejected(
+                f"{field + ': ' if field else ''}{err.get('msg', 'invalid')}", code="command_invalid", field=field
+            ) from exc
+
+    async def _wait(self, waiter: _Waiter, timeout: float) -> tuple[CommandStatus, str | None, str | None]:
+        try:
+            async with asyncio.timeout(timeout):
+                status, reason = await waiter.future
+        except TimeoutError:
+            return CommandStatus.TIMED_OUT, "command_timeout", f"no confirming state within {timeout:g} s"
+        detail = {
+            CommandStatus.CONFIRMED: None,
+            CommandStatus.REFUSED: "the device reported it could not do it",
+            CommandStatus.FAILED: "the device went offline before confirming",
+        }.get(status)
+        return status, reason, detail
+
+    def _drop(self, waiter: _Waiter) -> None:
+        waiters = self._waiters.get(waiter.entity_id, [])
+        if waiter in waiters:
+            waiters.remove(waiter)
+        if not waiters:
+            self._waiters.pop(waiter.entity_id, None)
+
+    async def _record_final(
+        self,
+        command_id: str,
+        entity: Entity,
+        actor: str,
+        raw: dict[str, Any],
+        created: datetime,
+        status: CommandStatus,
+        reason: str,
+        detail: str | None,
+        exc: GatewayError | None,
+    ) -> CommandResult:
+        if exc is not None and exc.field:
+            detail = f"{detail} (field: {exc.field})"
+        row = CommandRow(
+            command_id,
+            entity.id,
+            actor,
+            json.dumps(raw, default=str)[:4096],
+            CommandStatus.PENDING,
+            None,
+            None,
+            created.isoformat(),
+            None,
+        )
+        await self._db.run(lambda db: insert_command(db, row))
+        return await self._finish(command_id, entity, actor, raw, created, status, reason, detail)
+
+    async def _finish(
+        self,
+        command_id: str,
+        entity: Entity,
+        actor: str,
+        raw: dict[str, Any],
+        created: datetime,
+        status: CommandStatus,
+        reason: str | None,
+        detail: str | None,
+    ) -> CommandResult:
+        finished = self._clock.now()
+        await self._db.run(lambda db: update_command(db, command_id, status, reason, detail, finished.isoformat()))
+        log.info(
+            "command %s",
+            status,
+            extra={"command_id": command_id, "entity": entity.id, "actor": actor, "reason": reason},
+        )
+        return CommandResult(command_id, entity.id, actor, raw, status, reason, detail, created, finished)
+
+
+def _field_detail(exc: CommandInvalid) -> str:
+    return f"{exc} (field: {exc.field})" if exc.field else str(exc)

@@ -1,0 +1,85 @@
+"""The gateway's live view of one discovered entity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from devices import Component, DeviceKind, DiscoveryKey, EntityConfig, EntityState
+
+__all__ = ["Entity", "StateError"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateError:
+    """Why the latest state report was refused; the previous good state is kept."""
+
+    code: str
+    detail: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Entity:
+    """A discovered entity: its config, last good state, availability and last-seen time."""
+
+    key: DiscoveryKey
+    device_id: str
+    config: EntityConfig
+    raw_config: str
+    discovered_at: datetime
+    state: EntityState | None = None
+    state_at: datetime | None = None
+    state_error: StateError | None = None
+    available: bool | None = None
+    availability_at: datetime | None = None
+    last_seen: datetime | None = None
+    removed_at: datetime | None = None
+    availability_by_topic: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable textual id (the discovery path)."""
+        return self.key.key
+
+    @property
+    def component(self) -> Component:
+        """HA component."""
+        return self.key.component
+
+    @property
+    def kind(self) -> DeviceKind:
+        """What it is for residents and policy."""
+        return self.config.kind
+
+    @property
+    def state_valid(self) -> bool:
+        """False when the latest report was refused and ``state`` is the last good one."""
+        return self.state_error is None
+
+    @property
+    def name(self) -> str:
+        """Display name: the config's, else the device's, else the object id."""
+        device_name = self.config.device.name if self.config.device else None
+        return self.config.name or device_name or self.key.object_id
+
+    def state_json(self) -> str | None:
+        """The last good state as stored."""
+        return None if self.state is None else self.state.model_dump_json()
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready view for logs, CLI output and the API."""
+        return {
+            "id": self.id,
+            "device_id": self.device_id,
+            "name": self.name,
+            "component": str(self.component),
+            "kind": str(self.kind),
+            "available": self.available,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "state": None if self.state is None else json.loads(self.state.model_dump_json()),
+            "state_at": self.state_at.isoformat() if self.state_at else None,
+            "state_valid": self.state_valid,
+            "state_error": None if self.state_error is None else self.state_error.code,
+        }

@@ -1,0 +1,43 @@
+"""Counters of what the gateway received, refused and did (exposed by status commands and the API)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["Metrics", "Rejection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One refused inbound message: where, why (stable code) and a truncated excerpt."""
+
+    at: datetime
+    topic: str
+    reason: str
+    detail: str
+
+
+class Metrics:
+    """In-process counters; cheap enough for the message hot path."""
+
+    def __init__(self, keep_recent: int = 100) -> None:
+        self.received = 0
+        self.accepted = Counter[str]()
+        self.rejected = Counter[str]()
+        self.recent_rejections: deque[Rejection] = deque(maxlen=keep_recent)
+
+    def reject(self, rejection: Rejection) -> None:
+        """Count a refusal by its reason code and remember it."""
+        self.rejected[rejection.reason] += 1
+        self.recent_rejections.append(rejection)
+
+    def snapshot(self) -> dict[str, object]:
+        """Plain values for logs and status output."""
+        return {
+            "received": self.received,
+            "accepted": dict(self.accepted),
+            "rejected": dict(self.rejected),
+            "rejected_total": sum(self.rejected.values()),
+        }

@@ -1,0 +1,54 @@
+"""Writes the registry's changes to SQLite in batches, on an interval and at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..errors import StorageError
+from ..storage import Database
+from ..storage.records import write_batch
+from .registry import Registry
+
+__all__ = ["Persister"]
+
+log = logging.getLogger(__name__)
+
+
+class Persister:
+    """Flushes dirty entities and queued events; a failed write is kept and retried, never dropped."""
+
+    def __init__(self, registry: Registry, db: Database, interval: float) -> None:
+        self._registry = registry
+        self._db = db
+        self._interval = interval
+        self.flushes = 0
+        self.last_error: StorageError | None = None
+
+    async def run(self) -> None:
+        """Flush every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval)
+            with contextlib.suppress(StorageError):  # logged, and kept for the next attempt
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Write what changed since the last flush; raise StorageError (changes kept) if the write fails."""
+        devices, rows, events = self._registry.take_changes()
+        if not (devices or rows or events):
+            return
+        try:
+            await self._db.run(lambda db: write_batch(db, devices, rows, events))
+        except StorageError as exc:
+            self._registry.restore_changes(devices, rows, events)
+            if self.last_error is None or self.last_error.code != exc.code:
+                log.error(  # noqa: TRY400 - the cause is the message; no traceback needed
+                    "cannot persist device state: %s", exc, extra={"code": exc.code}
+                )
+            self.last_error = exc
+            raise
+        if self.last_error is not None:
+            log.info("persisting device state again")
+        self.last_error = None
+        self.flushes += 1

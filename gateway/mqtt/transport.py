@@ -1,0 +1,260 @@
+"""The gateway's one MQTT connection: a reconnect supervisor over aiomqtt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from ..config import BrokerSettings
+from ..errors import BrokerUnavailable
+
+__all__ = ["Backoff", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+_CHUNK = 200  # topic filters per SUBSCRIBE packet
+
+
+class LinkState(StrEnum):
+    """Where the supervisor is."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message received from the broker."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A topic filter to (re)subscribe on every connection."""
+
+    topic_filter: str
+    qos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    initial: float = 0.1
+    factor: float = 2.0
+    cap: float = 5.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""
+        ceiling = min(self.cap, self.initial * self.factor ** min(attempt, 32))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+MessageHandler = Callable[[InboundMessage], None]
+StateListener = Callable[[LinkState], None]
+ConnectedHook = Callable[[], None]
+
+
+class MqttLink:
+    """Owns the broker connection: connects, resubscribes on every reconnect, publishes, fails fast when down."""
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        *,
+        client_id: str,
+        subscriptions: Sequence[Subscription],
+        on_message: MessageHandler,
+        on_state: StateListener | None = None,
+        will: aiomqtt.Will | None = None,
+        birth: tuple[str, bytes] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._broker = broker
+        self._client_id = client_id
+        self._desired: dict[str, int] = {s.topic_filter: s.qos for s in subscriptions}
+        self._subscribed: set[str] = set()
+        self._changed = asyncio.Event()
+        self._on_message = on_message
+        self._on_state = on_state
+        self._will = will
+        self._birth = birth
+        self._backoff = backoff or Backoff()
+        self._state = LinkState.IDLE
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self.connections = 0
+        self.handler_errors = 0
+
+    @property
+    def state(self) -> LinkState:
+        """The supervisor's current state."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up and subscribed."""
+        return self._state is LinkState.CONNECTED
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until connected and subscribed; raise BrokerUnavailable on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"no connection to {self._broker.url} within {timeout} s") from exc
+
+    def add_subscriptions(self, filters: Iterable[str], qos: int = 0) -> None:
+        """Subscribe to ``filters`` now if connected, and on every reconnect."""
+        for topic_filter in filters:
+            self._desired[topic_filter] = qos
+        self._changed.set()
+
+    def remove_subscriptions(self, filters: Iterable[str]) -> None:
+        """Stop subscribing to ``filters``."""
+        for topic_filter in filters:
+            self._desired.pop(topic_filter, None)
+        self._changed.set()
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish and, for QoS 1, wait for the broker's PUBACK; raise BrokerUnavailable when down."""
+        client = self._client
+        if client is None or not self.connected:
+            raise BrokerUnavailable(f"broker {self._broker.url} is not connected")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain, timeout=10)
+        except aiomqtt.MqttError as exc:
+            raise BrokerUnavailable(f"publish to {topic!r} failed: {exc}") from exc
+
+    async def __aenter__(self) -> Self:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._supervisor = self._tasks.create_task(self._supervise(), name=f"mqtt-supervisor[{self._client_id}]")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        assert self._tasks is not None
+        try:
+            await self._tasks.__aexit__(exc_type, exc, tb)
+        finally:
+            self._set_state(LinkState.CLOSED)
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        if state is LinkState.CONNECTED:
+            self._connected.set()
+        else:
+            self._connected.clear()
+        log.info("mqtt link %s", state, extra={"broker": self._broker.url, "link_state": str(state)})
+        if self._on_state is not None:
+            self._on_state(state)
+
+    def _make_client(self) -> aiomqtt.Client:
+        b = self._broker
+        tls: aiomqtt.TLSParameters | None = None
+        if b.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(b.ca_file) if b.ca_file else None,
+                cert_reqs=ssl.CERT_NONE if b.tls_insecure else ssl.CERT_REQUIRED,
+            )
+        return aiomqtt.Client(
+            b.host,
+            b.port,
+            identifier=self._client_id,
+            username=b.username,
+            password=b.password,
+            keepalive=b.keepalive,
+            will=self._will,
+            clean_session=True,
+            tls_params=tls,
+            tls_insecure=b.tls_insecure if b.tls else None,
+            timeout=10,
+            socket_options=[TCP_NODELAY],
+        )
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while True:
+            self._set_state(LinkState.CONNECTING)
+            try:
+                async with self._make_client() as client:
+                    attempt = 0
+                    await self._session(client)
+            except aiomqtt.MqttError as exc:
+                log.warning("mqtt link lost: %s", exc, extra={"broker": self._broker.url})
+            finally:
+                self._client = None
+            self._set_state(LinkState.BACKOFF)
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self._subscribed = set()
+        await self._sync_subscriptions(client)
+        self._client = client
+        self.connections += 1
+        self._set_state(LinkState.CONNECTED)
+        if self._birth is not None:
+            await client.publish(self._birth[0], self._birth[1], qos=1, retain=False)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]")
+                tasks.create_task(self._receive(client), name=f"mqtt-receiver[{self._client_id}]")
+        except* aiomqtt.MqttError as group:
+            raise group.exceptions[0] from None
+
+    async def _subscriber(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await self._sync_subscriptions(client)
+
+    async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
+        gone = sorted(self._subscribed - self._desired.keys())
+        for start in range(0, len(gone), _CHUNK):
+            await client.unsubscribe(gone[start : start + _CHUNK])
+        self._subscribed.difference_update(gone)
+        new = sorted(self._desired.keys() - self._subscribed)
+        for start in range(0, len(new), _CHUNK):
+            chunk = new[start : start + _CHUNK]
+            await client.subscribe([(f, self._desired.get(f, 0)) for f in chunk])
+            self._subscribed.update(chunk)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            data = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload or "").encode()
+            inbound = InboundMessage(str(message.topic), data, bool(message.retain), int(message.qos))
+            try:
+                self._on_message(inbound)
+            except Exception:
+                # A handler bug must not take the link down for every other device.
+                self.handler_errors += 1
+                log.exception("message handler failed", extra={"topic": inbound.topic[:200]})

@@ -1,0 +1,174 @@
+"""Row shapes and the synchronous reads/writes the writer thread runs (sqlite-utils)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+__all__ = [
+    "CommandRow",
+    "DeviceRow",
+    "EntityRow",
+    "EventRow",
+    "finish_run",
+    "heartbeat_run",
+    "insert_command",
+    "load_entities",
+    "recent_commands",
+    "start_run",
+    "transaction",
+    "update_command",
+    "write_batch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A physical device as stored."""
+
+    id: str
+    name: str | None
+    manufacturer: str | None
+    model: str | None
+    sw_version: str | None
+    first_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """An entity's stored record: its accepted config and its last good state."""
+
+    key: str
+    device_id: str
+    component: str
+    kind: str
+    unique_id: str | None
+    name: str | None
+    config: str
+    discovered_at: str
+    removed_at: str | None
+    state: str | None
+    state_at: str | None
+    state_error: str | None
+    state_error_at: str | None
+    available: int | None
+    availability_at: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    """One command and its outcome, with who asked."""
+
+    id: str
+    entity_key: str
+    actor: str
+    command: str
+    status: str
+    reason: str | None
+    detail: str | None
+    created_at: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """Something that happened to an entity (availability, state, rejected payload)."""
+
+    at: str
+    entity_key: str | None
+    type: str
+    data: dict[str, Any]
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
+def write_batch(
+    db: sqlite_utils.Database,
+    devices: Sequence[DeviceRow],
+    entities: Sequence[EntityRow],
+    events: Sequence[EventRow],
+) -> None:
+    """Upsert devices and entities and append events in one transaction."""
+    with transaction(db):
+        for device in devices:
+            db.conn.execute(
+                "INSERT INTO devices (id, name, manufacturer, model, sw_version, first_seen) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET name=excluded.name, manufacturer=excluded.manufacturer, "
+                "model=excluded.model, sw_version=excluded.sw_version",
+                (device.id, device.name, device.manufacturer, device.model, device.sw_version, device.first_seen),
+            )
+        if entities:
+            db.table("entities").upsert_all([_asdict(e) for e in entities], pk="key")
+        if events:
+            db.table("events").insert_all(
+                {"at": e.at, "entity_key": e.entity_key, "type": e.type, "data": json.dumps(e.data)} for e in events
+            )
+
+
+def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
+    """Every entity ever discovered, removed ones included."""
+    return [EntityRow(**row) for row in db.table("entities").rows]
+
+
+def insert_command(db: sqlite_utils.Database, row: CommandRow) -> None:
+    """Record a new command before anything is published."""
+    with transaction(db):
+        db.table("commands").insert(_asdict(row))
+
+
+def update_command(
+    db: sqlite_utils.Database, command_id: str, status: str, reason: str | None, detail: str | None, finished_at: str
+) -> None:
+    """Record a command's outcome."""
+    with transaction(db):
+        db.table("commands").update(
+            command_id, {"status": status, "reason": reason, "detail": detail, "finished_at": finished_at}
+        )
+
+
+def recent_commands(db: sqlite_utils.Database, entity_key: str | None = None, limit: int = 50) -> list[CommandRow]:
+    """The newest commands, optionally for one entity."""
+    where, args = ("entity_key = ?", [entity_key]) if entity_key else (None, [])
+    rows = db.table("commands").rows_where(where, args, order_by="created_at desc, rowid desc", limit=limit)
+    return [CommandRow(**row) for row in rows]
+
+
+def start_run(db: sqlite_utils.Database, now: str) -> tuple[int, dict[str, Any] | None]:
+    """Record a gateway start; return its id and the previous run if it did not stop cleanly."""
+    with transaction(db):
+        previous = next(db.table("gateway_runs").rows_where(order_by="id desc", limit=1), None)
+        run_id = db.table("gateway_runs").insert({"started_at": now, "heartbeat_at": now, "stopped_at": None}).last_pk
+    unclean = previous if previous is not None and previous["stopped_at"] is None else None
+    return int(str(run_id)), unclean
+
+
+def heartbeat_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
+    """Note that the gateway is still running (bounds an unclean stop's time)."""
+    with transaction(db):
+        db.table("gateway_runs").update(run_id, {"heartbeat_at": now})
+
+
+def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
+    """Record a clean stop."""
+    with transaction(db):
+        db.table("gateway_runs").update(run_id, {"heartbeat_at": now, "stopped_at": now})
+
+
+def _asdict(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}

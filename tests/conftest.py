@@ -1,0 +1,125 @@
+"""Fixtures: brokers, the gateway, raw MQTT clients, and a guard against tasks left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from gateway.app import Gateway
+from gateway.clock import ManualClock
+from gateway.config import BrokerSettings, GatewaySettings
+from tests.brokers import BrokerHandle, EmbeddedHandle, MosquittoProcess, mosquitto_binary
+
+BROKERS = ["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)]
+
+
+@pytest.fixture(autouse=True)
+async def no_tasks_left_behind() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running after its fixtures are torn down."""
+    yield
+    current = asyncio.current_task()
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while True:
+        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        # amqtt's broker finishes closing client sessions shortly after shutdown(); give it a moment.
+        if not left or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    ours = [t for t in left if not _is_amqtt(t)]
+    for task in left:
+        task.cancel()
+    if ours:
+        pytest.fail(f"test left tasks behind: {[t.get_name() for t in ours]}")
+
+
+def _is_amqtt(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "amqtt" in code.co_filename
+
+
+@pytest.fixture(params=BROKERS)
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
+    """A running broker: the embedded one, or a private Mosquitto (skipped where it is not installed)."""
+    handle: BrokerHandle
+    if request.param == "embedded":
+        handle = EmbeddedHandle()
+    else:
+        binary = mosquitto_binary()
+        if binary is None:
+            pytest.skip("mosquitto is not installed")
+        handle = MosquittoProcess(tmp_path, binary)
+    await handle.start()
+    try:
+        yield handle
+    finally:
+        await handle.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A discovery prefix of this test's own (shared brokers keep other tests' retained configs)."""
+    return f"ha{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The injectable clock the gateway runs on."""
+    return ManualClock()
+
+
+GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
+
+
+@pytest.fixture
+def make_gateway(broker: BrokerHandle, tmp_path: Path, prefix: str, clock: ManualClock) -> GatewayFactory:
+    """Build a started gateway on the test's broker and database; keyword arguments override settings."""
+
+    @contextlib.asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[Gateway]:
+        values: dict[str, Any] = {
+            "broker": BrokerSettings(host=broker.host, port=broker.port),
+            "database": tmp_path / "gateway.sqlite3",
+            "discovery_prefix": prefix,
+            "client_id": f"gw-{uuid.uuid4().hex[:8]}",
+            "command_timeout": 2.0,
+            "state_flush_interval": 0.05,
+        }
+        values.update(overrides)
+        async with Gateway(GatewaySettings(**values), clock=clock) as gw:
+            await gw.wait_connected(10)
+            yield gw
+
+    return factory
+
+
+@pytest.fixture
+async def mqtt(broker: BrokerHandle) -> AsyncIterator[aiomqtt.Client]:
+    """A plain MQTT client on the test's broker, as mosquitto_pub would be."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"raw-{uuid.uuid4().hex[:8]}") as client:
+        yield client
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll ``check`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+async def next_message(client: aiomqtt.Client, timeout: float = 5.0) -> aiomqtt.Message:
+    """The next message the client receives, or fail."""
+    async with asyncio.timeout(timeout):
+        return await anext(aiter(client.messages))
+
+
+Waiter = Callable[[], Awaitable[None]]
