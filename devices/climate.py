@@ -94,6 +94,9 @@ class ClimateConfig(EntityConfig):
             raise ConfigInvalid("command templates are not supported", code="unsupported_template")
         if self.min_temperature >= self.max_temperature:
             raise ValueError("min_temp must be below max_temp")
+        if not (_PLAUSIBLE[0] <= self.min_temperature and self.max_temperature <= _PLAUSIBLE[1]):
+            # a target the gateway could never read back as confirmed
+            raise ValueError(f"min_temp/max_temp must lie within {_PLAUSIBLE[0]:g}..{_PLAUSIBLE[1]:g}")
         _ = self.readers()
         return self
 

@@ -85,6 +85,13 @@ class LightConfig(EntityConfig):
     min_kelvin: Annotated[int, Field(ge=1000, le=40000)] | None = None
     max_kelvin: Annotated[int, Field(ge=1000, le=40000)] | None = None
 
+    @model_validator(mode="after")
+    def _check_range(self) -> LightConfig:
+        warm, cold = self.kelvin_range
+        if warm > cold:
+            raise ValueError(f"colour temperature range {warm}..{cold} K is empty")
+        return self
+
     def payload_constants(self) -> dict[str, Any]:
         """The schema key is required on the wire (HA's default schema is not JSON)."""
         return {"schema": "json"}

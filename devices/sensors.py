@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .base import Component, DeviceKind, EntityConfig, EntityState, Publish, Topic
 from .errors import PayloadInvalid
@@ -73,6 +73,18 @@ class BinarySensorConfig(_ReadOnly):
     payload_on: Annotated[str, Field(max_length=64)] = "ON"
     payload_off: Annotated[str, Field(max_length=64)] = "OFF"
 
+    @field_validator("payload_on", "payload_off", mode="before")
+    @classmethod
+    def _as_string(cls, value: Any) -> Any:
+        """Zigbee2MQTT sends JSON booleans (``payload_on: true``); HA compares their text, ``True``."""
+        return str(value) if isinstance(value, bool | int | float) else value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> BinarySensorConfig:
+        if self.payload_on == self.payload_off:
+            raise ValueError("payload_on and payload_off must differ")
+        return self
+
     @property
     def kind(self) -> DeviceKind:
         """Leak, contact or generic binary sensor, by device class."""
@@ -115,7 +127,10 @@ class SensorConfig(_ReadOnly):
         if bounds is not None and isinstance(raw, bool):
             raise PayloadInvalid("reading is not a number", code="payload_wrong_type")
         if bounds is None and not isinstance(raw, int | float):
-            return SensorState(value=str(raw)[:255], unit=self.unit_of_measurement)
+            try:
+                return SensorState(value=str(raw)[:255], unit=self.unit_of_measurement)
+            except ValidationError as exc:  # e.g. a lone surrogate from a JSON \ud800 escape
+                raise PayloadInvalid("reading is not valid Unicode text", code="payload_not_utf8") from exc
         try:
             value = float(raw)
         except (TypeError, ValueError) as exc:

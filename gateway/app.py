@@ -50,8 +50,10 @@ class Gateway:
             # Home Assistant's birth message: devices answer it by republishing their discovery configs.
             birth=(f"{prefix}/status", b"online"),
         )
-        self.commands = CommandService(self.registry, self.link, self.db, self.clock, settings.command_timeout)
         self.persister = Persister(self.registry, self.db, settings.state_flush_interval)
+        self.commands = CommandService(
+            self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.flush
+        )
         self.unclean_previous_run: dict[str, object] | None = None
         self._run_id: int | None = None
         self._tasks: asyncio.TaskGroup | None = None

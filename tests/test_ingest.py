@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
+from functools import partial
 
 import aiomqtt
 
@@ -11,7 +13,7 @@ from devices import LightState, SensorState
 from gateway.app import Gateway
 from tests.conftest import GatewayFactory, eventually
 
-LIGHT_CONFIG = {
+LIGHT_CONFIG: dict[str, object] = {
     "schema": "json",
     "name": "Hall light",
     "unique_id": "hand-hall-light",
@@ -21,7 +23,7 @@ LIGHT_CONFIG = {
     "brightness": True,
     "device": {"identifiers": ["hand-hall"], "name": "Hall", "manufacturer": "by hand"},
 }
-SENSOR_CONFIG = {
+SENSOR_CONFIG: dict[str, object] = {
     "state_topic": "hand/temp/state",
     "device_class": "temperature",
     "unit_of_measurement": "°C",
@@ -30,17 +32,25 @@ SENSOR_CONFIG = {
 }
 
 
-async def _pub(client: aiomqtt.Client, topic: str, payload: bytes | str | dict[str, object], retain: bool = True) -> None:
-    body = json.dumps(payload).encode() if isinstance(payload, dict) else payload
+async def _pub(
+    client: aiomqtt.Client, topic: str, payload: bytes | str | Mapping[str, object], retain: bool = True
+) -> None:
+    body = json.dumps(payload).encode() if isinstance(payload, Mapping) else payload
     await client.publish(topic, body, qos=1, retain=retain)
+
+
+def _counted_above(gw: Gateway, reason: str, before: int) -> bool:
+    return gw.metrics.rejected[reason] > before
 
 
 async def _discover_hall(gw: Gateway, mqtt: aiomqtt.Client, prefix: str) -> None:
     await _pub(mqtt, f"{prefix}/light/hall/light/config", LIGHT_CONFIG)
     await _pub(mqtt, "hand/hall/state", b'{"state":"ON","brightness":128}')
     await _pub(mqtt, "hand/hall/availability", b"online")
-    await eventually(lambda: (e := gw.registry.get("light/hall/light")) is not None and e.state is not None
-                     and e.available is True, what="hand-published light discovered with state")
+    await eventually(
+        lambda: (e := gw.registry.get("light/hall/light")) is not None and e.state is not None and e.available is True,
+        what="hand-published light discovered with state",
+    )
 
 
 async def test_raw_config_is_discovered_with_state_and_persisted(
@@ -65,8 +75,10 @@ async def test_retained_config_published_before_the_gateway_starts_is_discovered
     await _pub(mqtt, f"{prefix}/sensor/temp/t/config", SENSOR_CONFIG)
     await _pub(mqtt, "hand/temp/state", b'{"temperature": 21.5}')
     async with make_gateway() as gw:
-        await eventually(lambda: (e := gw.registry.get("sensor/temp/t")) is not None and e.state is not None,
-                         what="retained sensor config and state")
+        await eventually(
+            lambda: (e := gw.registry.get("sensor/temp/t")) is not None and e.state is not None,
+            what="retained sensor config and state",
+        )
         entity = gw.registry.get("sensor/temp/t")
         assert entity is not None and entity.state == SensorState(value=21.5, unit="°C")
         assert entity.kind == "temperature_sensor"
@@ -86,29 +98,48 @@ async def test_bad_configs_are_refused_with_counted_reasons_and_others_unaffecte
 ) -> None:
     async with make_gateway() as gw:
         await _discover_hall(gw, mqtt, prefix)
-        bad = {
+        bad: dict[str, tuple[str, bytes | Mapping[str, object]]] = {
             "payload_not_json": (f"{prefix}/light/x1/light/config", b"{not json"),
-            "config_invalid": (f"{prefix}/light/x2/light/config", {**LIGHT_CONFIG, "unique_id": "x2",
-                                                                   "brightness_scale": "high"}),
+            "config_invalid": (
+                f"{prefix}/light/x2/light/config",
+                {**LIGHT_CONFIG, "unique_id": "x2", "brightness_scale": "high"},
+            ),
             "unknown_component": (f"{prefix}/vacuum/x3/v/config", {"command_topic": "x3/set"}),
             "payload_too_large": (f"{prefix}/light/x4/light/config", b"{" + b" " * (65 * 1024) + b"}"),
             # a config that claims the hall light's state topic: a spoofing attempt
-            "topic_conflict": (f"{prefix}/light/x5/light/config", {**LIGHT_CONFIG, "unique_id": "x5",
-                                                                   "device": {"identifiers": ["x5"]}}),
-            "unique_id_conflict": (f"{prefix}/light/x6/light/config", {**LIGHT_CONFIG, "state_topic": "x6/s",
-                                                                       "command_topic": "x6/c",
-                                                                       "availability_topic": "x6/a",
-                                                                       "device": {"identifiers": ["x6"]}}),
+            "topic_conflict": (
+                f"{prefix}/light/x5/light/config",
+                {**LIGHT_CONFIG, "unique_id": "x5", "device": {"identifiers": ["x5"]}},
+            ),
+            "unique_id_conflict": (
+                f"{prefix}/light/x6/light/config",
+                {
+                    **LIGHT_CONFIG,
+                    "state_topic": "x6/s",
+                    "command_topic": "x6/c",
+                    "availability_topic": "x6/a",
+                    "device": {"identifiers": ["x6"]},
+                },
+            ),
         }
         for topic, payload in bad.values():
             await _pub(mqtt, topic, payload, retain=False)
-        await eventually(lambda: all(gw.metrics.rejected[r] >= 1 for r in bad),
-                         what=f"every refusal counted; got {dict(gw.metrics.rejected)}")
+        await eventually(
+            lambda: all(gw.metrics.rejected[r] >= 1 for r in bad),
+            what=f"every refusal counted; got {dict(gw.metrics.rejected)}",
+        )
         assert [e.id for e in gw.registry.entities()] == ["light/hall/light"]
         # the gateway still takes the hall light's reports
         await _pub(mqtt, "hand/hall/state", b'{"state":"OFF"}')
-        await eventually(lambda: (e := gw.registry.get("light/hall/light")) is not None and e.state is not None
-                         and isinstance(e.state, LightState) and not e.state.on, what="hall light still updates")
+        await eventually(
+            lambda: (
+                (e := gw.registry.get("light/hall/light")) is not None
+                and e.state is not None
+                and isinstance(e.state, LightState)
+                and not e.state.on
+            ),
+            what="hall light still updates",
+        )
 
 
 async def test_garbage_state_keeps_last_good_state_marked_invalid(
@@ -125,15 +156,17 @@ async def test_garbage_state_keeps_last_good_state_marked_invalid(
         for reason, payload in cases.items():
             before = gw.metrics.rejected[reason]
             await _pub(mqtt, "hand/hall/state", payload, retain=False)
-            await eventually(lambda r=reason, b=before: gw.metrics.rejected[r] > b, what=f"{reason} counted")
+            await eventually(partial(_counted_above, gw, reason, before), what=f"{reason} counted")
             entity = gw.registry.get("light/hall/light")
             assert entity is not None
             assert entity.state == good
             assert not entity.state_valid
             assert entity.state_error is not None and entity.state_error.code == reason
         await _pub(mqtt, "hand/hall/state", b'{"state":"ON","brightness":64}')
-        await eventually(lambda: (e := gw.registry.get("light/hall/light")) is not None and e.state_valid,
-                         what="valid again after a good report")
+        await eventually(
+            lambda: (e := gw.registry.get("light/hall/light")) is not None and e.state_valid,
+            what="valid again after a good report",
+        )
 
 
 async def test_unknown_availability_payload_is_refused(

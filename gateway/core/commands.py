@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -72,8 +72,17 @@ class _Waiter:
 class CommandService:
     """Sends commands and decides their outcome from what the device reports back."""
 
-    def __init__(self, registry: Registry, link: MqttLink, db: Database, clock: Clock, timeout: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        link: MqttLink,
+        db: Database,
+        clock: Clock,
+        timeout: float,
+        persist_entities: Callable[[], Awaitable[None]],
+    ) -> None:
         self._registry = registry
+        self._persist_entities = persist_entities
         self._link = link
         self._db = db
         self._clock = clock
@@ -113,7 +122,7 @@ class CommandService:
             command_id, entity.id, actor, json.dumps(raw), CommandStatus.PENDING, None, None, created.isoformat(), None
         )
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
-        await self._db.run(lambda db: insert_command(db, row))
+        await self._insert(row)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(entity.id, parsed, loop.create_future())
         self._waiters.setdefault(entity.id, []).append(waiter)
@@ -222,8 +231,13 @@ class CommandService:
             created.isoformat(),
             None,
         )
-        await self._db.run(lambda db: insert_command(db, row))
+        await self._insert(row)
         return await self._finish(command_id, entity, actor, raw, created, status, reason, detail)
+
+    async def _insert(self, row: CommandRow) -> None:
+        # The command row references its entity, which the persister may not have written yet.
+        await self._persist_entities()
+        await self._db.run(lambda db: insert_command(db, row))
 
     async def _finish(
         self,

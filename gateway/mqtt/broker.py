@@ -15,6 +15,7 @@ from ..errors import TransportError
 __all__ = ["EmbeddedBroker", "free_port"]
 
 log = logging.getLogger(__name__)
+_SHUTDOWN_SECONDS = 5.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,10 +59,23 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         """Stop the broker, dropping every client connection (their last wills fire)."""
         broker, self._broker = self._broker, None
-        if broker is not None:
-            await broker.shutdown()
-            # amqtt closes client sockets asynchronously; let it finish before the port is reused.
-            await asyncio.sleep(0.05)
+        if broker is None:
+            return
+        # amqtt's shutdown() waits on each session's reader and can hang on one that is mid-handshake,
+        # so stop accepting and cut every client connection first; clients see an abrupt loss, as
+        # they would if the broker machine went away, and the sessions then unwind at once.
+        for server in getattr(broker, "_servers", {}).values():
+            server.instance.close()
+        for _session, handler in list(getattr(broker, "_sessions", {}).values()):
+            stream = getattr(getattr(handler, "writer", None), "_writer", None)
+            transport = getattr(stream, "transport", None)
+            if transport is not None:
+                transport.abort()
+        try:
+            async with asyncio.timeout(_SHUTDOWN_SECONDS):
+                await broker.shutdown()
+        except TimeoutError:
+            log.warning("embedded broker shutdown did not finish in %s s", _SHUTDOWN_SECONDS)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -1,0 +1,41 @@
+"""Device simulators: each simulated device is one MQTT client speaking Home Assistant MQTT discovery.
+
+Every payload is built and parsed by the ``devices`` codecs; nothing here formats device payloads by hand.
+"""
+
+from .address import BrokerAddress
+from .backoff import Backoff
+from .device import MANUFACTURER, OFFLINE, ONLINE, DeviceOptions, SimulatedDevice
+from .faults import Fault, FaultInvalid, FaultKind, parse_fault
+from .fleet import Fleet, unit_id
+from .leak import LeakSensorSim
+from .lights import DimmerSim, LightSim
+from .link import DeviceLink, DeviceOffline
+from .lock import LockSim
+from .thermostat import ThermostatSim
+from .unit import UNIT_DEVICES, UnitSim
+
+__all__ = [
+    "MANUFACTURER",
+    "OFFLINE",
+    "ONLINE",
+    "UNIT_DEVICES",
+    "Backoff",
+    "BrokerAddress",
+    "DeviceLink",
+    "DeviceOffline",
+    "DeviceOptions",
+    "DimmerSim",
+    "Fault",
+    "FaultInvalid",
+    "FaultKind",
+    "Fleet",
+    "LeakSensorSim",
+    "LightSim",
+    "LockSim",
+    "SimulatedDevice",
+    "ThermostatSim",
+    "UnitSim",
+    "parse_fault",
+    "unit_id",
+]

@@ -1,0 +1,5 @@
+"""``python -m fwsim``: the same as the ``firmware-sim`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

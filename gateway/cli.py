@@ -1,0 +1,125 @@
+"""``gateway`` command line: run, demo, and the installer's helpers (init-db, check-broker, devices, history)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import GatewayError
+from .logs import configure_logging
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("gateway")
+DEFAULT_DB = Path("data/gateway.sqlite3")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="gateway", description="Apartment smart-home gateway")
+    parser.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
+    parser.add_argument("--log-format", choices=("json", "text"), default=os.environ.get("GATEWAY_LOG_FORMAT", "text"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway (embedded broker unless --broker is given)")
+    _broker_options(run)
+    _gateway_options(run)
+    run.add_argument("--listen-host", default="127.0.0.1", help="embedded broker address")
+    run.add_argument("--listen-port", type=int, default=None, help="embedded broker port (default 1883)")
+    run.add_argument(
+        "--simulate",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="start a simulated unit: auto = on the embedded broker when no device shows up",
+    )
+
+    demo = sub.add_parser("demo", help="start everything with a simulated unit, run commands, print outcomes")
+    _broker_options(demo)
+    demo.add_argument("--db", type=Path, default=None, help="database file (default: a temporary one)")
+
+    init = sub.add_parser("init-db", help="create or migrate the database and check its integrity")
+    init.add_argument("--db", type=Path, default=DEFAULT_DB)
+
+    check = sub.add_parser("check-broker", help="connect to the broker and report")
+    _broker_options(check)
+
+    devices = sub.add_parser("devices", help="list the devices stored in the database")
+    devices.add_argument("--db", type=Path, default=DEFAULT_DB)
+
+    history = sub.add_parser("history", help="list recent commands and their outcomes")
+    history.add_argument("--db", type=Path, default=DEFAULT_DB)
+    history.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default=os.environ.get("GATEWAY_BROKER"), help="mqtt://host:port or mqtts://…")
+    parser.add_argument("--username", default=os.environ.get("GATEWAY_MQTT_USERNAME"))
+    parser.add_argument("--password", default=os.environ.get("GATEWAY_MQTT_PASSWORD"), help="or GATEWAY_MQTT_PASSWORD")
+    parser.add_argument("--tls", action="store_true", default=None, help="use TLS (implied by mqtts://)")
+    parser.add_argument("--ca-file", type=Path, default=None)
+    parser.add_argument("--tls-insecure", action="store_true", default=None, help="do not verify the certificate")
+    parser.add_argument("--discovery-prefix", default="homeassistant")
+
+
+def _gateway_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
+    parser.add_argument("--client-id", default="aptgateway")
+    parser.add_argument("--command-timeout", type=float, default=5.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gateway`` console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        return asyncio.run(_dispatch(args))
+    except KeyboardInterrupt:
+        return 130
+    except GatewayError as exc:
+        log.error("%s", exc, extra={"code": exc.code})  # noqa: TRY400 - a clear message, not a traceback
+        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from . import service
+
+    if args.command == "run":
+        await _until_signalled(service.run(args))
+        return 0
+    if args.command == "demo":
+        return await service.demo(args)
+    if args.command == "init-db":
+        return await service.init_db(args.db)
+    if args.command == "check-broker":
+        return await service.check_broker(args)
+    if args.command == "devices":
+        return await service.list_devices(args.db)
+    if args.command == "history":
+        return await service.history(args.db, args.limit)
+    raise GatewayError(f"unknown command {args.command}")  # pragma: no cover - argparse refuses it first
+
+
+async def _until_signalled(job: Coroutine[Any, Any, None]) -> None:
+    """Run ``job`` until SIGINT or SIGTERM, then let it shut down cleanly."""
+    task = asyncio.create_task(job, name="gateway-main")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+        log.info("stopped by signal")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,199 @@
+"""What the ``gateway`` subcommands do: run the service, the demo, and the installer's checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from .app import Gateway
+from .config import BrokerSettings, GatewaySettings
+from .errors import TransportError
+from .mqtt.broker import EmbeddedBroker, free_port
+from .mqtt.transport import MqttLink
+from .storage import Database
+from .storage.records import load_entities, recent_commands
+
+__all__ = ["broker_settings", "check_broker", "demo", "history", "init_db", "list_devices", "run"]
+
+log = logging.getLogger("gateway")
+SIMULATION_GRACE_SECONDS = 3.0
+
+
+def broker_settings(args: argparse.Namespace, url: str) -> BrokerSettings:
+    """Broker settings from a URL plus the command-line overrides."""
+    return BrokerSettings.from_url(
+        url,
+        username=args.username,
+        password=args.password,
+        tls=args.tls,
+        ca_file=args.ca_file,
+        tls_insecure=args.tls_insecure,
+    )
+
+
+def print_json(value: object) -> None:
+    """Print a value as indented JSON on stdout."""
+    print(json.dumps(value, indent=2, default=str))
+
+
+def port_in_use(error: TransportError) -> bool:
+    """Whether a broker start failed because the port was taken."""
+    text = str(error).lower()
+    return "address already in use" in text or "errno 98" in text
+
+
+async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
+    """Start the embedded broker; when the default port is taken (say by Mosquitto), use a free one."""
+    broker = EmbeddedBroker(host, port if port is not None else 1883)
+    try:
+        await broker.start()
+    except TransportError as exc:
+        if port is not None or not port_in_use(exc):
+            raise
+        broker = EmbeddedBroker(host, free_port(host))
+        log.warning("port 1883 is taken; embedded broker on %s instead", broker.url)
+        await broker.start()
+    return broker
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Run the gateway until cancelled."""
+    async with contextlib.AsyncExitStack() as stack:
+        embedded = args.broker is None
+        if embedded:
+            broker = await _embedded_broker(args.listen_host, args.listen_port)
+            stack.push_async_callback(broker.stop)
+            url = broker.url
+        else:
+            url = args.broker
+        settings = GatewaySettings(
+            broker=broker_settings(args, url),
+            database=args.db,
+            discovery_prefix=args.discovery_prefix,
+            client_id=args.client_id,
+            command_timeout=args.command_timeout,
+        )
+        gateway = await stack.enter_async_context(Gateway(settings))
+        print(f"gateway running: broker {settings.broker.url}, database {settings.database}", flush=True)
+        if args.simulate == "always" or (args.simulate == "auto" and embedded):
+            with contextlib.suppress(TransportError):
+                await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
+            await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs arrive first
+            if args.simulate == "always" or not gateway.registry.entities():
+                await stack.enter_async_context(_simulated_unit(settings.broker, settings.discovery_prefix))
+                print("no devices found: started a simulated unit (u101)", flush=True)
+        await asyncio.Event().wait()
+
+
+def _simulated_unit(
+    broker: BrokerSettings, prefix: str, command_delay: float = 0.2
+) -> contextlib.AbstractAsyncContextManager[object]:
+    from fwsim import BrokerAddress, UnitSim
+
+    address = BrokerAddress(
+        host=broker.host,
+        port=broker.port,
+        username=broker.username,
+        password=broker.password,
+        tls=broker.tls,
+        ca_file=str(broker.ca_file) if broker.ca_file else None,
+    )
+    return UnitSim(address, unit="u101", discovery_prefix=prefix, command_delay=command_delay)
+
+
+async def init_db(path: Path) -> int:
+    """Create or migrate the database and check its integrity."""
+    async with Database(path) as db:
+        version = await db.run(lambda d: d.execute("PRAGMA user_version").fetchone()[0])
+    print(f"database {path} ok (schema {version})")
+    return 0
+
+
+async def check_broker(args: argparse.Namespace) -> int:
+    """Connect to the broker once and report."""
+    if args.broker is None:
+        print("error: --broker is required", flush=True)
+        return 2
+    settings = broker_settings(args, args.broker)
+    link = MqttLink(settings, client_id="aptgateway-check", subscriptions=[], on_message=lambda _m: None)
+    async with link:
+        try:
+            await link.wait_connected(5)
+        except TransportError as exc:
+            print(f"broker {settings.url}: unreachable ({exc})")
+            return 1
+    print(f"broker {settings.url}: ok")
+    return 0
+
+
+async def list_devices(path: Path) -> int:
+    """Print the stored entities."""
+    async with Database(path) as db:
+        rows = await db.run(load_entities)
+    print_json(
+        [
+            {
+                "id": r.key,
+                "kind": r.kind,
+                "device": r.device_id,
+                "available": r.available,
+                "state": r.state,
+                "last_seen": r.last_seen,
+                "removed": r.removed_at is not None,
+            }
+            for r in rows
+        ]
+    )
+    return 0
+
+
+async def history(path: Path, limit: int) -> int:
+    """Print the newest commands and their outcomes."""
+    async with Database(path) as db:
+        rows = await db.run(lambda d: recent_commands(d, None, limit))
+    print_json(
+        [
+            {
+                "id": r.id,
+                "entity": r.entity_key,
+                "actor": r.actor,
+                "command": r.command,
+                "status": r.status,
+                "reason": r.reason,
+                "created_at": r.created_at,
+                "finished_at": r.finished_at,
+            }
+            for r in rows
+        ]
+    )
+    return 0
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """Start a broker, the gateway and a simulated unit; run representative commands; print the outcomes."""
+    from .demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
+        db = args.db or Path(tmp) / "demo.sqlite3"
+        async with contextlib.AsyncExitStack() as stack:
+            if args.broker is None:
+                broker = EmbeddedBroker()
+                await broker.start()
+                stack.push_async_callback(broker.stop)
+                url = broker.url
+            else:
+                url = args.broker
+            settings = GatewaySettings(
+                broker=broker_settings(args, url),
+                database=db,
+                discovery_prefix=args.discovery_prefix,
+                client_id="aptgateway-demo",
+                command_timeout=2.0,
+            )
+            return await run_demo(stack, settings)
+    return 1  # pragma: no cover
