@@ -25,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="gateway", description="Apartment smart-home gateway")
     parser.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
-    parser.add_argument("--log-format", choices=("json", "text"), default=os.environ.get("GATEWAY_LOG_FORMAT", "text"))
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("GATEWAY_LOG_FORMAT", "text" if sys.stderr.isatty() else "json"),
+        help="json lines (default when not on a terminal) or text",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the gateway (embedded broker unless --broker is given)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .app import Gateway
 from .config import BrokerSettings, GatewaySettings
-from .errors import TransportError
+from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
 from .storage import Database
@@ -131,9 +131,15 @@ async def check_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise ConfigError(f"no database at {path} (start the gateway first, or pass --db)", field="db")
+    return path
+
+
 async def list_devices(path: Path) -> int:
     """Print the stored entities."""
-    async with Database(path) as db:
+    async with Database(_existing(path)) as db:
         rows = await db.run(load_entities)
     print_json(
         [
@@ -154,7 +160,7 @@ async def list_devices(path: Path) -> int:
 
 async def history(path: Path, limit: int) -> int:
     """Print the newest commands and their outcomes."""
-    async with Database(path) as db:
+    async with Database(_existing(path)) as db:
         rows = await db.run(lambda d: recent_commands(d, None, limit))
     print_json(
         [

@@ -110,11 +110,9 @@ class Observer:
             await self._stack.aclose()
 
     async def _quiesce(self, quiet: float = 0.02, limit: float = 1.0) -> None:
-        """Let in-flight deliveries land before disconnecting.
-
-        Closing a socket with unread data sends an RST, and amqtt then leaks that connection's transport
-        (its ``write_eof`` fails and it never closes it), which surfaces as a ResourceWarning later.
-        """
+        """Let in-flight deliveries land before disconnecting."""
+        # Closing a socket with unread data sends an RST; amqtt then leaks that connection's transport
+        # (its write_eof fails and it never closes it), which surfaces as a ResourceWarning later.
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             count = len(self.messages)
@@ -141,10 +139,7 @@ class Observer:
         timeout: float = WAIT,
         retained: bool = False,
     ) -> Msg:
-        """The first live message on ``topic`` after ``since`` satisfying ``match``; fail after ``timeout``.
-
-        Retained replays (which reach a new subscriber at any moment) count only with ``retained=True``.
-        """
+        """The first message on ``topic`` after ``since`` matching; retained replays only if ``retained``."""
         seen = since
         async with asyncio.timeout(timeout):
             while True:

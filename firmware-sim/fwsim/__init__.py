@@ -1,7 +1,4 @@
-"""Device simulators: each simulated device is one MQTT client speaking Home Assistant MQTT discovery.
-
-Every payload is built and parsed by the ``devices`` codecs; nothing here formats device payloads by hand.
-"""
+"""Device simulators: each one MQTT client speaking HA MQTT discovery, every payload built by ``devices``."""
 
 from .address import BrokerAddress
 from .backoff import Backoff

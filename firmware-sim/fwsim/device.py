@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self, TypedDict
 import aiomqtt
 
 from devices import (
+    AvailabilityEntry,
     Command,
     DeviceCodecError,
     DeviceInfo,
@@ -60,12 +61,11 @@ class DeviceOptions(TypedDict, total=False):
 
 
 class SimulatedDevice:
-    """Base of every simulated device: ONE physical device is ONE MQTT client.
+    """Base of every simulated device: ONE physical device is ONE MQTT client (an async context manager)."""
 
-    Subclasses register their entities with ``add_entity`` and implement ``entity_state`` (and
-    ``execute`` if they take commands). Use as an async context manager: it owns a TaskGroup
-    running the connection supervisor and the command worker (plus any ``extra_tasks``).
-    """
+    # Subclasses register their entities with ``add_entity`` and implement ``entity_state`` (and
+    # ``execute`` if they take commands). Entering starts a TaskGroup running the connection
+    # supervisor, the command worker and any ``extra_tasks``; leaving reports offline and stops them.
 
     model: ClassVar[str] = "generic device"
 
@@ -99,8 +99,7 @@ class SimulatedDevice:
         self.link = DeviceLink(
             address,
             client_id=self.client_id,
-            will_topic=self.availability_topic,
-            will_payload=OFFLINE.encode(),
+            will=lambda: self.availability_publish(False),
             topics=lambda: [*self._routes, self.status_topic, self.fault_topic],
             on_connect=self._announce,
             on_message=self._dispatch,
@@ -161,6 +160,8 @@ class SimulatedDevice:
             "unique_id": f"{self.client_id}-{object_id}",
             "device": self.device_info,
             "availability_topic": self.availability_topic,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
         }
 
     def battery_config(self, object_id: str = "battery") -> SensorConfig:
@@ -226,8 +227,11 @@ class SimulatedDevice:
         return [p for oid in ids for p in self._entities[oid].encode_state(self.entity_state(oid))]
 
     def availability_publish(self, available: bool) -> Publish:
-        """The retained availability message."""
-        return Publish(self.availability_topic, (ONLINE if available else OFFLINE).encode(), retain=True)
+        """The retained availability message, in the words the entities' configs advertise."""
+        entries = [e for cfg in self._entities.values() for e in cfg.availability_entries()]
+        entry = entries[0] if entries else AvailabilityEntry(topic=self.availability_topic)
+        word = entry.payload_available if available else entry.payload_not_available
+        return Publish(entry.topic, word.encode(), retain=True)
 
     async def publish_state(self, *object_ids: str) -> None:
         """Publish the state of the given entities (all if none given); skipped while offline."""
@@ -309,10 +313,7 @@ class SimulatedDevice:
         await self.link.wait_offline(timeout)
 
     async def drop_offline(self, seconds: float | None = None) -> None:
-        """Cut the TCP connection without DISCONNECT (the broker fires the last will).
-
-        Stay offline until ``come_back()``, or for ``seconds`` if given.
-        """
+        """Cut TCP without DISCONNECT (the broker fires the will); stay away until come_back() or ``seconds``."""
         self.link.drop(seconds)
         await self.link.wait_offline()
 

@@ -72,10 +72,7 @@ class Fault(BaseModel):
 
 
 def parse_fault(payload: bytes | str) -> Fault:
-    """Parse ``word``, ``word:arg`` or a JSON object such as ``{"fault":"offline","seconds":5}``.
-
-    Raise FaultInvalid for anything else.
-    """
+    """Parse ``word``, ``word:arg`` or JSON like ``{"fault":"offline","seconds":5}``; raise FaultInvalid."""
     if len(payload) > _MAX_FAULT_BYTES:
         raise FaultInvalid(f"fault payload longer than {_MAX_FAULT_BYTES} bytes")
     try:

@@ -31,19 +31,17 @@ class DeviceOffline(RuntimeError):
 
 
 class DeviceLink:
-    """Keeps one MQTT client connected for a device; ``run()`` is the supervisor loop.
+    """Keeps one device's MQTT client connected; ``run()`` is the supervisor loop."""
 
-    On every (re)connect it subscribes to ``topics()`` (QoS 1), awaits ``on_connect`` (the device
-    announces itself) and then feeds every message to ``on_message``.
-    """
+    # On every (re)connect it subscribes to ``topics()`` (QoS 1), awaits ``on_connect`` (the device
+    # announces itself) and then feeds every message to ``on_message``.
 
     def __init__(
         self,
         address: BrokerAddress,
         *,
         client_id: str,
-        will_topic: str,
-        will_payload: bytes,
+        will: Callable[[], Publish],
         topics: Callable[[], Iterable[str]],
         on_connect: OnConnect,
         on_message: OnMessage,
@@ -54,7 +52,7 @@ class DeviceLink:
         self.address = address
         self.client_id = client_id
         self.connections = 0
-        self._will = aiomqtt.Will(will_topic, will_payload, qos=1, retain=True)
+        self._will = will
         self._topics = topics
         self._on_connect = on_connect
         self._on_message = on_message
@@ -176,13 +174,14 @@ class DeviceLink:
                 continue
 
     def _new_client(self) -> aiomqtt.Client:
+        will = self._will()
         return aiomqtt.Client(
             self.address.host,
             self.address.port,
             username=self.address.username,
             password=self.address.password,
             identifier=self.client_id,
-            will=self._will,
+            will=aiomqtt.Will(will.topic, will.payload, qos=will.qos, retain=will.retain),
             clean_session=True,
             keepalive=self._keepalive,
             timeout=self._timeout,

@@ -207,6 +207,10 @@ class MqttLink:
                     attempt = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # aiomqtt reports our own cancellation as a lost connection; it is a shutdown.
+                    raise asyncio.CancelledError from exc
                 log.warning("mqtt link lost: %s", exc, extra={"broker": self._broker.url})
             finally:
                 self._client = None
