@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..errors import BrokerUnavailable, CommandRejected, GatewayError, UnknownEntity
 from ..mqtt.transport import MqttLink
 from ..storage import CommandRow, Database
-from ..storage.records import insert_command, update_command
+from ..storage.records import insert_command, recent_commands, update_command
 from .entity import Entity
 from .registry import Registry
 
@@ -140,8 +140,6 @@ class CommandService:
 
     async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
         """The newest recorded commands."""
-        from ..storage.records import recent_commands
-
         return await self._db.run(lambda db: recent_commands(db, entity_id, limit))
 
     # --- EntityListener ---------------------------------------------------------------------------

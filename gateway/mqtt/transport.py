@@ -105,6 +105,7 @@ class MqttLink:
         self._supervisor: asyncio.Task[None] | None = None
         self.connections = 0
         self.handler_errors = 0
+        self._closing = False
 
     @property
     def state(self) -> LinkState:
@@ -155,6 +156,7 @@ class MqttLink:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()
         assert self._tasks is not None
@@ -207,8 +209,7 @@ class MqttLink:
                     attempt = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if self._closing:
                     # aiomqtt reports our own cancellation as a lost connection; it is a shutdown.
                     raise asyncio.CancelledError from exc
                 log.warning("mqtt link lost: %s", exc, extra={"broker": self._broker.url})
@@ -227,18 +228,23 @@ class MqttLink:
         self._set_state(LinkState.CONNECTED)
         if self._birth is not None:
             await client.publish(self._birth[0], self._birth[1], qos=1, retain=False)
+        assert self._tasks is not None
+        subscriber = self._tasks.create_task(self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]")
         try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]")
-                tasks.create_task(self._receive(client), name=f"mqtt-receiver[{self._client_id}]")
-        except* aiomqtt.MqttError as group:
-            raise group.exceptions[0] from None
+            await self._receive(client)
+        finally:
+            subscriber.cancel()
+            await asyncio.wait([subscriber])
 
     async def _subscriber(self, client: aiomqtt.Client) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            await self._sync_subscriptions(client)
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                await self._sync_subscriptions(client)
+        except aiomqtt.MqttError as exc:
+            # The receive loop sees the same lost connection and the supervisor reconnects.
+            log.debug("subscription update failed: %s", exc)
 
     async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
         gone = sorted(self._subscribed - self._desired.keys())
