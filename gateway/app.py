@@ -92,12 +92,14 @@ class Gateway:
             for task in self._background:
                 task.cancel()
             assert self._tasks is not None
-            await self._tasks.__aexit__(exc_type, exc, tb)
+            # Not the outer exception: given a CancelledError the group re-raises it and the rest of
+            # the shutdown (flush, clean-stop record) would be skipped. It still propagates from here.
+            await self._tasks.__aexit__(None, None, None)
             try:
                 if self.link.connected:
                     await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
             finally:
-                await self.link.__aexit__(exc_type, exc, tb)
+                await self.link.__aexit__(None, None, None)
             await self.persister.flush()
             if self._run_id is not None:
                 run_id, now = self._run_id, self.clock.now().isoformat()

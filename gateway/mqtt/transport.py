@@ -161,7 +161,7 @@ class MqttLink:
             self._supervisor.cancel()
         assert self._tasks is not None
         try:
-            await self._tasks.__aexit__(exc_type, exc, tb)
+            await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
         finally:
             self._set_state(LinkState.CLOSED)
 
