@@ -285,8 +285,13 @@ def load_json_object(payload: bytes) -> Mapping[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadInvalid(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large")
     try:
-        value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # Decoded as UTF-8 first: json.loads(bytes) would also accept UTF-16/32, which MQTT text is not.
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadInvalid("payload is not UTF-8", code="payload_not_utf8") from exc
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
     if not isinstance(value, dict):
         raise PayloadInvalid("JSON payload is not an object", code="payload_not_object")

@@ -405,9 +405,14 @@ def test_unknown_keys_ignored() -> None:
 # --- config refusals -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", [b"", b"{", b"not json", b"{'a': 1}", b"\xff\xfe\x00", b"[" * 60_000])
+@pytest.mark.parametrize("payload", [b"", b"{", b"not json", b"{'a': 1}", b"[" * 60_000])
 def test_config_not_json(payload: bytes) -> None:
     _codec_error(PayloadInvalid, "payload_not_json", parse_config, Component.LIGHT, payload)
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe\x00", '{"schema": "json"}'.encode("utf-16")])
+def test_config_not_utf8(payload: bytes) -> None:
+    _codec_error(PayloadInvalid, "payload_not_utf8", parse_config, Component.LIGHT, payload)
 
 
 @pytest.mark.parametrize("payload", [b"[]", b'[{"command_topic":"a"}]', b'"x"', b"1", b"null", b"true"])

@@ -178,3 +178,13 @@ async def test_unknown_availability_payload_is_refused(
         await eventually(lambda: gw.metrics.rejected["availability_invalid"] == 1, what="availability refused")
         entity = gw.registry.get("light/hall/light")
         assert entity is not None and entity.available is True
+
+
+async def test_config_in_utf16_is_refused_not_crashing_the_handler(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    async with make_gateway() as gw:
+        await _pub(mqtt, f"{prefix}/light/u16/light/config", json.dumps(LIGHT_CONFIG).encode("utf-16"), retain=False)
+        await eventually(lambda: gw.metrics.rejected["payload_not_utf8"] == 1, what="UTF-16 config refused")
+        assert gw.link.handler_errors == 0
+        assert gw.registry.get("light/u16/light") is None

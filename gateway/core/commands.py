@@ -63,6 +63,15 @@ class CommandResult:
 
 
 @dataclass(slots=True)
+class _Job:
+    id: str
+    entity: Entity
+    actor: str
+    command: dict[str, Any]
+    created: datetime
+
+
+@dataclass(slots=True)
 class _Waiter:
     entity_id: str
     command: Command
@@ -100,9 +109,8 @@ class CommandService:
         entity = self._registry.get(entity_id)
         if entity is None:
             raise UnknownEntity(f"no device entity {entity_id!r}")
-        created = self._clock.now()
-        command_id = uuid.uuid4().hex
         raw = dict(command) if isinstance(command, Mapping) else command.model_dump(exclude_none=True)
+        job = _Job(uuid.uuid4().hex, entity, actor, raw, self._clock.now())
         try:
             parsed = self._parse(entity, command)
             publishes = entity.config.encode_command(parsed)
@@ -110,19 +118,14 @@ class CommandService:
                 raise CommandRejected(f"{entity.name} is offline", code="device_offline")
             if not self._link.connected:
                 raise BrokerUnavailable("the broker link is down")
-        except GatewayError as exc:
+        except (GatewayError, CommandInvalid) as exc:
             status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
-            return await self._record_final(command_id, entity, actor, raw, created, status, exc.code, str(exc), exc)
-        except CommandInvalid as exc:
-            return await self._record_final(
-                command_id, entity, actor, raw, created, CommandStatus.REJECTED, exc.code, _field_detail(exc), None
-            )
-        raw = parsed.model_dump(exclude_none=True)
-        row = CommandRow(
-            command_id, entity.id, actor, json.dumps(raw), CommandStatus.PENDING, None, None, created.isoformat(), None
-        )
+            detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
+            await self._record(job)
+            return await self._finish(job, status, exc.code, detail)
+        job.command = parsed.model_dump(exclude_none=True)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
-        await self._insert(row)
+        await self._record(job)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(entity.id, parsed, loop.create_future())
         self._waiters.setdefault(entity.id, []).append(waiter)
@@ -136,7 +139,7 @@ class CommandService:
                 outcome = await self._wait(waiter, timeout if timeout is not None else self.timeout)
         finally:
             self._drop(waiter)
-        return await self._finish(command_id, entity, actor, raw, created, *outcome)
+        return await self._finish(job, *outcome)
 
     async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
         """The newest recorded commands."""
@@ -204,59 +207,30 @@ class CommandService:
         if not waiters:
             self._waiters.pop(waiter.entity_id, None)
 
-    async def _record_final(
-        self,
-        command_id: str,
-        entity: Entity,
-        actor: str,
-        raw: dict[str, Any],
-        created: datetime,
-        status: CommandStatus,
-        reason: str,
-        detail: str | None,
-        exc: GatewayError | None,
-    ) -> CommandResult:
-        if exc is not None and exc.field:
-            detail = f"{detail} (field: {exc.field})"
+    async def _record(self, job: _Job) -> None:
         row = CommandRow(
-            command_id,
-            entity.id,
-            actor,
-            json.dumps(raw, default=str)[:4096],
+            job.id,
+            job.entity.id,
+            job.actor,
+            json.dumps(job.command, default=str)[:4096],
             CommandStatus.PENDING,
             None,
             None,
-            created.isoformat(),
+            job.created.isoformat(),
             None,
         )
-        await self._insert(row)
-        return await self._finish(command_id, entity, actor, raw, created, status, reason, detail)
-
-    async def _insert(self, row: CommandRow) -> None:
         # The command row references its entity, which the persister may not have written yet.
         await self._persist_entities()
         await self._db.run(lambda db: insert_command(db, row))
 
-    async def _finish(
-        self,
-        command_id: str,
-        entity: Entity,
-        actor: str,
-        raw: dict[str, Any],
-        created: datetime,
-        status: CommandStatus,
-        reason: str | None,
-        detail: str | None,
-    ) -> CommandResult:
+    async def _finish(self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None) -> CommandResult:
         finished = self._clock.now()
-        await self._db.run(lambda db: update_command(db, command_id, status, reason, detail, finished.isoformat()))
+        await self._db.run(lambda db: update_command(db, job.id, status, reason, detail, finished.isoformat()))
         log.info(
             "command %s",
             status,
-            extra={"command_id": command_id, "entity": entity.id, "actor": actor, "reason": reason},
+            extra={"command_id": job.id, "entity": job.entity.id, "actor": job.actor, "reason": reason},
         )
-        return CommandResult(command_id, entity.id, actor, raw, status, reason, detail, created, finished)
-
-
-def _field_detail(exc: CommandInvalid) -> str:
-    return f"{exc} (field: {exc.field})" if exc.field else str(exc)
+        return CommandResult(
+            job.id, job.entity.id, job.actor, job.command, status, reason, detail, job.created, finished
+        )
