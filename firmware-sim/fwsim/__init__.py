@@ -2,6 +2,7 @@
 
 from .address import BrokerAddress
 from .backoff import Backoff
+from .battery import BATTERY, BatteryPowered
 from .device import MANUFACTURER, OFFLINE, ONLINE, DeviceOptions, SimulatedDevice
 from .faults import Fault, FaultInvalid, FaultKind, parse_fault
 from .fleet import Fleet, unit_id
@@ -13,11 +14,13 @@ from .thermostat import ThermostatSim
 from .unit import UNIT_DEVICES, UnitSim
 
 __all__ = [
+    "BATTERY",
     "MANUFACTURER",
     "OFFLINE",
     "ONLINE",
     "UNIT_DEVICES",
     "Backoff",
+    "BatteryPowered",
     "BrokerAddress",
     "DeviceLink",
     "DeviceOffline",

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from devices import BinarySensorConfig, BinarySensorState, EntityState, SensorState
+from devices import BinarySensorConfig, BinarySensorState, EntityState
 
 from .address import BrokerAddress
-from .device import DeviceOptions, SimulatedDevice
+from .battery import BATTERY, BatteryPowered
+from .device import DeviceOptions
 from .faults import Fault, FaultKind
 
 __all__ = ["LeakSensorSim"]
 
 _LEAK = "leak"
-_BATTERY = "battery"
 
 
-class LeakSensorSim(SimulatedDevice):
+class LeakSensorSim(BatteryPowered):
     """A moisture binary sensor plus a battery-level sensor; takes no commands."""
 
     model = "fwsim leak sensor"
@@ -28,11 +28,9 @@ class LeakSensorSim(SimulatedDevice):
         self.config = BinarySensorConfig(
             state_topic=self.topic("state"), device_class="moisture", **self.entity_fields(_LEAK, "Leak")
         )
-        self.battery_sensor = self.battery_config(_BATTERY)
         self.add_entity(_LEAK, self.config)
-        self.add_entity(_BATTERY, self.battery_sensor)
+        self.add_battery()
         self._leak = False
-        self._battery = 100.0
 
     @property
     def state(self) -> BinarySensorState:
@@ -44,15 +42,10 @@ class LeakSensorSim(SimulatedDevice):
         """Whether water is detected."""
         return self._leak
 
-    @property
-    def battery(self) -> float:
-        """Battery level in percent."""
-        return self._battery
-
     def entity_state(self, object_id: str) -> EntityState:
         """Leak flag or battery reading."""
-        if object_id == _BATTERY:
-            return SensorState(value=self._battery, unit="%")
+        if object_id == BATTERY:
+            return self.battery_state()
         return BinarySensorState(on=self._leak)
 
     async def set_leak(self, wet: bool) -> None:
@@ -60,19 +53,10 @@ class LeakSensorSim(SimulatedDevice):
         self._leak = wet
         await self.publish_state(_LEAK)
 
-    async def set_battery(self, percent: float) -> None:
-        """Set and report the battery level (0..100)."""
-        if not 0 <= percent <= 100:
-            raise ValueError("battery percent must be within 0..100")
-        self._battery = float(percent)
-        await self.publish_state(_BATTERY)
-
     async def apply_kind_fault(self, fault: Fault) -> bool:
         """Flood or dry the sensor, or change the battery level."""
         if fault.fault is FaultKind.LEAK:
             await self.set_leak(fault.switch)
-        elif fault.fault is FaultKind.BATTERY:
-            await self.set_battery(fault.percent)
         else:
-            return False
+            return await super().apply_kind_fault(fault)
         return True

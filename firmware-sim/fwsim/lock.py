@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from devices import Command, EntityState, LockCommand, LockConfig, LockState, LockStatus, SensorState
+from devices import Command, EntityState, LockCommand, LockConfig, LockState, LockStatus
 
 from .address import BrokerAddress
-from .device import DeviceOptions, SimulatedDevice
+from .battery import BATTERY, BatteryPowered
+from .device import DeviceOptions
 from .faults import Fault, FaultKind
 
 __all__ = ["LockSim"]
 
 _LOCK = "lock"
-_BATTERY = "battery"
 
 
-class LockSim(SimulatedDevice):
+class LockSim(BatteryPowered):
     """A door lock (LOCKING/UNLOCKING while the bolt moves) plus a battery-level sensor."""
 
     model = "fwsim door lock"
@@ -28,11 +28,9 @@ class LockSim(SimulatedDevice):
         self.config = LockConfig(
             command_topic=self.topic("set"), state_topic=self.topic("state"), **self.entity_fields(_LOCK, "Front door")
         )
-        self.battery_sensor = self.battery_config(_BATTERY)
         self.add_entity(_LOCK, self.config)
-        self.add_entity(_BATTERY, self.battery_sensor)
+        self.add_battery()
         self._state = LockState(status=LockStatus.LOCKED)
-        self._battery = 100.0
         self._jam_next = False
 
     @property
@@ -40,15 +38,10 @@ class LockSim(SimulatedDevice):
         """The lock's status now."""
         return self._state
 
-    @property
-    def battery(self) -> float:
-        """Battery level in percent."""
-        return self._battery
-
     def entity_state(self, object_id: str) -> EntityState:
         """Lock status or battery reading."""
-        if object_id == _BATTERY:
-            return SensorState(value=self._battery, unit="%")
+        if object_id == BATTERY:
+            return self.battery_state()
         return self._state
 
     def jam_next_command(self) -> None:
@@ -59,13 +52,6 @@ class LockSim(SimulatedDevice):
         """Jam the bolt now and report it."""
         self._state = LockState(status=LockStatus.JAMMED)
         await self.publish_state(_LOCK)
-
-    async def set_battery(self, percent: float) -> None:
-        """Set and report the battery level (0..100)."""
-        if not 0 <= percent <= 100:
-            raise ValueError("battery percent must be within 0..100")
-        self._battery = float(percent)
-        await self.publish_state(_BATTERY)
 
     async def execute(self, object_id: str, command: Command) -> None:
         """Report LOCKING/UNLOCKING, move the bolt for the command delay, then report the result."""
@@ -89,8 +75,6 @@ class LockSim(SimulatedDevice):
             await self.jam()
         elif fault.fault is FaultKind.JAM_NEXT:
             self.jam_next_command()
-        elif fault.fault is FaultKind.BATTERY:
-            await self.set_battery(fault.percent)
         else:
-            return False
+            return await super().apply_kind_fault(fault)
         return True
