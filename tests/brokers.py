@@ -10,12 +10,11 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
-from gateway.mqtt.broker import EmbeddedBroker, free_port
+from gateway.mqtt.broker import free_port
 
 __all__ = [
     "REPO",
     "BrokerHandle",
-    "EmbeddedHandle",
     "MosquittoProcess",
     "mosquitto_binary",
     "system_mosquitto_up",
@@ -37,10 +36,6 @@ class BrokerHandle(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-class EmbeddedHandle(EmbeddedBroker):
-    """The embedded amqtt broker."""
 
 
 def mosquitto_binary() -> str | None:

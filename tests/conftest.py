@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import pytest
 from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings, GatewaySettings
-from tests.brokers import BrokerHandle, EmbeddedHandle, MosquittoProcess, mosquitto_binary
+from gateway.mqtt.broker import EmbeddedBroker
+from tests.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
 
 BROKERS = ["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)]
 
@@ -49,7 +50,7 @@ async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """A running broker: the embedded one, or a private Mosquitto (skipped where it is not installed)."""
     handle: BrokerHandle
     if request.param == "embedded":
-        handle = EmbeddedHandle()
+        handle = EmbeddedBroker()
     else:
         binary = mosquitto_binary()
         if binary is None:
@@ -114,12 +115,3 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str 
                 await asyncio.sleep(0.01)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-async def next_message(client: aiomqtt.Client, timeout: float = 5.0) -> aiomqtt.Message:
-    """The next message the client receives, or fail."""
-    async with asyncio.timeout(timeout):
-        return await anext(aiter(client.messages))
-
-
-Waiter = Callable[[], Awaitable[None]]

@@ -23,7 +23,6 @@ class Persister:
         self._registry = registry
         self._db = db
         self._interval = interval
-        self.flushes = 0
         self.last_error: StorageError | None = None
 
     async def run(self) -> None:
@@ -51,4 +50,3 @@ class Persister:
         if self.last_error is not None:
             log.info("persisting device state again")
         self.last_error = None
-        self.flushes += 1

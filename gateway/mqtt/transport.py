@@ -56,7 +56,7 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Capped exponential backoff with full jitter."""
+    """Capped exponential backoff, jittered between half and all of the capped delay."""
 
     initial: float = 0.1
     factor: float = 2.0
@@ -70,7 +70,6 @@ class Backoff:
 
 MessageHandler = Callable[[InboundMessage], None]
 StateListener = Callable[[LinkState], None]
-ConnectedHook = Callable[[], None]
 
 
 class MqttLink:
