@@ -53,7 +53,7 @@ class Registry:
         self._entities: dict[str, Entity] = {}
         self._state_routes: dict[str, set[str]] = {}
         self._availability_routes: dict[str, set[str]] = {}
-        self._owner: dict[str, str] = {}  # topic -> device id that claimed it
+        self._owners: dict[str, set[str]] = {}  # topic -> entities claiming it (all of one device)
         self._unique_ids: dict[str, str] = {}  # unique_id -> entity id
         self._listeners: list[EntityListener] = []
         self._topics_changed: TopicsChanged | None = None
@@ -208,7 +208,8 @@ class Registry:
         for topic in config.owned_topics():
             if topic == self.prefix or topic.startswith(self.prefix + "/"):
                 return "topic_conflict", f"topic {topic[:80]!r} lies in the discovery tree"
-            owner = self._owner.get(topic)
+            claimants = self._owners.get(topic)
+            owner = self._entities[next(iter(claimants))].device_id if claimants else None
             if owner is not None and owner != device_id:
                 return "topic_conflict", f"topic {topic[:80]!r} belongs to device {owner!r}"
         holder = self._unique_ids.get(config.unique_id) if config.unique_id is not None else None
@@ -284,40 +285,47 @@ class Registry:
     # --- routing ---------------------------------------------------------------------------------
 
     def _route(self, entity: Entity) -> None:
-        before = self.topics()
+        listened = _listened_topics(entity)
+        added = frozenset(t for t in listened if not self._routed(t))
         for topic in entity.config.state_topics():
             self._state_routes.setdefault(topic, set()).add(entity.id)
         for entry in entity.config.availability_entries():
             self._availability_routes.setdefault(entry.topic, set()).add(entity.id)
         for topic in entity.config.owned_topics():
-            self._owner[topic] = entity.device_id
+            self._owners.setdefault(topic, set()).add(entity.id)
         if entity.config.unique_id is not None:
             self._unique_ids[entity.config.unique_id] = entity.id
-        self._notify_topics(before)
+        self._notify_topics(added, frozenset())
 
     def _unroute(self, entity: Entity) -> None:
-        before = self.topics()
+        listened = _listened_topics(entity)
         for routes in (self._state_routes, self._availability_routes):
-            for topic in [t for t, ids in routes.items() if entity.id in ids]:
-                routes[topic].discard(entity.id)
-                if not routes[topic]:
-                    del routes[topic]
-        still_owned = {
-            t
-            for e in self._entities.values()
-            if e.removed_at is None and e is not entity
-            for t in e.config.owned_topics()
-        }
-        for topic in entity.config.owned_topics() - still_owned:
-            self._owner.pop(topic, None)
+            for topic in listened:
+                ids = routes.get(topic)
+                if ids is not None:
+                    ids.discard(entity.id)
+                    if not ids:
+                        del routes[topic]
+        for topic in entity.config.owned_topics():
+            ids = self._owners.get(topic)
+            if ids is not None:
+                ids.discard(entity.id)
+                if not ids:
+                    del self._owners[topic]
         if entity.config.unique_id is not None:
             self._unique_ids.pop(entity.config.unique_id, None)
-        self._notify_topics(before)
+        self._notify_topics(frozenset(), frozenset(t for t in listened if not self._routed(t)))
 
-    def _notify_topics(self, before: frozenset[str]) -> None:
-        after = self.topics()
-        if after != before and self._topics_changed is not None:
-            self._topics_changed(after - before, before - after)
+    def _routed(self, topic: str) -> bool:
+        return topic in self._state_routes or topic in self._availability_routes
+
+    def _notify_topics(self, added: frozenset[str], removed: frozenset[str]) -> None:
+        if (added or removed) and self._topics_changed is not None:
+            self._topics_changed(added, removed)
+
+
+def _listened_topics(entity: Entity) -> frozenset[str]:
+    return entity.config.state_topics() | {e.topic for e in entity.config.availability_entries()}
 
 
 def _device_id(key: DiscoveryKey, config: EntityConfig) -> str:
