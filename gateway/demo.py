@@ -17,19 +17,12 @@ EXPECTED_ENTITIES = 7  # light, dimmer, lock + battery, thermostat, leak + batte
 
 async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) -> int:
     """Run the scripted demo; return the process exit code."""
-    from fwsim import BrokerAddress, UnitSim
+    from .service import simulated_unit
 
     gateway = await stack.enter_async_context(Gateway(settings))
     await gateway.wait_connected(10)
     b = settings.broker
-    unit = await stack.enter_async_context(
-        UnitSim(
-            BrokerAddress(host=b.host, port=b.port),
-            unit="u101",
-            discovery_prefix=settings.discovery_prefix,
-            command_delay=0.05,
-        )
-    )
+    unit = await stack.enter_async_context(simulated_unit(b, settings.discovery_prefix, command_delay=0.05))
     await unit.wait_online()
     async with asyncio.timeout(15):
         while not _ready(gateway):

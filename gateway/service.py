@@ -9,6 +9,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .app import Gateway
 from .config import BrokerSettings, GatewaySettings
@@ -18,7 +19,10 @@ from .mqtt.transport import MqttLink
 from .storage import Database
 from .storage.records import load_entities, recent_commands
 
-__all__ = ["broker_settings", "check_broker", "demo", "history", "init_db", "list_devices", "run"]
+if TYPE_CHECKING:
+    from fwsim import UnitSim
+
+__all__ = ["broker_settings", "check_broker", "demo", "history", "init_db", "list_devices", "run", "simulated_unit"]
 
 log = logging.getLogger("gateway")
 SIMULATION_GRACE_SECONDS = 3.0
@@ -61,16 +65,20 @@ async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
     return broker
 
 
+async def _broker_url(stack: contextlib.AsyncExitStack, url: str | None, host: str, port: int | None) -> str:
+    """``url`` if given; otherwise start the embedded broker, stopped when ``stack`` closes, and return its URL."""
+    if url is not None:
+        return url
+    broker = await _embedded_broker(host, port)
+    stack.push_async_callback(broker.stop)
+    return broker.url
+
+
 async def run(args: argparse.Namespace) -> None:
     """Run the gateway until cancelled."""
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
-        if embedded:
-            broker = await _embedded_broker(args.listen_host, args.listen_port)
-            stack.push_async_callback(broker.stop)
-            url = broker.url
-        else:
-            url = args.broker
+        url = await _broker_url(stack, args.broker, args.listen_host, args.listen_port)
         settings = GatewaySettings(
             broker=broker_settings(args, url),
             database=args.db,
@@ -85,14 +93,13 @@ async def run(args: argparse.Namespace) -> None:
                 await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
             await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs arrive first
             if args.simulate == "always" or not gateway.registry.entities():
-                await stack.enter_async_context(_simulated_unit(settings.broker, settings.discovery_prefix))
+                await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
                 print("no devices found: started a simulated unit (u101)", flush=True)
         await asyncio.Event().wait()
 
 
-def _simulated_unit(
-    broker: BrokerSettings, prefix: str, command_delay: float = 0.2
-) -> contextlib.AbstractAsyncContextManager[object]:
+def simulated_unit(broker: BrokerSettings, prefix: str, command_delay: float = 0.2) -> UnitSim:
+    """The simulated unit u101 on the gateway's broker, logging in as the gateway does."""
     from fwsim import BrokerAddress, UnitSim
 
     address = BrokerAddress(
@@ -187,13 +194,7 @@ async def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         db = args.db or Path(tmp) / "demo.sqlite3"
         async with contextlib.AsyncExitStack() as stack:
-            if args.broker is None:
-                broker = EmbeddedBroker()
-                await broker.start()
-                stack.push_async_callback(broker.stop)
-                url = broker.url
-            else:
-                url = args.broker
+            url = await _broker_url(stack, args.broker, "127.0.0.1", free_port())
             settings = GatewaySettings(
                 broker=broker_settings(args, url),
                 database=db,
