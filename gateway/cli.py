@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _gateway_options(run)
     run.add_argument("--listen-host", default="127.0.0.1", help="embedded broker address")
     run.add_argument("--listen-port", type=int, default=None, help="embedded broker port (default 1883)")
+    _api_options(run)
     run.add_argument(
         "--simulate",
         choices=("auto", "always", "never"),
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start everything with a simulated unit, run commands, print outcomes")
     _broker_options(demo)
     demo.add_argument("--db", type=Path, default=None, help="database file (default: a temporary one)")
+
+    operator = sub.add_parser(
+        "create-operator",
+        help="create the first operator account (password from GATEWAY_OPERATOR_PASSWORD or a prompt)",
+    )
+    operator.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
+    operator.add_argument("--username", required=True)
 
     init = sub.add_parser("init-db", help="create or migrate the database and check its integrity")
     init.add_argument("--db", type=Path, default=DEFAULT_DB)
@@ -72,6 +80,14 @@ def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", type=Path, default=None)
     parser.add_argument("--tls-insecure", action="store_true", default=None, help="do not verify the certificate")
     parser.add_argument("--discovery-prefix", default="homeassistant")
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-host", default=os.environ.get("GATEWAY_API_HOST", "127.0.0.1"), help="API address")
+    parser.add_argument(
+        "--api-port", type=int, default=int(os.environ.get("GATEWAY_API_PORT", "8080")), help="API port (0: free)"
+    )
+    parser.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
 
 
 def _gateway_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +118,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return await service.demo(args)
+    if args.command == "create-operator":
+        return await service.create_operator(args.db, args.username)
     if args.command == "init-db":
         return await service.init_db(args.db)
     if args.command == "check-broker":

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .errors import ConfigError
 
-__all__ = ["BrokerSettings", "GatewaySettings"]
+__all__ = ["ApiSettings", "BrokerSettings", "GatewaySettings"]
 
 
 class BrokerSettings(BaseModel):
@@ -68,3 +68,20 @@ class GatewaySettings(BaseModel):
     # Wildcard subscriptions use QoS 0: Mosquitto drops retained QoS 1 messages beyond
     # max_inflight_messages + max_queued_messages (1,020 by default) on a fresh subscription.
     subscribe_qos: Annotated[int, Field(ge=0, le=1)] = 0
+
+
+class ApiSettings(BaseModel):
+    """The local HTTP API: where it listens, request limits, session lifetimes and the bootstrap operator."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 16_384
+    session_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 86_400
+    idle_timeout_seconds: Annotated[int, Field(ge=60)] = 7 * 86_400
+    stale_after_seconds: Annotated[int, Field(ge=60)] = 86_400
+    low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
+    stream_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    bootstrap_operator: Annotated[str, Field(min_length=3, max_length=64)] | None = None
+    bootstrap_password: SecretStr | None = None

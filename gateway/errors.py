@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
+    "AuthError",
     "BrokerUnavailable",
     "CommandError",
     "CommandRejected",
     "ConfigError",
+    "Conflict",
     "GatewayError",
+    "InvalidRequest",
+    "NotFound",
+    "RequestError",
     "StorageError",
+    "TooManyAttempts",
     "TransportError",
     "UnknownEntity",
 ]
@@ -66,3 +73,49 @@ class UnknownEntity(CommandError):
     """No device entity with that id."""
 
     code = "entity_not_found"
+
+
+class RequestError(GatewayError):
+    """A caller's request refused by accounts, properties or roles (the API maps each branch to a status)."""
+
+    code = "request_refused"
+
+
+class AuthError(RequestError):
+    """No valid credentials: bad login, unknown, expired or revoked session, disabled account (401)."""
+
+    code = "unauthenticated"
+
+
+class TooManyAttempts(AuthError):
+    """Logins slowed or locked out after repeated failures (429); ``retry_after`` is in seconds."""
+
+    code = "login_throttled"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class AccessDenied(RequestError):
+    """Authenticated, but the role may not do this (403); never used where a 404 must hide an id."""
+
+    code = "role_forbidden"
+
+
+class NotFound(RequestError):
+    """No such thing, or not one the caller may know about (404)."""
+
+    code = "not_found"
+
+
+class Conflict(RequestError):
+    """The request clashes with the current state (409)."""
+
+    code = "conflict"
+
+
+class InvalidRequest(RequestError):
+    """Well-formed but unacceptable input (422), e.g. a weak password or a used activation code."""
+
+    code = "request_invalid"

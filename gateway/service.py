@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
+from .accounts import AccountService
+from .api import ApiService
 from .app import Gateway
-from .config import BrokerSettings, GatewaySettings
+from .building import AuditLog
+from .clock import SystemClock
+from .config import ApiSettings, BrokerSettings, GatewaySettings
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
@@ -22,7 +31,18 @@ from .storage.records import load_entities, recent_commands
 if TYPE_CHECKING:
     from fwsim import UnitSim
 
-__all__ = ["broker_settings", "check_broker", "demo", "history", "init_db", "list_devices", "run", "simulated_unit"]
+__all__ = [
+    "api_settings",
+    "broker_settings",
+    "check_broker",
+    "create_operator",
+    "demo",
+    "history",
+    "init_db",
+    "list_devices",
+    "run",
+    "simulated_unit",
+]
 
 log = logging.getLogger("gateway")
 SIMULATION_GRACE_SECONDS = 3.0
@@ -88,6 +108,9 @@ async def run(args: argparse.Namespace) -> None:
         )
         gateway = await stack.enter_async_context(Gateway(settings))
         print(f"gateway running: broker {settings.broker.url}, database {settings.database}", flush=True)
+        if not args.no_api:
+            api = await stack.enter_async_context(ApiService(gateway, api_settings(args)))
+            print(f"API on {api.url}/api/v1 (OpenAPI: {api.url}/openapi.json, docs: {api.url}/docs)", flush=True)
         if args.simulate == "always" or (args.simulate == "auto" and embedded):
             with contextlib.suppress(TransportError):
                 await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
@@ -96,6 +119,33 @@ async def run(args: argparse.Namespace) -> None:
                 await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
                 print("no devices found: started a simulated unit (u101)", flush=True)
         await asyncio.Event().wait()
+
+
+def api_settings(args: argparse.Namespace) -> ApiSettings:
+    """API settings from the command line and the bootstrap-operator environment variables."""
+    password = os.environ.get("GATEWAY_OPERATOR_PASSWORD")
+    return ApiSettings(
+        host=args.api_host,
+        port=args.api_port,
+        bootstrap_operator=os.environ.get("GATEWAY_OPERATOR_USERNAME") or None,
+        bootstrap_password=SecretStr(password) if password else None,
+    )
+
+
+async def create_operator(path: Path, username: str) -> int:
+    """Create an operator account; the password comes from GATEWAY_OPERATOR_PASSWORD or a prompt, never a default."""
+    password = os.environ.get("GATEWAY_OPERATOR_PASSWORD")
+    if not password:
+        password = getpass.getpass(f"password for operator {username}: ")
+        if password != getpass.getpass("again: "):
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+    async with Database(path) as db:
+        accounts = AccountService(db, SystemClock())
+        account = await accounts.create_operator(username, password, created_by="cli")
+        await AuditLog(db, SystemClock()).record(None, "account.create_operator", target=account.id)
+    print(f"operator {account.username} created ({account.id})")
+    return 0
 
 
 def simulated_unit(broker: BrokerSettings, prefix: str, command_delay: float = 0.2) -> UnitSim:

@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..errors import BrokerUnavailable, CommandRejected, GatewayError, UnknownEntity
 from ..mqtt.transport import MqttLink
 from ..storage import CommandRow, Database
-from ..storage.records import insert_command, recent_commands, update_command
+from ..storage.records import get_command, insert_command, recent_commands, update_command
 from .entity import Entity
 from .registry import Registry
 
@@ -53,6 +53,7 @@ class CommandResult:
     detail: str | None
     created_at: datetime
     finished_at: datetime | None
+    field: str | None = None  # the command field a rejection is about
 
     @property
     def latency_ms(self) -> float | None:
@@ -100,17 +101,24 @@ class CommandService:
         registry.add_listener(self)
 
     async def execute(
-        self, entity_id: str, command: Command | Mapping[str, Any], *, actor: str, timeout: float | None = None
+        self,
+        entity_id: str,
+        command: Command | Mapping[str, Any],
+        *,
+        actor: str,
+        timeout: float | None = None,
+        command_id: str | None = None,
     ) -> CommandResult:
         """Validate, publish and wait for the device to confirm; every outcome is recorded with ``actor``.
 
         Raises UnknownEntity for an unknown id; every other outcome, rejections included, is returned.
+        ``command_id`` lets a caller hand out the id before the outcome is known.
         """
         entity = self._registry.get(entity_id)
         if entity is None:
             raise UnknownEntity(f"no device entity {entity_id!r}")
         raw = dict(command) if isinstance(command, Mapping) else command.model_dump(exclude_none=True)
-        job = _Job(uuid.uuid4().hex, entity, actor, raw, self._clock.now())
+        job = _Job(command_id or uuid.uuid4().hex, entity, actor, raw, self._clock.now())
         try:
             parsed = self._parse(entity, command)
             publishes = entity.config.encode_command(parsed)
@@ -122,7 +130,7 @@ class CommandService:
             status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
             detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
             await self._record(job)
-            return await self._finish(job, status, exc.code, detail)
+            return await self._finish(job, status, exc.code, detail, field=exc.field)
         job.command = parsed.model_dump(exclude_none=True)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
         await self._record(job)
@@ -137,9 +145,19 @@ class CommandService:
                 outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
             else:
                 outcome = await self._wait(waiter, timeout if timeout is not None else self.timeout)
+        except asyncio.CancelledError:
+            # Shutting down mid-command: the history says so instead of leaving it pending forever.
+            await asyncio.shield(
+                self._finish(job, CommandStatus.FAILED, "gateway_stopping", "the gateway stopped before an outcome")
+            )
+            raise
         finally:
             self._drop(waiter)
         return await self._finish(job, *outcome)
+
+    async def get(self, command_id: str) -> CommandRow | None:
+        """One recorded command."""
+        return await self._db.run(lambda db: get_command(db, command_id))
 
     async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
         """The newest recorded commands."""
@@ -223,14 +241,21 @@ class CommandService:
         await self._persist_entities()
         await self._db.run(lambda db: insert_command(db, row))
 
-    async def _finish(self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None) -> CommandResult:
+    async def _finish(
+        self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None, *, field: str | None = None
+    ) -> CommandResult:
         finished = self._clock.now()
         await self._db.run(lambda db: update_command(db, job.id, status, reason, detail, finished.isoformat()))
+        self._registry.record_event(
+            job.entity.id,
+            "command",
+            {"command_id": job.id, "actor": job.actor, "command": job.command, "status": str(status), "reason": reason},
+        )
         log.info(
             "command %s",
             status,
             extra={"command_id": job.id, "entity": job.entity.id, "actor": job.actor, "reason": reason},
         )
         return CommandResult(
-            job.id, job.entity.id, job.actor, job.command, status, reason, detail, job.created, finished
+            job.id, job.entity.id, job.actor, job.command, status, reason, detail, job.created, finished, field
         )

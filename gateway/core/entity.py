@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from devices import Component, DeviceKind, DiscoveryKey, EntityConfig, EntityState
 
@@ -63,6 +63,26 @@ class Entity:
         """Display name: the config's, else the device's, else the object id."""
         device_name = self.config.device.name if self.config.device else None
         return self.config.name or device_name or self.key.object_id
+
+    def stale_reason(self, now: datetime, silence: timedelta) -> str | None:
+        """Why the shown state may not be the device's real one now, or None when it is fresh.
+
+        ``offline`` (last will or availability), ``never_reported``, ``invalid_report`` (the last report was
+        refused), ``expired`` (older than the device's own ``expire_after``), or ``silent`` (a device with no
+        availability topic that has said nothing for ``silence``).
+        """
+        if self.available is False:
+            return "offline"
+        if self.state is None or self.state_at is None:
+            return "never_reported"
+        if self.state_error is not None:
+            return "invalid_report"
+        expire_after = self.config.expire_after
+        if expire_after and now - self.state_at > timedelta(seconds=expire_after):
+            return "expired"
+        if not self.config.availability_entries() and (self.last_seen is None or now - self.last_seen > silence):
+            return "silent"
+        return None
 
     def state_json(self) -> str | None:
         """The last good state as stored."""

@@ -55,6 +55,7 @@ class Registry:
         self._availability_routes: dict[str, set[str]] = {}
         self._owners: dict[str, set[str]] = {}  # topic -> entities claiming it (all of one device)
         self._unique_ids: dict[str, str] = {}  # unique_id -> entity id
+        self._by_device: dict[str, set[str]] = {}  # device id -> its live entities
         self._listeners: list[EntityListener] = []
         self._topics_changed: TopicsChanged | None = None
         self._dirty: set[str] = set()
@@ -71,6 +72,14 @@ class Registry:
     def entities(self) -> list[Entity]:
         """Every live entity, in id order."""
         return sorted((e for e in self._entities.values() if e.removed_at is None), key=lambda e: e.id)
+
+    def entities_of_device(self, device_id: str) -> list[Entity]:
+        """The live entities of one device, in id order."""
+        return sorted((self._entities[k] for k in self._by_device.get(device_id, ())), key=lambda e: e.id)
+
+    def device_ids(self) -> list[str]:
+        """Ids of every device with a live entity."""
+        return sorted(self._by_device)
 
     def topics(self) -> frozenset[str]:
         """Every state and availability topic to subscribe."""
@@ -295,6 +304,7 @@ class Registry:
             self._owners.setdefault(topic, set()).add(entity.id)
         if entity.config.unique_id is not None:
             self._unique_ids[entity.config.unique_id] = entity.id
+        self._by_device.setdefault(entity.device_id, set()).add(entity.id)
         self._notify_topics(added, frozenset())
 
     def _unroute(self, entity: Entity) -> None:
@@ -314,6 +324,11 @@ class Registry:
                     del self._owners[topic]
         if entity.config.unique_id is not None:
             self._unique_ids.pop(entity.config.unique_id, None)
+        siblings = self._by_device.get(entity.device_id)
+        if siblings is not None:
+            siblings.discard(entity.id)
+            if not siblings:
+                del self._by_device[entity.device_id]
         self._notify_topics(frozenset(), frozenset(t for t in listened if not self._routed(t)))
 
     def _routed(self, topic: str) -> bool:

@@ -61,5 +61,91 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat_at TEXT NOT NULL,
         stopped_at TEXT
     );
+    """,  # 2: properties, units, device bindings, accounts, sessions, login throttling, audit log
+    """
+    CREATE TABLE properties (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE units (
+        id TEXT PRIMARY KEY,
+        property_id TEXT NOT NULL REFERENCES properties(id),
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (property_id, label)
+    );
+    CREATE TABLE bindings (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(id),
+        unit_id TEXT NOT NULL REFERENCES units(id),
+        bound_at TEXT NOT NULL,
+        bound_by TEXT NOT NULL,
+        unbound_at TEXT,
+        unbound_by TEXT
+    );
+    CREATE UNIQUE INDEX bindings_current ON bindings(device_id) WHERE unbound_at IS NULL;
+    CREATE INDEX bindings_unit ON bindings(unit_id);
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT,
+        role TEXT NOT NULL,
+        property_id TEXT REFERENCES properties(id),
+        unit_id TEXT REFERENCES units(id),
+        password_hash TEXT,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        activated_at TEXT,
+        ended_at TEXT
+    );
+    CREATE INDEX accounts_unit ON accounts(unit_id);
+    CREATE TABLE activation_codes (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id),
+        code_hash TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        client TEXT,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_reason TEXT
+    );
+    CREATE INDEX sessions_account ON sessions(account_id);
+    CREATE TABLE login_attempts (
+        username TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure_at TEXT NOT NULL,
+        locked_until TEXT
+    );
+    CREATE TABLE device_names (
+        unit_id TEXT NOT NULL REFERENCES units(id),
+        device_id TEXT NOT NULL REFERENCES devices(id),
+        name TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (unit_id, device_id)
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_id TEXT,
+        actor_role TEXT,
+        action TEXT NOT NULL,
+        property_id TEXT,
+        unit_id TEXT,
+        target TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_property ON audit_log(property_id, id);
+    CREATE INDEX events_type ON events(type);
     """,
 )

@@ -16,6 +16,7 @@ __all__ = [
     "EntityRow",
     "EventRow",
     "finish_run",
+    "get_command",
     "heartbeat_run",
     "insert_command",
     "load_entities",
@@ -140,6 +141,12 @@ def update_command(
         db.table("commands").update(
             command_id, {"status": status, "reason": reason, "detail": detail, "finished_at": finished_at}
         )
+
+
+def get_command(db: sqlite_utils.Database, command_id: str) -> CommandRow | None:
+    """One command by id."""
+    row = next(db.table("commands").rows_where("id = ?", [command_id], limit=1), None)
+    return None if row is None else CommandRow(**row)
 
 
 def recent_commands(db: sqlite_utils.Database, entity_key: str | None = None, limit: int = 50) -> list[CommandRow]:

@@ -1,0 +1,355 @@
+"""Accounts and sessions: activation, login with throttling and lockout, bearer-token checks, revocation."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from ..clock import Clock
+from ..errors import AuthError, Conflict, InvalidRequest, NotFound, TooManyAttempts
+from ..storage import Database
+from ..storage.records import transaction
+from . import store
+from .credentials import (
+    Passwords,
+    check_password_policy,
+    code_digest,
+    digests_equal,
+    new_activation_code,
+    new_token,
+    token_digest,
+)
+from .models import Account, AccountStatus, Principal, Role, Session
+
+__all__ = ["AccountService", "AuthSettings", "NewAccount", "SessionGrant"]
+
+log = logging.getLogger(__name__)
+RevokedCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Session lifetimes and the login throttle."""
+
+    session_ttl: timedelta = timedelta(days=30)
+    idle_timeout: timedelta = timedelta(days=7)
+    activation_ttl: timedelta = timedelta(days=14)
+    throttle_after: int = 3  # failures before each further attempt must wait (1 s, 2 s, 4 s … up to 60 s)
+    lock_after: int = 10  # failures before the username is locked
+    lock_duration: timedelta = timedelta(minutes=15)
+    touch_interval: timedelta = timedelta(seconds=60)  # how often last-used is written (idle timeout precision)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A created account and its one-time activation code (shown once, stored hashed)."""
+
+    account: Account
+    activation_code: str
+    activation_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrant:
+    """A new session and its bearer token (shown once, stored hashed)."""
+
+    token: str
+    session: Session
+    account: Account
+
+
+class AccountService:
+    """Every change to accounts and sessions goes through here; reads for each request too."""
+
+    def __init__(
+        self, db: Database, clock: Clock, passwords: Passwords | None = None, settings: AuthSettings | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._passwords = passwords or Passwords()
+        self.settings = settings or AuthSettings()
+        self._revoked_listeners: list[RevokedCallback] = []
+
+    def on_account_revoked(self, callback: RevokedCallback) -> None:
+        """Be told (with the account id) when an account's sessions are all revoked, e.g. to close its streams."""
+        self._revoked_listeners.append(callback)
+
+    # --- creation and activation -------------------------------------------------------------------
+
+    async def create(
+        self,
+        username: str,
+        role: Role,
+        *,
+        created_by: str,
+        property_id: str | None = None,
+        unit_id: str | None = None,
+        display_name: str | None = None,
+    ) -> NewAccount:
+        """Create a pending account with a one-time activation code; Conflict if the username is taken."""
+        now = self._clock.now()
+        code = new_activation_code()
+        expires = now + self.settings.activation_ttl
+        row = self._row(username, role, property_id, unit_id, display_name, created_by, now)
+        await self._insert(row, (code_digest(code), expires.isoformat()))
+        account = await self.get(row["id"])
+        log.info("account created", extra={"account": account.id, "role": str(role), "by": created_by})
+        return NewAccount(account, code, expires)
+
+    async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:
+        """Create an active operator account with the given password (the bootstrap path)."""
+        check_password_policy(password, username)
+        now = self._clock.now()
+        row = self._row(username, Role.OPERATOR, None, None, None, created_by, now)
+        row.update(
+            status=AccountStatus.ACTIVE, activated_at=now.isoformat(), password_hash=self._passwords.hash(password)
+        )
+        await self._insert(row, None)
+        log.info("operator account created", extra={"account": row["id"], "by": created_by})
+        return await self.get(row["id"])
+
+    async def activate(self, username: str, code: str, password: str) -> Account:
+        """Set the first password with the one-time code; the code is spent."""
+        await self._check_throttle(username)
+        check_password_policy(password, username)
+        account = await self._db.run(lambda db: store.account_by_username(db, username))
+        now = self._clock.now()
+        hashed = self._passwords.hash(password)
+
+        def spend(db: sqlite_utils.Database) -> bool:
+            if account is None or account.status is not AccountStatus.PENDING:
+                return False
+            row = next(db.table("activation_codes").rows_where("account_id = ?", [account.id], limit=1), None)
+            if row is None or row["used_at"] is not None or datetime.fromisoformat(row["expires_at"]) <= now:
+                return False
+            if not digests_equal(row["code_hash"], code_digest(code)):
+                return False
+            with transaction(db):
+                db.conn.execute(
+                    "UPDATE activation_codes SET used_at = ? WHERE account_id = ?", (now.isoformat(), account.id)
+                )
+                db.conn.execute(
+                    "UPDATE accounts SET password_hash = ?, status = ?, activated_at = ? WHERE id = ?",
+                    (hashed, AccountStatus.ACTIVE, now.isoformat(), account.id),
+                )
+            return True
+
+        if not await self._db.run(spend):
+            await self._fail(username)
+            raise InvalidRequest("activation code is wrong, used or expired", code="activation_invalid", field="code")
+        assert account is not None
+        await self._db.run(lambda db: store.clear_attempts(db, username))
+        log.info("account activated", extra={"account": account.id})
+        return await self.get(account.id)
+
+    # --- sessions ----------------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str, client: str | None) -> SessionGrant:
+        """Check the password (throttled, locked out after repeated failures) and open a session."""
+        await self._check_throttle(username)
+        account = await self._db.run(lambda db: store.account_by_username(db, username))
+        stored = None if account is None else await self._db.run(lambda db: store.password_hash(db, account.id))
+        if account is None or not self._passwords.verify(stored, password):
+            await self._fail(username)
+            raise AuthError("wrong username or password", code="login_failed")
+        await self._db.run(lambda db: store.clear_attempts(db, username))
+        if account.status is AccountStatus.PENDING:
+            raise AuthError("the account is not activated yet", code="account_not_activated")
+        if account.status is not AccountStatus.ACTIVE:
+            raise AuthError("the account is disabled", code="account_disabled")
+        return await self.open_session(account, client)
+
+    async def open_session(self, account: Account, client: str | None) -> SessionGrant:
+        """Open a session for an account that has proven who it is."""
+        now = self._clock.now()
+        token = new_token()
+        row = {
+            "id": uuid.uuid4().hex,
+            "token_hash": token_digest(token),
+            "account_id": account.id,
+            "client": client,
+            "created_at": now.isoformat(),
+            "last_used_at": now.isoformat(),
+            "expires_at": (now + self.settings.session_ttl).isoformat(),
+            "revoked_at": None,
+            "revoked_reason": None,
+        }
+        await self._db.run(lambda db: store.insert_session(db, row))
+        digest = str(row["token_hash"])
+        session = await self._db.run(lambda db: store.session_by_digest(db, digest))
+        assert session is not None
+        log.info("session opened", extra={"account": account.id, "session": session.id})
+        return SessionGrant(token, session, account)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The caller behind a bearer token; AuthError with the precise code otherwise."""
+        session = await self._db.run(lambda db: store.session_by_digest(db, token_digest(token)))
+        if session is None:
+            raise AuthError("unknown token", code="token_invalid")
+        if session.revoked_at is not None:
+            raise AuthError(f"the session was ended ({session.revoked_reason})", code="session_revoked")
+        now = self._clock.now()
+        if now >= session.expires_at:
+            raise AuthError("the session expired; sign in again", code="session_expired")
+        if now >= session.last_used_at + self.settings.idle_timeout:
+            raise AuthError("the session expired after being idle; sign in again", code="session_expired")
+        account = await self.get(session.account_id)
+        if account.status is not AccountStatus.ACTIVE:
+            raise AuthError("the account is disabled", code="account_disabled")
+        if now - session.last_used_at >= self.settings.touch_interval:
+            await self._db.run(lambda db: store.touch_session(db, session.id, now.isoformat()))
+        return Principal(account, session)
+
+    async def logout(self, principal: Principal) -> None:
+        """End the caller's own session."""
+        now = self._clock.now().isoformat()
+        await self._db.run(
+            lambda db: store.revoke_sessions(db, principal.account.id, now, "logout", principal.session.id)
+        )
+
+    async def revoke_sessions(self, account_id: str, reason: str) -> int:
+        """End every session of an account, effective on its next request; return how many."""
+        now = self._clock.now().isoformat()
+        count = await self._db.run(lambda db: store.revoke_sessions(db, account_id, now, reason))
+        for callback in self._revoked_listeners:
+            callback(account_id)
+        return count
+
+    async def sessions(self, account_id: str) -> list[Session]:
+        """Every session of an account, newest first."""
+        return await self._db.run(lambda db: store.sessions_of(db, account_id))
+
+    # --- status ------------------------------------------------------------------------------------
+
+    async def get(self, account_id: str) -> Account:
+        """The account with that id; NotFound otherwise."""
+        account = await self._db.run(lambda db: store.account_by_id(db, account_id))
+        if account is None:
+            raise NotFound(f"no account {account_id!r}", code="account_not_found")
+        return account
+
+    async def find(self, where: str | None = None, args: list[Any] | None = None) -> list[Account]:
+        """Accounts matching an SQL condition (callers pass fixed conditions, values as parameters)."""
+        return await self._db.run(lambda db: store.accounts_where(db, where, args or []))
+
+    async def set_status(self, account_id: str, status: AccountStatus, reason: str | None) -> Account:
+        """Suspend or re-enable an account; suspending revokes its sessions at once."""
+        account = await self.get(account_id)
+        if account.status is AccountStatus.TERMINATED:
+            raise Conflict("a terminated account can never be used again", code="account_terminated")
+        if status is AccountStatus.ACTIVE and account.activated_at is None:
+            raise Conflict("the account was never activated", code="account_not_activated")
+        await self._db.run(
+            lambda db: db.conn.execute(
+                "UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?", (status, reason, account_id)
+            )
+        )
+        if status is not AccountStatus.ACTIVE:
+            await self.revoke_sessions(account_id, f"account {status}")
+        return await self.get(account_id)
+
+    async def terminate(self, account_id: str, reason: str) -> Account:
+        """End an account for good: sessions revoked, name and password erased, the username freed."""
+        account = await self.get(account_id)
+        now = self._clock.now().isoformat()
+
+        def end(db: sqlite_utils.Database) -> None:
+            with transaction(db):
+                db.conn.execute(
+                    "UPDATE accounts SET status = ?, status_reason = ?, ended_at = ?, username = ?, "
+                    "display_name = NULL, password_hash = NULL WHERE id = ?",
+                    (AccountStatus.TERMINATED, reason, now, f"former-{account.id}", account.id),
+                )
+                db.conn.execute("DELETE FROM activation_codes WHERE account_id = ?", (account.id,))
+
+        await self._db.run(end)
+        await self.revoke_sessions(account.id, reason)
+        return await self.get(account.id)
+
+    async def unlock(self, username: str) -> None:
+        """Clear a username's failed logins and lockout."""
+        await self._db.run(lambda db: store.clear_attempts(db, username))
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _row(
+        self,
+        username: str,
+        role: Role,
+        property_id: str | None,
+        unit_id: str | None,
+        display_name: str | None,
+        created_by: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "id": uuid.uuid4().hex,
+            "username": username,
+            "display_name": display_name,
+            "role": role,
+            "property_id": property_id,
+            "unit_id": unit_id,
+            "password_hash": None,
+            "status": AccountStatus.PENDING,
+            "status_reason": None,
+            "created_at": now.isoformat(),
+            "created_by": created_by,
+            "activated_at": None,
+            "ended_at": None,
+        }
+
+    async def _insert(self, row: dict[str, Any], code: tuple[str, str] | None) -> None:
+        def insert(db: sqlite_utils.Database) -> bool:
+            if store.account_by_username(db, row["username"]) is not None:
+                return False
+            store.insert_account(db, row, code)
+            return True
+
+        if not await self._db.run(insert):
+            raise Conflict(f"username {row['username']!r} is taken", code="username_taken", field="username")
+
+    async def _check_throttle(self, username: str) -> None:
+        row = await self._db.run(lambda db: store.get_attempts(db, username))
+        if row is None:
+            return
+        now = self._clock.now()
+        if row["locked_until"] is not None:
+            until = datetime.fromisoformat(row["locked_until"])
+            if now < until:
+                raise TooManyAttempts(
+                    "too many failed sign-ins; try again later",
+                    code="account_locked",
+                    retry_after=_seconds(until - now),
+                )
+            return  # the lock has passed; _fail starts counting afresh
+        failures = int(row["failures"])
+        if failures >= self.settings.throttle_after:
+            wait = timedelta(seconds=min(2 ** (failures - self.settings.throttle_after), 60))
+            ready = datetime.fromisoformat(row["last_failure_at"]) + wait
+            if now < ready:
+                raise TooManyAttempts(
+                    "too many failed sign-ins; wait before trying again", retry_after=_seconds(ready - now)
+                )
+
+    async def _fail(self, username: str) -> None:
+        row = await self._db.run(lambda db: store.get_attempts(db, username))
+        now = self._clock.now()
+        failures = 1
+        if row is not None:
+            stale = now - datetime.fromisoformat(row["last_failure_at"]) >= self.settings.lock_duration
+            failures = 1 if stale or row["locked_until"] is not None else int(row["failures"]) + 1
+        locked_until = None
+        if failures >= self.settings.lock_after:
+            locked_until = (now + self.settings.lock_duration).isoformat()
+            log.warning("sign-in locked after repeated failures", extra={"username": username[:64]})
+        await self._db.run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(1, int(delta.total_seconds() + 0.999))

@@ -1,0 +1,159 @@
+"""Synchronous reads and writes of accounts, sessions, activation codes and login attempts (writer thread)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..storage.records import transaction
+from .models import Account, AccountStatus, Role, Session
+
+__all__ = [
+    "account_by_id",
+    "account_by_username",
+    "accounts_where",
+    "clear_attempts",
+    "get_attempts",
+    "insert_account",
+    "insert_session",
+    "password_hash",
+    "record_failure",
+    "revoke_sessions",
+    "session_by_digest",
+    "sessions_of",
+    "touch_session",
+]
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _account(row: dict[str, Any]) -> Account:
+    return Account(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        role=Role(row["role"]),
+        property_id=row["property_id"],
+        unit_id=row["unit_id"],
+        status=AccountStatus(row["status"]),
+        status_reason=row["status_reason"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        activated_at=_dt(row["activated_at"]),
+        ended_at=_dt(row["ended_at"]),
+    )
+
+
+def _session(row: dict[str, Any]) -> Session:
+    return Session(
+        id=row["id"],
+        account_id=row["account_id"],
+        client=row["client"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        last_used_at=datetime.fromisoformat(row["last_used_at"]),
+        expires_at=datetime.fromisoformat(row["expires_at"]),
+        revoked_at=_dt(row["revoked_at"]),
+        revoked_reason=row["revoked_reason"],
+    )
+
+
+def _one(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> dict[str, Any] | None:
+    return next(db.table(table).rows_where(where, args, limit=1), None)
+
+
+def account_by_id(db: sqlite_utils.Database, account_id: str) -> Account | None:
+    """The account with that id."""
+    row = _one(db, "accounts", "id = ?", [account_id])
+    return None if row is None else _account(row)
+
+
+def account_by_username(db: sqlite_utils.Database, username: str) -> Account | None:
+    """The account with that username (case-insensitive)."""
+    row = _one(db, "accounts", "username = ? COLLATE NOCASE", [username])
+    return None if row is None else _account(row)
+
+
+def password_hash(db: sqlite_utils.Database, account_id: str) -> str | None:
+    """The stored argon2 hash, if a password was set."""
+    row = _one(db, "accounts", "id = ?", [account_id])
+    return None if row is None else row["password_hash"]
+
+
+def accounts_where(db: sqlite_utils.Database, where: str | None, args: list[Any]) -> list[Account]:
+    """Accounts matching an SQL condition, oldest first."""
+    return [_account(r) for r in db.table("accounts").rows_where(where, args, order_by="created_at, id")]
+
+
+def insert_account(db: sqlite_utils.Database, row: dict[str, Any], code: tuple[str, str] | None) -> None:
+    """Create an account, with its activation code digest and expiry when given."""
+    with transaction(db):
+        db.table("accounts").insert(row)
+        if code is not None:
+            db.table("activation_codes").insert(
+                {"account_id": row["id"], "code_hash": code[0], "expires_at": code[1], "used_at": None}
+            )
+
+
+def insert_session(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    """Record a new session."""
+    with transaction(db):
+        db.table("sessions").insert(row)
+
+
+def session_by_digest(db: sqlite_utils.Database, token_hash: str) -> Session | None:
+    """The session whose token has this digest."""
+    row = _one(db, "sessions", "token_hash = ?", [token_hash])
+    return None if row is None else _session(row)
+
+
+def sessions_of(db: sqlite_utils.Database, account_id: str) -> list[Session]:
+    """Every session of an account, newest first."""
+    rows = db.table("sessions").rows_where("account_id = ?", [account_id], order_by="created_at desc")
+    return [_session(r) for r in rows]
+
+
+def touch_session(db: sqlite_utils.Database, session_id: str, now: str) -> None:
+    """Note that the session was used (for the idle timeout)."""
+    with transaction(db):
+        db.conn.execute("UPDATE sessions SET last_used_at = ? WHERE id = ?", (now, session_id))
+
+
+def revoke_sessions(
+    db: sqlite_utils.Database, account_id: str, now: str, reason: str, session_id: str | None = None
+) -> int:
+    """Revoke one session, or every live session of the account; return how many."""
+    sql = "UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE account_id = ? AND revoked_at IS NULL"
+    args: list[Any] = [now, reason, account_id]
+    if session_id is not None:
+        sql += " AND id = ?"
+        args.append(session_id)
+    with transaction(db):
+        return db.conn.execute(sql, args).rowcount
+
+
+def get_attempts(db: sqlite_utils.Database, username: str) -> dict[str, Any] | None:
+    """Failed-login bookkeeping for a username."""
+    return _one(db, "login_attempts", "username = ?", [username.casefold()])
+
+
+def record_failure(db: sqlite_utils.Database, username: str, failures: int, now: str, locked_until: str | None) -> None:
+    """Store the failure count after a failed login."""
+    with transaction(db):
+        db.table("login_attempts").upsert(
+            {
+                "username": username.casefold(),
+                "failures": failures,
+                "last_failure_at": now,
+                "locked_until": locked_until,
+            },
+            pk="username",
+        )
+
+
+def clear_attempts(db: sqlite_utils.Database, username: str) -> None:
+    """Forget failed logins (after a success, or an operator's unlock)."""
+    with transaction(db):
+        db.conn.execute("DELETE FROM login_attempts WHERE username = ?", (username.casefold(),))

@@ -1,0 +1,94 @@
+"""What route handlers reach: the gateway's services, and the dependencies that authenticate callers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..accounts import AccountService, Principal, Role
+from ..building import AuditLog, BuildingService
+from ..errors import AccessDenied, AuthError, NotFound
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+    from .runner import CommandRunner
+    from .stream import StreamHub
+
+__all__ = [
+    "ApiContext",
+    "Ctx",
+    "Manager",
+    "Operator",
+    "Resident",
+    "Staff",
+    "Who",
+    "get_context",
+    "require",
+    "resident_unit",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """The services behind the API."""
+
+    gateway: Gateway
+    accounts: AccountService
+    building: BuildingService
+    audit: AuditLog
+    hub: StreamHub
+    runner: CommandRunner
+    stale_after: timedelta
+    low_battery_percent: float
+
+
+def get_context(request: Request) -> ApiContext:
+    """The API context stored on the application."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+_bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
+
+
+async def current_principal(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The signed-in caller; 401 with the precise code otherwise."""
+    if credentials is None:
+        raise AuthError("sign in first: send Authorization: Bearer <token>", code="unauthenticated")
+    return await ctx.accounts.authenticate(credentials.credentials)
+
+
+Who = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting only these roles (checked before any id is looked up, so 403 leaks nothing)."""
+    allowed = ", ".join(str(r) for r in roles)
+
+    async def check(principal: Who) -> Principal:
+        if principal.role not in roles:
+            raise AccessDenied(f"this needs the role {allowed}; you are {principal.role}", code="role_forbidden")
+        return principal
+
+    return check
+
+
+Resident = Annotated[Principal, Depends(require(Role.RESIDENT))]
+Manager = Annotated[Principal, Depends(require(Role.MANAGER))]
+Staff = Annotated[Principal, Depends(require(Role.MANAGER, Role.INSTALLER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+
+
+def resident_unit(principal: Principal) -> str:
+    """The resident's own unit id."""
+    if principal.account.unit_id is None:
+        raise NotFound("no unit", code="unit_not_found")
+    return principal.account.unit_id

@@ -1,0 +1,187 @@
+"""RFC 9457 problem details: every error the API returns, with a stable machine-readable ``code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    AccessDenied,
+    AuthError,
+    BrokerUnavailable,
+    CommandError,
+    Conflict,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    StorageError,
+    TooManyAttempts,
+    UnknownEntity,
+)
+
+__all__ = ["PROBLEM_RESPONSES", "Problem", "ProblemError", "install_problem_handlers", "problem_response"]
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:aptgateway:problem:"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: ``code`` is stable and machine-readable; ``detail`` is for people."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    field: str | None = None
+
+
+class ProblemError(GatewayError):
+    """Raised by route code to answer with a problem and an exact status (and extension members)."""
+
+    def __init__(self, status: int, code: str, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, field=field)
+        self.status = status
+        self.extra = extra
+
+
+# Listed in every operation's OpenAPI responses so clients (and schemathesis) know the shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": text}
+    for status, text in (
+        (400, "Malformed request"),
+        (401, "Not signed in, or the session expired or was revoked"),
+        (403, "The role may not do this"),
+        (404, "No such resource (or not one the caller may see)"),
+        (413, "Request body too large"),
+        (422, "Validation failed; `field` names the first bad field"),
+        (429, "Too many attempts"),
+    )
+}
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + code,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _status(exc: GatewayError) -> int:
+    if isinstance(exc, TooManyAttempts):
+        return 429
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, AccessDenied):
+        return 403
+    if isinstance(exc, NotFound | UnknownEntity):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, InvalidRequest | CommandError):
+        return 422
+    if isinstance(exc, BrokerUnavailable | StorageError):
+        return 503
+    return 500
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Turn every error, the framework's included, into problem+json."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc.status, exc.code, str(exc), instance=request.url.path, field=exc.field, **exc.extra)
+
+    async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        status = _status(exc)
+        headers: dict[str, str] = {}
+        if isinstance(exc, AuthError) and status == 401:
+            headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.code}"'
+        extra: dict[str, Any] = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
+            extra["retry_after"] = exc.retry_after
+        if status >= 500:
+            log.error("request failed: %s", exc, extra={"code": exc.code, "path": request.url.path})
+        return problem_response(
+            status, exc.code, str(exc), instance=request.url.path, field=exc.field, headers=headers, **extra
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or None,
+                "where": str(err.get("loc", ("body",))[0]),
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+            for err in exc.errors()[:20]
+        ]
+        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        code = "body_invalid_json" if first.get("type") == "json_invalid" else "validation_failed"
+        detail = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+        return problem_response(422, code, detail, instance=request.url.path, field=first["field"], errors=errors)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(exc.status_code, "http_error")
+        return problem_response(
+            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=dict(exc.headers or {})
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return problem_response(500, "internal_error", "something went wrong on the gateway", instance=request.url.path)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

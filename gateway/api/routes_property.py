@@ -1,0 +1,221 @@
+"""The property manager console and the installer: units, device bindings, residents, device health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from ..accounts import Account, Principal, Role
+from ..building import Unit
+from ..building.health import property_health
+from ..errors import NotFound
+from .context import ApiContext, Ctx, Manager, Operator, Staff, Who
+from .problems import PROBLEM_RESPONSES
+from .schemas import (
+    AccountOut,
+    BindRequest,
+    CreatePropertyRequest,
+    CreateUnitRequest,
+    DeviceOut,
+    HealthIssueOut,
+    HealthOut,
+    MoveInRequest,
+    MoveOutRequest,
+    MoveOutResponse,
+    NewAccountOut,
+    PropertyOut,
+    UnitDetailOut,
+    UnitOut,
+)
+from .views import account_out, api_entity_id, device_out, unit_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/properties", tags=["property"], responses=PROBLEM_RESPONSES)
+
+Id = Annotated[str, Path(min_length=1, max_length=128)]
+FORMER_RESIDENT = "former-resident"
+
+
+@router.get("", operation_id="listProperties")
+async def list_properties(principal: Who, ctx: Ctx) -> list[PropertyOut]:
+    """Properties I work on (the operator: all of them)."""
+    if principal.role is Role.OPERATOR:
+        props = ctx.building.properties()
+    elif principal.role.is_staff and principal.account.property_id is not None:
+        props = [ctx.building.property(principal.account.property_id)]
+    else:
+        props = []
+    return [PropertyOut(id=p.id, name=p.name, created_at=p.created_at) for p in props]
+
+
+@router.post("", status_code=201, operation_id="createProperty")
+async def create_property(body: CreatePropertyRequest, principal: Operator, ctx: Ctx) -> PropertyOut:
+    """Create a property (operator)."""
+    prop = await ctx.building.create_property(body.id, body.name)
+    await ctx.audit.record(principal, "property.create", property_id=prop.id, target=prop.id)
+    return PropertyOut(id=prop.id, name=prop.name, created_at=prop.created_at)
+
+
+@router.get("/{property_id}/units", operation_id="listUnits")
+async def list_units(property_id: Id, principal: Staff, ctx: Ctx) -> list[UnitOut]:
+    """Units of my property."""
+    return [unit_out(u) for u in ctx.building.units(_own_property(principal, ctx, property_id))]
+
+
+@router.post("/{property_id}/units", status_code=201, operation_id="createUnit")
+async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manager, ctx: Ctx) -> UnitOut:
+    """Create a unit in my property (manager)."""
+    unit = await ctx.building.create_unit(_own_property(principal, ctx, property_id), body.label, body.id)
+    await ctx.audit.record(principal, "unit.create", property_id=property_id, unit_id=unit.id, target=unit.id)
+    return unit_out(unit)
+
+
+@router.get("/{property_id}/units/{unit_id}", operation_id="getUnit")
+async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> UnitDetailOut:
+    """A unit with its devices; managers also see its residents (an audited read)."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    residents = None
+    if principal.role is Role.MANAGER:
+        residents = [account_out(a) for a in await _residents(ctx, unit)]
+        await ctx.audit.record(principal, "unit.read_residents", property_id=property_id, unit_id=unit.id)
+    return UnitDetailOut(unit=unit_out(unit), devices=_devices(ctx, unit), residents=residents)
+
+
+@router.get("/{property_id}/devices/unbound", operation_id="listUnboundDevices")
+async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[DeviceOut]:
+    """Devices the gateway discovered that are not bound to any unit yet."""
+    _own_property(principal, ctx, property_id)
+    now = ctx.gateway.clock.now()
+    return [
+        device_out(ctx.gateway.registry, d, None, now, ctx.stale_after)
+        for d in ctx.gateway.registry.device_ids()
+        if ctx.building.unit_of_device(d) is None
+    ]
+
+
+@router.post("/{property_id}/units/{unit_id}/devices", status_code=201, operation_id="bindDevice")
+async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal: Staff, ctx: Ctx) -> DeviceOut:
+    """Bind a discovered device to a unit (manager or installer)."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    if not ctx.gateway.registry.entities_of_device(body.device_id):
+        raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
+    await ctx.building.bind(body.device_id, unit.id, principal.actor)
+    await ctx.audit.record(principal, "device.bind", property_id=property_id, unit_id=unit.id, target=body.device_id)
+    return device_out(ctx.gateway.registry, body.device_id, unit.id, ctx.gateway.clock.now(), ctx.stale_after)
+
+
+@router.delete("/{property_id}/units/{unit_id}/devices/{device_id}", status_code=204, operation_id="unbindDevice")
+async def unbind_device(property_id: Id, unit_id: Id, device_id: Id, principal: Staff, ctx: Ctx) -> Response:
+    """Unbind a device from a unit (manager or installer); the resident's name for it is deleted."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    await ctx.building.unbind(device_id, unit.id, principal.actor)
+    await ctx.audit.record(principal, "device.unbind", property_id=property_id, unit_id=unit.id, target=device_id)
+    return Response(status_code=204)
+
+
+@router.get("/{property_id}/units/{unit_id}/residents", operation_id="listResidents")
+async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> list[AccountOut]:
+    """The unit's resident accounts (manager; an audited read)."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    residents = await _residents(ctx, unit)
+    await ctx.audit.record(principal, "unit.read_residents", property_id=property_id, unit_id=unit.id)
+    return [account_out(a) for a in residents]
+
+
+@router.post("/{property_id}/units/{unit_id}/residents", status_code=201, operation_id="moveIn")
+async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: Manager, ctx: Ctx) -> NewAccountOut:
+    """Move a resident in: their account, with a one-time activation code to hand to them (manager)."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    created = await ctx.accounts.create(
+        body.username,
+        Role.RESIDENT,
+        created_by=principal.actor,
+        property_id=unit.property_id,
+        unit_id=unit.id,
+        display_name=body.display_name,
+    )
+    await ctx.audit.record(
+        principal, "resident.move_in", property_id=property_id, unit_id=unit.id, target=created.account.id
+    )
+    return NewAccountOut(
+        account=account_out(created.account),
+        activation_code=created.activation_code,
+        activation_expires_at=created.activation_expires_at,
+    )
+
+
+@router.post("/{property_id}/units/{unit_id}/residents/{account_id}/move-out", operation_id="moveOut")
+async def move_out(
+    property_id: Id, unit_id: Id, account_id: Id, body: MoveOutRequest, principal: Manager, ctx: Ctx
+) -> MoveOutResponse:
+    """Move a resident out: the account ends at once, its sessions and streams close, its names for devices are
+    deleted and its history is anonymised (manager)."""
+    unit = _own_unit(principal, ctx, property_id, unit_id)
+    resident = next((a for a in await _residents(ctx, unit) if a.id == account_id), None)
+    if resident is None:
+        raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
+    sessions = sum(1 for s in await ctx.accounts.sessions(resident.id) if s.revoked_at is None)
+    ended = await ctx.accounts.terminate(resident.id, body.reason)
+    anonymised = await ctx.building.erase_personal_data(f"account:{resident.id}", FORMER_RESIDENT)
+    await ctx.audit.record(
+        principal,
+        "resident.move_out",
+        property_id=property_id,
+        unit_id=unit.id,
+        target=resident.id,
+        detail={"sessions_revoked": sessions, "records_anonymised": anonymised},
+    )
+    return MoveOutResponse(account=account_out(ended), sessions_revoked=sessions, records_anonymised=anonymised)
+
+
+@router.get("/{property_id}/health", operation_id="getPropertyHealth")
+async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
+    """Device health of the whole property in one call: offline, stale and low-battery devices."""
+    pid = _own_property(principal, ctx, property_id)
+    now = ctx.gateway.clock.now()
+    report = property_health(ctx.gateway.registry, ctx.building, pid, now, ctx.stale_after, ctx.low_battery_percent)
+    return HealthOut(
+        property_id=pid,
+        checked_at=now,
+        devices=report.devices,
+        offline=report.offline,
+        stale=report.stale,
+        low_battery=report.low_battery,
+        issues=[
+            HealthIssueOut(
+                unit_id=i.unit_id,
+                device_id=i.device_id,
+                entity_id=api_entity_id(i.entity_id),
+                name=i.name,
+                kind=i.kind,
+                problems=list(i.problems),
+                battery=i.battery,
+            )
+            for i in report.issues
+        ],
+    )
+
+
+def _own_property(principal: Principal, ctx: ApiContext, property_id: str) -> str:
+    # Staff of another property get the same 404 as for an id that does not exist.
+    if principal.account.property_id != property_id:
+        raise NotFound(f"no property {property_id!r}", code="property_not_found")
+    return ctx.building.property(property_id).id
+
+
+def _own_unit(principal: Principal, ctx: ApiContext, property_id: str, unit_id: str) -> Unit:
+    return ctx.building.unit(unit_id, _own_property(principal, ctx, property_id))
+
+
+async def _residents(ctx: ApiContext, unit: Unit) -> list[Account]:
+    return await ctx.accounts.find("unit_id = ? AND role = ? AND status != 'terminated'", [unit.id, str(Role.RESIDENT)])
+
+
+def _devices(ctx: ApiContext, unit: Unit) -> list[DeviceOut]:
+    now = ctx.gateway.clock.now()
+    return [
+        device_out(ctx.gateway.registry, d, unit.id, now, ctx.stale_after)
+        for d in ctx.building.devices_of_unit(unit.id)
+    ]

@@ -1,0 +1,196 @@
+"""The resident app: my unit, my devices, commands, my unit's events and a live stream."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from ..core.commands import CommandResult, CommandStatus
+from ..errors import NotFound
+from .context import ApiContext, Ctx, Resident, resident_unit
+from .problems import PROBLEM_RESPONSES, ProblemError
+from .schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
+from .views import api_entity_id, command_out, device_out, entity_key, unit_out
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/me", tags=["resident"], responses=PROBLEM_RESPONSES)
+
+DeviceId = Annotated[str, Path(min_length=1, max_length=128)]
+EntityId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
+CommandId = Annotated[str, Path(min_length=1, max_length=64)]
+
+# Outcome -> HTTP status for commands that did not confirm (the body carries the command too).
+_COMMAND_STATUS = {
+    "command_invalid": 422,
+    "out_of_range": 422,
+    "unsupported_feature": 422,
+    "wrong_kind": 422,
+    "command_timeout": 504,
+    "broker_unavailable": 503,
+    "gateway_stopping": 503,
+}
+
+
+@router.get("/unit", operation_id="getMyUnit")
+async def my_unit(principal: Resident, ctx: Ctx) -> UnitOut:
+    """My unit."""
+    return unit_out(ctx.building.unit(resident_unit(principal)))
+
+
+@router.get("/devices", operation_id="listMyDevices")
+async def my_devices(principal: Resident, ctx: Ctx) -> list[DeviceOut]:
+    """My unit's devices with state, availability, last-seen and staleness."""
+    unit_id = resident_unit(principal)
+    names = await ctx.building.names(unit_id)
+    now = ctx.gateway.clock.now()
+    return [
+        device_out(ctx.gateway.registry, d, unit_id, now, ctx.stale_after, names.get(d))
+        for d in ctx.building.devices_of_unit(unit_id)
+    ]
+
+
+@router.get("/devices/{device_id}", operation_id="getMyDevice")
+async def my_device(device_id: DeviceId, principal: Resident, ctx: Ctx) -> DeviceOut:
+    """One of my devices (404 for any other id)."""
+    unit_id = _own_device(ctx, principal.account.unit_id, device_id)
+    names = await ctx.building.names(unit_id)
+    return device_out(
+        ctx.gateway.registry, device_id, unit_id, ctx.gateway.clock.now(), ctx.stale_after, names.get(device_id)
+    )
+
+
+@router.put("/devices/{device_id}/name", operation_id="nameMyDevice")
+async def name_device(device_id: DeviceId, body: NameRequest, principal: Resident, ctx: Ctx) -> DeviceOut:
+    """Give one of my devices a name of my own (removed at move-out)."""
+    unit_id = _own_device(ctx, principal.account.unit_id, device_id)
+    await ctx.building.set_name(unit_id, device_id, body.name, principal.actor)
+    return device_out(ctx.gateway.registry, device_id, unit_id, ctx.gateway.clock.now(), ctx.stale_after, body.name)
+
+
+@router.post(
+    "/entities/{entity_id}/commands",
+    operation_id="sendCommand",
+    responses={
+        202: {"model": CommandOut, "description": "Accepted (wait=false): poll GET /me/commands/{id}"},
+        409: PROBLEM_RESPONSES[404] | {"description": "device_offline, device_jammed, not_commandable"},
+        503: PROBLEM_RESPONSES[404] | {"description": "broker_unavailable"},
+        504: PROBLEM_RESPONSES[404] | {"description": "command_timeout"},
+    },
+)
+async def send_command(
+    entity_id: EntityId, body: CommandRequest, principal: Resident, ctx: Ctx, response: Response
+) -> CommandOut:
+    """Send a command and get its real outcome: 200 confirmed, or a problem naming why not (with the command)."""
+    unit_id = resident_unit(principal)
+    entity = ctx.gateway.registry.get(entity_key(entity_id))
+    if entity is None or ctx.building.unit_of_device(entity.device_id) != unit_id:
+        raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
+    command_id, outcome = ctx.runner.submit(
+        entity.id, body.command, actor=principal.actor, unit_id=unit_id, timeout=body.timeout
+    )
+    if not body.wait:
+        response.status_code = 202
+        response.headers["Location"] = f"/api/v1/me/commands/{command_id}"
+        return CommandOut(
+            id=command_id,
+            entity_id=api_entity_id(entity.id),
+            status=str(CommandStatus.PENDING),
+            reason=None,
+            detail=None,
+            command=body.command,
+            created_at=ctx.gateway.clock.now(),
+            finished_at=None,
+        )
+    return _outcome(await outcome)
+
+
+@router.get("/commands/{command_id}", operation_id="getMyCommand")
+async def my_command(command_id: CommandId, principal: Resident, ctx: Ctx) -> CommandOut:
+    """A command of my unit, pending or finished."""
+    unit_id = resident_unit(principal)
+    row = await ctx.gateway.commands.get(command_id)
+    if row is None:
+        if ctx.runner.unit_of(command_id) == unit_id:
+            raise ProblemError(503, "command_starting", "the command is being recorded; ask again", retry_after=1)
+        raise NotFound(f"no command {command_id!r}", code="command_not_found")
+    entity = ctx.gateway.registry.get(row.entity_key)
+    device_unit = None if entity is None else ctx.building.unit_of_device(entity.device_id)
+    since = principal.account.activated_at or principal.account.created_at
+    if device_unit != unit_id or datetime.fromisoformat(row.created_at) < since:
+        raise NotFound(f"no command {command_id!r}", code="command_not_found")
+    return command_out(row)
+
+
+@router.get("/events", operation_id="listMyEvents")
+async def my_events(
+    principal: Resident,
+    ctx: Ctx,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="next_before of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EventPage:
+    """My unit's history, newest first, since I moved in (earlier residents' history is not shown)."""
+    unit_id = resident_unit(principal)
+    since = principal.account.activated_at or principal.account.created_at
+    rows = await ctx.building.unit_events(unit_id, since, before, limit)
+    events = [
+        EventOut(
+            id=int(str(r["id"])),
+            at=datetime.fromisoformat(str(r["at"])),
+            entity_id=api_entity_id(str(r["entity_key"])) if r["entity_key"] else None,
+            type=str(r["type"]),
+            data=_public_data(r["data"], principal.actor),
+        )
+        for r in rows
+    ]
+    return EventPage(events=events, next_before=events[-1].id if len(events) == limit else None)
+
+
+@router.get(
+    "/stream",
+    operation_id="streamMyUnit",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events: ready, state, availability"}
+    },
+)
+async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:
+    """Live state and availability changes of my unit (Server-Sent Events); ends when the session ends."""
+    subscriber = ctx.hub.subscribe(resident_unit(principal), principal.account.id, principal.session.id)
+    return StreamingResponse(
+        ctx.hub.frames(subscriber),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _own_device(ctx: ApiContext, unit_id: str | None, device_id: str) -> str:
+    if unit_id is None or ctx.building.unit_of_device(device_id) != unit_id:
+        raise NotFound(f"no device {device_id!r}", code="device_not_found")
+    return unit_id
+
+
+def _outcome(result: CommandResult) -> CommandOut:
+    body = command_out(result)
+    if result.status is CommandStatus.CONFIRMED:
+        return body
+    code = result.reason or str(result.status)
+    raise ProblemError(
+        _COMMAND_STATUS.get(code, 409),
+        code,
+        result.detail or f"the command ended {result.status}",
+        field=result.field,
+        command=body.model_dump(mode="json"),
+    )
+
+
+def _public_data(data: object, actor: str) -> dict[str, object]:
+    # Command events name who asked; a resident sees "you" or "someone else", never another account id.
+    if not isinstance(data, dict):
+        return {}
+    if "actor" in data:
+        data = {**data, "actor": "you" if data["actor"] == actor else "someone else"}
+    return data

@@ -1,0 +1,81 @@
+"""Runs API commands in tasks of its own, so a client that disconnects or polls never cuts one short."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+from ..core.commands import CommandResult, CommandService
+
+__all__ = ["CommandRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class CommandRunner:
+    """Owns a TaskGroup with one named task per command in flight; in-flight ids remember their unit."""
+
+    def __init__(self, commands: CommandService) -> None:
+        self._commands = commands
+        self._tasks: asyncio.TaskGroup | None = None
+        self._inflight: dict[str, tuple[str, asyncio.Task[None]]] = {}
+
+    async def __aenter__(self) -> Self:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for _, task in tuple(self._inflight.values()):
+            task.cancel()  # the command service records each as failed (gateway_stopping)
+        assert self._tasks is not None
+        await self._tasks.__aexit__(None, None, None)
+
+    def submit(
+        self, entity_id: str, command: dict[str, Any], *, actor: str, unit_id: str, timeout: float | None
+    ) -> tuple[str, asyncio.Future[CommandResult]]:
+        """Start a command; return its id and a future of its outcome at once."""
+        assert self._tasks is not None
+        command_id = uuid.uuid4().hex
+        outcome: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        # An outcome nobody waits for (202 and poll) must not be reported as never retrieved.
+        outcome.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        task = self._tasks.create_task(
+            self._run(command_id, entity_id, command, actor, timeout, outcome), name=f"api-command-{command_id[:8]}"
+        )
+        self._inflight[command_id] = (unit_id, task)
+        return command_id, outcome
+
+    def unit_of(self, command_id: str) -> str | None:
+        """The unit of a command still in flight."""
+        entry = self._inflight.get(command_id)
+        return None if entry is None else entry[0]
+
+    async def _run(
+        self,
+        command_id: str,
+        entity_id: str,
+        command: dict[str, Any],
+        actor: str,
+        timeout: float | None,
+        outcome: asyncio.Future[CommandResult],
+    ) -> None:
+        try:
+            result = await self._commands.execute(
+                entity_id, command, actor=actor, timeout=timeout, command_id=command_id
+            )
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits; a failed command must not end the group
+            log.warning("command failed: %s", exc, extra={"command_id": command_id})
+            outcome.set_exception(exc)
+        else:
+            outcome.set_result(result)
+        finally:
+            self._inflight.pop(command_id, None)

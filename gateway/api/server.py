@@ -1,0 +1,88 @@
+"""Serves the API with uvicorn inside the gateway's event loop, as an async context manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+from fastapi import FastAPI
+
+from ..errors import ConfigError
+
+__all__ = ["ApiServer"]
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The gateway's own command line owns SIGINT/SIGTERM and stops everything in order.
+        yield
+
+
+class ApiServer:
+    """Listens on ``host:port`` (0: a free port; see ``port`` once started) until the context exits."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self._app = app
+        self.host = host
+        self.port = port
+        self._server: _Server | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server."""
+        return f"http://{self.host}:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"cannot listen on {self.host}:{self.port}: {exc}", field="api_port") from exc
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=3,
+            server_header=False,
+            limit_concurrency=512,
+            timeout_keep_alive=30,
+        )
+        self._server = _Server(config)
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        task = self._tasks.create_task(self._serve(sock), name="api-server")
+        while not self._server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            await self._tasks.__aexit__(None, None, None)  # re-raises what stopped the server
+            raise ConfigError(f"the API server did not start on {self.url}", field="api_port")
+        log.info("API listening", extra={"url": self.url})
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None and self._tasks is not None
+        self._server.should_exit = True
+        await self._tasks.__aexit__(None, None, None)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            sock.close()

@@ -1,0 +1,183 @@
+"""A running gateway with its HTTP API, a property with two simulated units, and helpers to act as each role."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from argon2 import PasswordHasher
+from fwsim import BrokerAddress, UnitSim
+from pydantic import SecretStr
+
+from gateway.accounts import Passwords
+from gateway.api import ApiService
+from gateway.app import Gateway
+from gateway.clock import ManualClock
+from gateway.config import ApiSettings
+from tests.brokers import BrokerHandle
+from tests.conftest import GatewayFactory, eventually
+
+PASSWORD = "correct horse battery staple"
+OPERATOR = "root-operator"
+# argon2 at its cheapest, so a test can sign in dozens of times; production uses argon2-cffi's defaults.
+FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+DEVICES = ("light", "dimmer", "lock", "thermostat", "leak")
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Api:
+    """The running API and a client for it."""
+
+    gateway: Gateway
+    service: ApiService
+    http: httpx.AsyncClient
+    clock: ManualClock
+    broker: BrokerHandle
+    prefix: str
+    operator: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    async def login(self, username: str, password: str = PASSWORD, client: str | None = None) -> str:
+        """Sign in and return the token (fails the test otherwise)."""
+        body: dict[str, Any] = {"username": username, "password": password}
+        if client is not None:
+            body["client"] = client
+        r = await self.http.post("/auth/login", json=body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    async def activate(self, username: str, code: str, password: str = PASSWORD) -> None:
+        """Set the first password with an activation code."""
+        r = await self.http.post(
+            "/auth/activate", json={"username": username, "activation_code": code, "password": password}
+        )
+        assert r.status_code == 200, r.text
+
+    async def staff(self, username: str, role: str, property_id: str | None) -> str:
+        """Create (as the operator), activate and sign in a staff account; return its token."""
+        body: dict[str, Any] = {"username": username, "role": role}
+        if property_id is not None:
+            body["property_id"] = property_id
+        r = await self.http.post("/operator/accounts", json=body, headers=bearer(self.operator))
+        assert r.status_code == 201, r.text
+        await self.activate(username, r.json()["activation_code"])
+        return await self.login(username)
+
+    async def move_in(self, manager: str, property_id: str, unit_id: str, username: str) -> tuple[str, str]:
+        """Move a resident in, activate and sign in; return (account id, token)."""
+        r = await self.http.post(
+            f"/properties/{property_id}/units/{unit_id}/residents",
+            json={"username": username, "display_name": username.title()},
+            headers=bearer(manager),
+        )
+        assert r.status_code == 201, r.text
+        await self.activate(username, r.json()["activation_code"])
+        return str(r.json()["account"]["id"]), await self.login(username)
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, **settings: Any
+) -> AsyncIterator[Api]:
+    """The gateway with its API on a free port and a signed-in bootstrap operator."""
+    values: dict[str, Any] = {
+        "port": 0,
+        "bootstrap_operator": OPERATOR,
+        "bootstrap_password": SecretStr(PASSWORD),
+        "stream_keepalive_seconds": 0.5,
+    }
+    values.update(settings)
+    async with (
+        make_gateway() as gw,
+        ApiService(gw, ApiSettings(**values), passwords=FAST_PASSWORDS) as service,
+        httpx.AsyncClient(base_url=service.url + "/api/v1", timeout=10) as http,
+    ):
+        api = Api(gw, service, http, clock, broker, prefix)
+        api.operator = await api.login(OPERATOR)
+        yield api
+
+
+@dataclass
+class Building:
+    """Property ``p1`` with units ``a`` (resident alice) and ``b`` (resident bob), each with a simulated unit bound."""
+
+    api: Api
+    manager: str
+    installer: str
+    alice: str
+    alice_id: str
+    bob: str
+    bob_id: str
+    sims: dict[str, UnitSim]
+
+    def entity(self, unit: str, device: str, component: str, obj: str | None = None) -> str:
+        """The API id of a simulated entity, e.g. ``light.u101-light.light``."""
+        sim = self.sims[unit].unit
+        return f"{component}.{sim}-{device}.{obj or component}"
+
+
+def sim_unit(broker: BrokerHandle, prefix: str, unit: str) -> UnitSim:
+    """A quick simulated unit on the test's broker."""
+    return UnitSim(
+        BrokerAddress(host=broker.host, port=broker.port),
+        unit=unit,
+        discovery_prefix=prefix,
+        base_topic=f"{prefix}-sim",
+        command_delay=0.02,
+        drift_interval=3600,
+    )
+
+
+@contextlib.asynccontextmanager
+async def building(api: Api) -> AsyncIterator[Building]:
+    """Set up property p1 with two bound, simulated units and a resident in each."""
+    r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
+    assert r.status_code == 201, r.text
+    manager = await api.staff("maria.manager", "manager", "p1")
+    installer = await api.staff("ivan.installer", "installer", "p1")
+    async with sim_unit(api.broker, api.prefix, "u101") as a, sim_unit(api.broker, api.prefix, "u102") as b:
+        await a.wait_online()
+        await b.wait_online()
+        sims = {"a": a, "b": b}
+        for unit_id, sim in sims.items():
+            r = await api.http.post(
+                "/properties/p1/units", json={"label": sim.unit, "id": unit_id}, headers=bearer(manager)
+            )
+            assert r.status_code == 201, r.text
+            for name in DEVICES:
+                device_id = f"fwsim-{sim.unit}-{name}"
+                await eventually(_discovered(api.gateway, device_id), what=f"{device_id} discovered")
+                r = await api.http.post(
+                    f"/properties/p1/units/{unit_id}/devices", json={"device_id": device_id}, headers=bearer(installer)
+                )
+                assert r.status_code == 201, r.text
+        await eventually(
+            lambda: all(
+                e.state is not None and e.available
+                for s in sims.values()
+                for n in DEVICES
+                for e in api.gateway.registry.entities_of_device(f"fwsim-{s.unit}-{n}")
+            ),
+            what="every simulated entity online with a state",
+        )
+        alice_id, alice = await api.move_in(manager, "p1", "a", "alice")
+        bob_id, bob = await api.move_in(manager, "p1", "b", "bob")
+        yield Building(api, manager, installer, alice, alice_id, bob, bob_id, sims)
+
+
+def _discovered(gateway: Gateway, device_id: str) -> Callable[[], bool]:
+    return lambda: bool(gateway.registry.entities_of_device(device_id))
+
+
+def new_username() -> str:
+    """A fresh username."""
+    return f"user-{uuid.uuid4().hex[:8]}"
