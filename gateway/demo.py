@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import secrets
+import urllib.error
+import urllib.request
 from typing import Any
 
+from pydantic import SecretStr
+
+from .api import ApiService
 from .app import Gateway
-from .config import GatewaySettings
-from .core.commands import CommandResult
+from .config import ApiSettings, GatewaySettings
 
 __all__ = ["run_demo"]
 
@@ -33,6 +39,17 @@ async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) 
         print(f"  {s['id']:<36} {s['kind']:<20} {'online' if s['available'] else 'offline':<8} {s['state']}")
     print()
 
+    operator_password = secrets.token_urlsafe(18)
+    api = await stack.enter_async_context(
+        ApiService(
+            gateway,
+            ApiSettings(port=0, bootstrap_operator="demo-operator", bootstrap_password=SecretStr(operator_password)),
+        )
+    )
+    client = _Client(api.url + "/api/v1")
+    resident = await _set_up_resident(client, gateway, operator_password)
+    print(f"API on {api.url}/api/v1: property 'demo', unit 'u101' with its devices bound, resident 'dana' signed in\n")
+
     light, dimmer = _find(gateway, "u101-light", "light"), _find(gateway, "u101-dimmer", "light")
     lock, thermostat = _find(gateway, "u101-lock", "lock"), _find(gateway, "u101-thermostat", "thermostat")
     script: list[tuple[str, str, dict[str, Any], float | None]] = [
@@ -43,24 +60,80 @@ async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) 
         ("set 35 °C (device max is 30)", thermostat, {"target_temperature": 35}, None),
         ("brightness 300 (scale is 1-255)", dimmer, {"brightness": 300}, None),
     ]
-    results: list[tuple[str, CommandResult]] = []
+    results: list[tuple[str, int, dict[str, Any]]] = []
     for label, entity_id, command, timeout in script:
-        results.append((label, await gateway.commands.execute(entity_id, command, actor="demo", timeout=timeout)))
+        results.append((label, *await _command(client, resident, entity_id, command, timeout)))
     unit.lock.jam_next_command()
-    results.append(
-        ("unlock, but the bolt jams", await gateway.commands.execute(lock, {"action": "unlock"}, actor="demo"))
-    )
+    results.append(("unlock, but the bolt jams", *await _command(client, resident, lock, {"action": "unlock"}, None)))
     unit.light.ignore_commands = True
-    results.append(
-        ("light ignores commands", await gateway.commands.execute(light, {"on": False}, actor="demo", timeout=1.0))
-    )
-    print(f"  {'what':<34} {'outcome':<10} {'reason':<22} latency")
-    for label, r in results:
-        latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
-        print(f"  {label:<34} {r.status:<10} {r.reason or '':<22} {latency}")
+    results.append(("light ignores commands", *await _command(client, resident, light, {"on": False}, 1.0)))
+    print(f"  {'what':<34} {'HTTP':<5} {'outcome':<10} {'code':<22}")
+    for label, status, body in results:
+        command = body.get("command", body) if status != 200 else body
+        outcome = command.get("status", "") if isinstance(command, dict) else ""
+        print(f"  {label:<34} {status:<5} {outcome:<10} {body.get('code', '') if status != 200 else '':<22}")
     print(f"\nmessages received {gateway.metrics.received}, refused {sum(gateway.metrics.rejected.values())}")
-    expected = ["confirmed"] * 4 + ["rejected", "rejected", "refused", "timed_out"]
-    return 0 if [str(r.status) for _, r in results] == expected else 1
+    expected = [200] * 4 + [422, 422, 409, 504]
+    return 0 if [status for _, status, _ in results] == expected else 1
+
+
+class _Client:
+    """A tiny JSON client over the standard library (the demo needs no HTTP package)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        return await asyncio.to_thread(self._call, method, path, body, token)
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None, token: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+
+async def _set_up_resident(client: _Client, gateway: Gateway, operator_password: str) -> str:
+    """Operator -> property and manager; manager -> unit, bindings, move-in; resident -> activate, sign in."""
+
+    async def ok(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+        status, answer = await client.call(method, path, body, token)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {answer}")
+        return answer
+
+    secret = {"password": secrets.token_urlsafe(18)}
+    op = (await ok("POST", "/auth/login", {"username": "demo-operator", "password": operator_password}))["token"]
+    await ok("POST", "/properties", {"id": "demo", "name": "Demo Court"}, op)
+    staff = await ok("POST", "/operator/accounts", {"username": "morgan", "role": "manager", "property_id": "demo"}, op)
+    await ok("POST", "/auth/activate", {"username": "morgan", "activation_code": staff["activation_code"], **secret})
+    manager = (await ok("POST", "/auth/login", {"username": "morgan", **secret}))["token"]
+    await ok("POST", "/properties/demo/units", {"label": "101", "id": "u101"}, manager)
+    for device_id in gateway.registry.device_ids():
+        if device_id.startswith("fwsim-u101-"):
+            await ok("POST", "/properties/demo/units/u101/devices", {"device_id": device_id}, manager)
+    moved = await ok("POST", "/properties/demo/units/u101/residents", {"username": "dana"}, manager)
+    await ok("POST", "/auth/activate", {"username": "dana", "activation_code": moved["activation_code"], **secret})
+    return str((await ok("POST", "/auth/login", {"username": "dana", **secret}))["token"])
+
+
+async def _command(
+    client: _Client, token: str, entity_id: str, command: dict[str, Any], timeout: float | None
+) -> tuple[int, dict[str, Any]]:
+    body: dict[str, Any] = {"command": command}
+    if timeout is not None:
+        body["timeout"] = timeout
+    return await client.call("POST", f"/me/entities/{entity_id.replace('/', '.')}/commands", body, token)
 
 
 def _ready(gateway: Gateway) -> bool:

@@ -10,7 +10,8 @@ from typing import Literal
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds "color_message" (ANSI-coloured copy of the message) to its records.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +47,7 @@ def configure_logging(level: str = "info", fmt: Literal["json", "text"] = "json"
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("amqtt", "transitions", "asyncio", "aiomqtt", "paho"):
+    for noisy in ("amqtt", "transitions", "asyncio", "aiomqtt", "paho", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # amqtt logs an expected CancelledError traceback at shutdown as an error; it is not one.
     logging.getLogger("amqtt.broker").setLevel(logging.CRITICAL)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
 import sqlite3
 import sys
 from pathlib import Path
+
+import httpx
 
 from gateway.app import Gateway
 from gateway.config import BrokerSettings, GatewaySettings
 from gateway.mqtt.broker import EmbeddedBroker
 
 
-async def _start_gateway(broker: EmbeddedBroker, db: Path) -> asyncio.subprocess.Process:
+async def _start_gateway(
+    broker: EmbeddedBroker, db: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -27,8 +33,11 @@ async def _start_gateway(broker: EmbeddedBroker, db: Path) -> asyncio.subprocess
         str(db),
         "--simulate",
         "never",
+        "--api-port",
+        "0",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     assert proc.stdout is not None
     async with asyncio.timeout(20):
@@ -79,3 +88,74 @@ async def test_demo_runs_and_every_outcome_is_as_expected() -> None:
     assert proc.returncode == 0, text + err.decode()[-2000:]
     for expected in ("confirmed", "out_of_range", "device_jammed", "command_timeout"):
         assert expected in text
+
+
+async def _api_url(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stdout is not None
+    async with asyncio.timeout(20):
+        line = (await proc.stdout.readline()).decode()
+    match = re.match(r"API on (http://\S+)/api/v1", line)
+    assert match, line
+    return match.group(1)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(20):
+        assert await proc.wait() == 0
+
+
+async def test_run_serves_the_api_with_the_operator_from_the_environment_only_once(tmp_path: Path) -> None:
+    db = tmp_path / "gw.sqlite3"
+    password = "a long operator passphrase"
+    env = {"GATEWAY_OPERATOR_USERNAME": "ops", "GATEWAY_OPERATOR_PASSWORD": password}
+    async with EmbeddedBroker() as broker:
+        proc = await _start_gateway(broker, db, env)
+        url = await _api_url(proc)
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/openapi.json")).json()["info"]["title"] == "aptgateway local API"
+            r = await http.post("/api/v1/auth/login", json={"username": "ops", "password": password})
+            assert r.status_code == 200, r.text
+            assert r.json()["account"]["role"] == "operator"
+        await _stop(proc)
+        # A second start with other bootstrap values creates nothing: the operator exists already.
+        proc = await _start_gateway(
+            broker, db, {"GATEWAY_OPERATOR_USERNAME": "ops2", "GATEWAY_OPERATOR_PASSWORD": password}
+        )
+        url = await _api_url(proc)
+        async with httpx.AsyncClient(base_url=url) as http:
+            r = await http.post("/api/v1/auth/login", json={"username": "ops2", "password": password})
+            assert r.status_code == 401
+            assert r.json()["code"] == "login_failed"
+        await _stop(proc)
+
+
+async def test_create_operator_command_refuses_a_weak_password_and_creates_a_usable_account(tmp_path: Path) -> None:
+    db = tmp_path / "gw.sqlite3"
+
+    async def create(password: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "create-operator",
+            "--db",
+            str(db),
+            "--username",
+            "boss",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "GATEWAY_OPERATOR_PASSWORD": password},
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    code, out = await create("short")
+    assert code == 2 and "password_too_weak" in out, out
+    code, out = await create("a perfectly fine passphrase")
+    assert code == 0, out
+    with sqlite3.connect(db) as conn:
+        role, hashed = conn.execute("SELECT role, password_hash FROM accounts WHERE username = 'boss'").fetchone()
+    assert role == "operator"
+    assert hashed.startswith("$argon2id$")
