@@ -10,7 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+    # Explicit checks: errexit does not apply when the caller sources this inside an && list.
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip || { echo "bootstrap: pip upgrade failed" >&2; exit 1; }
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" || { echo "bootstrap: install failed" >&2; exit 1; }
     touch "$STAMP"
 fi
