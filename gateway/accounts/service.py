@@ -142,7 +142,9 @@ class AccountService:
 
         if not await self._db.run(spend):
             await self._fail(username)
-            raise InvalidRequest("activation code is wrong, used or expired", code="activation_invalid", field="code")
+            raise InvalidRequest(
+                "activation code is wrong, used or expired", code="activation_invalid", field="activation_code"
+            )
         assert account is not None
         await self._db.run(lambda db: store.clear_attempts(db, username))
         log.info("account activated", extra={"account": account.id})
@@ -190,8 +192,20 @@ class AccountService:
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; AuthError with the precise code otherwise."""
         session = await self._db.run(lambda db: store.session_by_digest(db, token_digest(token)))
+        return await self._check(session)
+
+    async def recheck(self, principal: Principal) -> Principal:
+        """Check a long-lived request's session again (e.g. an open stream); AuthError once it has ended."""
+        session_id = principal.session.id
+        return await self._check(await self._db.run(lambda db: store.session_by_id(db, session_id)))
+
+    async def _check(self, session: Session | None) -> Principal:
         if session is None:
             raise AuthError("unknown token", code="token_invalid")
+        # Before the revocation check: disabling revokes every session too, and the client must learn why.
+        account = await self.get(session.account_id)
+        if account.status is not AccountStatus.ACTIVE:
+            raise AuthError("the account is disabled", code="account_disabled")
         if session.revoked_at is not None:
             raise AuthError(f"the session was ended ({session.revoked_reason})", code="session_revoked")
         now = self._clock.now()
@@ -199,9 +213,6 @@ class AccountService:
             raise AuthError("the session expired; sign in again", code="session_expired")
         if now >= session.last_used_at + self.settings.idle_timeout:
             raise AuthError("the session expired after being idle; sign in again", code="session_expired")
-        account = await self.get(session.account_id)
-        if account.status is not AccountStatus.ACTIVE:
-            raise AuthError("the account is disabled", code="account_disabled")
         if now - session.last_used_at >= self.settings.touch_interval:
             await self._db.run(lambda db: store.touch_session(db, session.id, now.isoformat()))
         return Principal(account, session)

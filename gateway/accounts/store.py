@@ -22,6 +22,7 @@ __all__ = [
     "record_failure",
     "revoke_sessions",
     "session_by_digest",
+    "session_by_id",
     "sessions_of",
     "touch_session",
 ]
@@ -106,6 +107,12 @@ def insert_session(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
 def session_by_digest(db: sqlite_utils.Database, token_hash: str) -> Session | None:
     """The session whose token has this digest."""
     row = _one(db, "sessions", "token_hash = ?", [token_hash])
+    return None if row is None else _session(row)
+
+
+def session_by_id(db: sqlite_utils.Database, session_id: str) -> Session | None:
+    """The session with that id."""
+    row = _one(db, "sessions", "id = ?", [session_id])
     return None if row is None else _session(row)
 
 

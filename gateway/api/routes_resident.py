@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ..core.commands import CommandResult, CommandStatus
-from ..errors import NotFound
+from ..errors import AuthError, NotFound
 from .context import ApiContext, Ctx, Resident, resident_unit
 from .problems import PROBLEM_RESPONSES, ProblemError
 from .schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
@@ -160,8 +160,16 @@ async def my_events(
 async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:
     """Live state and availability changes of my unit (Server-Sent Events); ends when the session ends."""
     subscriber = ctx.hub.subscribe(resident_unit(principal), principal.account.id, principal.session.id)
+
+    async def still_valid() -> bool:
+        try:
+            await ctx.accounts.recheck(principal)
+        except AuthError:
+            return False
+        return True
+
     return StreamingResponse(
-        ctx.hub.frames(subscriber),
+        ctx.hub.frames(subscriber, still_valid),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

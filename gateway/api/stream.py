@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -84,14 +84,19 @@ class StreamHub:
         """How many streams are open."""
         return sum(len(s) for s in self._subscribers.values())
 
-    async def frames(self, subscriber: Subscriber) -> AsyncIterator[bytes]:
-        """SSE frames for one stream: ``ready``, then changes, with comment keepalives, until it is ended."""
+    async def frames(self, subscriber: Subscriber, still_valid: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+        """SSE frames for one stream: ``ready``, then changes, with comment keepalives, until it is ended.
+
+        ``still_valid`` is asked at each keepalive, so a session that expires while streaming ends the stream.
+        """
         try:
             yield _frame(next(self._ids), "ready", {"unit_id": subscriber.unit_id})
             while True:
                 try:
                     frame = await asyncio.wait_for(subscriber.queue.get(), self.keepalive)
                 except TimeoutError:
+                    if not await still_valid():
+                        return
                     yield b": keepalive\n\n"
                     continue
                 if frame is None:
