@@ -161,8 +161,6 @@ class AccountService:
             await self._fail(username)
             raise AuthError("wrong username or password", code="login_failed")
         await self._db.run(lambda db: store.clear_attempts(db, username))
-        if account.status is AccountStatus.PENDING:
-            raise AuthError("the account is not activated yet", code="account_not_activated")
         if account.status is not AccountStatus.ACTIVE:
             raise AuthError("the account is disabled", code="account_disabled")
         return await self.open_session(account, client)
@@ -202,9 +200,10 @@ class AccountService:
     async def _check(self, session: Session | None) -> Principal:
         if session is None:
             raise AuthError("unknown token", code="token_invalid")
-        # Before the revocation check: disabling revokes every session too, and the client must learn why.
+        # Before the revocation check: suspending revokes every session too, and the client must learn why
+        # (signing in again will not help until the operator enables the account).
         account = await self.get(session.account_id)
-        if account.status is not AccountStatus.ACTIVE:
+        if account.status is AccountStatus.SUSPENDED:
             raise AuthError("the account is disabled", code="account_disabled")
         if session.revoked_at is not None:
             raise AuthError(f"the session was ended ({session.revoked_reason})", code="session_revoked")
@@ -213,6 +212,8 @@ class AccountService:
             raise AuthError("the session expired; sign in again", code="session_expired")
         if now >= session.last_used_at + self.settings.idle_timeout:
             raise AuthError("the session expired after being idle; sign in again", code="session_expired")
+        if account.status is not AccountStatus.ACTIVE:
+            raise AuthError("the account is disabled", code="account_disabled")
         if now - session.last_used_at >= self.settings.touch_interval:
             await self._db.run(lambda db: store.touch_session(db, session.id, now.isoformat()))
         return Principal(account, session)

@@ -25,7 +25,14 @@ from ..errors import (
     UnknownEntity,
 )
 
-__all__ = ["PROBLEM_RESPONSES", "Problem", "ProblemError", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "CONFLICT_RESPONSES",
+    "PROBLEM_RESPONSES",
+    "Problem",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -66,7 +73,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "Request body too large"),
         (422, "Validation failed; `field` names the first bad field"),
         (429, "Too many attempts"),
+        (503, "The gateway's storage or MQTT broker is unavailable; try again"),
     )
+}
+# Added by the operations that can clash with the current state (e.g. an id or username that is taken).
+CONFLICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": "Conflicts with the current state"}
 }
 
 _TITLES = {

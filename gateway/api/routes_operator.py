@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from ..accounts import AccountStatus, Role
 from ..errors import InvalidRequest
 from .context import Ctx, Operator
-from .problems import PROBLEM_RESPONSES
+from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from .schemas import (
     AccountOut,
     AuditEntryOut,
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/operator", tags=["operator"], responses=PROBLEM_RESP
 AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.post("/accounts", status_code=201, operation_id="createStaffAccount")
+@router.post("/accounts", status_code=201, operation_id="createStaffAccount", responses=CONFLICT_RESPONSES)
 async def create_staff(body: CreateStaffRequest, principal: Operator, ctx: Ctx) -> NewAccountOut:
     """Create a manager, installer or operator account with a one-time activation code."""
     if body.role is Role.OPERATOR and body.property_id is not None:
@@ -76,7 +76,7 @@ async def list_accounts(
     return [account_out(a) for a in accounts]
 
 
-@router.post("/accounts/{account_id}/disable", operation_id="disableAccount")
+@router.post("/accounts/{account_id}/disable", operation_id="disableAccount", responses=CONFLICT_RESPONSES)
 async def disable(account_id: AccountId, body: DisableRequest, principal: Operator, ctx: Ctx) -> AccountOut:
     """Suspend an account; its sessions end at once and it cannot sign in until enabled."""
     account = await ctx.accounts.set_status(account_id, AccountStatus.SUSPENDED, body.reason)
@@ -91,7 +91,7 @@ async def disable(account_id: AccountId, body: DisableRequest, principal: Operat
     return account_out(account)
 
 
-@router.post("/accounts/{account_id}/enable", operation_id="enableAccount")
+@router.post("/accounts/{account_id}/enable", operation_id="enableAccount", responses=CONFLICT_RESPONSES)
 async def enable(account_id: AccountId, principal: Operator, ctx: Ctx) -> AccountOut:
     """Enable a suspended account again (never a terminated one)."""
     account = await ctx.accounts.set_status(account_id, AccountStatus.ACTIVE, None)

@@ -11,7 +11,7 @@ from ..building import Unit
 from ..building.health import property_health
 from ..errors import NotFound
 from .context import ApiContext, Ctx, Manager, Operator, Staff, Who
-from .problems import PROBLEM_RESPONSES
+from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from .schemas import (
     AccountOut,
     BindRequest,
@@ -50,7 +50,7 @@ async def list_properties(principal: Who, ctx: Ctx) -> list[PropertyOut]:
     return [PropertyOut(id=p.id, name=p.name, created_at=p.created_at) for p in props]
 
 
-@router.post("", status_code=201, operation_id="createProperty")
+@router.post("", status_code=201, operation_id="createProperty", responses=CONFLICT_RESPONSES)
 async def create_property(body: CreatePropertyRequest, principal: Operator, ctx: Ctx) -> PropertyOut:
     """Create a property (operator)."""
     prop = await ctx.building.create_property(body.id, body.name)
@@ -64,7 +64,7 @@ async def list_units(property_id: Id, principal: Staff, ctx: Ctx) -> list[UnitOu
     return [unit_out(u) for u in ctx.building.units(_own_property(principal, ctx, property_id))]
 
 
-@router.post("/{property_id}/units", status_code=201, operation_id="createUnit")
+@router.post("/{property_id}/units", status_code=201, operation_id="createUnit", responses=CONFLICT_RESPONSES)
 async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manager, ctx: Ctx) -> UnitOut:
     """Create a unit in my property (manager)."""
     unit = await ctx.building.create_unit(_own_property(principal, ctx, property_id), body.label, body.id)
@@ -95,7 +95,12 @@ async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[D
     ]
 
 
-@router.post("/{property_id}/units/{unit_id}/devices", status_code=201, operation_id="bindDevice")
+@router.post(
+    "/{property_id}/units/{unit_id}/devices",
+    status_code=201,
+    operation_id="bindDevice",
+    responses=CONFLICT_RESPONSES,
+)
 async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal: Staff, ctx: Ctx) -> DeviceOut:
     """Bind a discovered device to a unit (manager or installer)."""
     unit = _own_unit(principal, ctx, property_id, unit_id)
@@ -124,7 +129,12 @@ async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: 
     return [account_out(a) for a in residents]
 
 
-@router.post("/{property_id}/units/{unit_id}/residents", status_code=201, operation_id="moveIn")
+@router.post(
+    "/{property_id}/units/{unit_id}/residents",
+    status_code=201,
+    operation_id="moveIn",
+    responses=CONFLICT_RESPONSES,
+)
 async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: Manager, ctx: Ctx) -> NewAccountOut:
     """Move a resident in: their account, with a one-time activation code to hand to them (manager)."""
     unit = _own_unit(principal, ctx, property_id, unit_id)
@@ -158,6 +168,8 @@ async def move_out(
         raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
     sessions = sum(1 for s in await ctx.accounts.sessions(resident.id) if s.revoked_at is None)
     ended = await ctx.accounts.terminate(resident.id, body.reason)
+    # Commands already under way record their outcome (with the actor) when they end: let them end first.
+    await ctx.runner.settle(f"account:{resident.id}")
     anonymised = await ctx.building.erase_personal_data(f"account:{resident.id}", FORMER_RESIDENT)
     await ctx.audit.record(
         principal,

@@ -22,6 +22,7 @@ class CommandRunner:
         self._commands = commands
         self._tasks: asyncio.TaskGroup | None = None
         self._inflight: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._actors: dict[str, str] = {}  # in-flight command id -> who asked
 
     async def __aenter__(self) -> Self:
         self._tasks = asyncio.TaskGroup()
@@ -49,7 +50,14 @@ class CommandRunner:
             self._run(command_id, entity_id, command, actor, timeout, outcome), name=f"api-command-{command_id[:8]}"
         )
         self._inflight[command_id] = (unit_id, task)
+        self._actors[command_id] = actor
         return command_id, outcome
+
+    async def settle(self, actor: str) -> None:
+        """Wait until no command of ``actor`` is in flight (each ends by its own timeout at the latest)."""
+        tasks = [self._inflight[c][1] for c, a in tuple(self._actors.items()) if a == actor and c in self._inflight]
+        if tasks:
+            await asyncio.wait(tasks)
 
     def unit_of(self, command_id: str) -> str | None:
         """The unit of a command still in flight."""
@@ -79,3 +87,4 @@ class CommandRunner:
             outcome.set_result(result)
         finally:
             self._inflight.pop(command_id, None)
+            self._actors.pop(command_id, None)

@@ -190,6 +190,8 @@ class BuildingService:
                 names = db.conn.execute("DELETE FROM device_names WHERE set_by = ?", (actor,)).rowcount
             return names + store.anonymise_actor(db, actor, replacement)
 
+        # History events wait in memory for the persister; written after this, they would still name the person.
+        await self._persist_devices()
         return await self._db.run(erase)
 
     async def unit_events(
