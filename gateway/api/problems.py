@@ -178,6 +178,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         code = "body_invalid_json" if first.get("type") == "json_invalid" else "validation_failed"
+        if code == "body_invalid_json":
+            first = {**first, "field": None}  # pydantic puts the character offset where the field would be
         detail = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
         return problem_response(422, code, detail, instance=request.url.path, field=first["field"], errors=errors)
 
