@@ -28,7 +28,7 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 `validation_failed` (422, `field` names the field), `body_too_large`, `device_offline`,
 `device_jammed`, `command_timeout`, `broker_unavailable`, `out_of_range`, `unsupported_feature`,
 `command_invalid`, `username_taken`, `device_already_bound`, `activation_invalid`,
-`password_too_weak`.
+`password_too_weak`, `own_account` (an operator disabling or ending their own account).
 
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """

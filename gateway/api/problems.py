@@ -199,3 +199,24 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+    _document_problem_media_type(app)
+
+
+def _document_problem_media_type(app: FastAPI) -> None:
+    # FastAPI files a response's ``model`` under application/json and leaves application/problem+json without a
+    # schema; move the Problem schema to the media type the API really sends, so clients can validate problems.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # cached by FastAPI as app.openapi_schema, so this runs once
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if content.get(MEDIA_TYPE) == {} and "application/json" in content:
+                        content[MEDIA_TYPE] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ..accounts import AccountStatus, Role
-from ..errors import InvalidRequest
+from ..accounts import AccountStatus, Principal, Role
+from ..errors import Conflict, InvalidRequest
 from .context import Ctx, Operator
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from .schemas import (
@@ -78,7 +78,8 @@ async def list_accounts(
 
 @router.post("/accounts/{account_id}/disable", operation_id="disableAccount", responses=CONFLICT_RESPONSES)
 async def disable(account_id: AccountId, body: DisableRequest, principal: Operator, ctx: Ctx) -> AccountOut:
-    """Suspend an account; its sessions end at once and it cannot sign in until enabled."""
+    """Suspend an account; its sessions end at once and it cannot sign in until enabled (not your own)."""
+    _not_own(principal, account_id)
     account = await ctx.accounts.set_status(account_id, AccountStatus.SUSPENDED, body.reason)
     await ctx.audit.record(
         principal,
@@ -101,9 +102,10 @@ async def enable(account_id: AccountId, principal: Operator, ctx: Ctx) -> Accoun
     return account_out(account)
 
 
-@router.post("/accounts/{account_id}/terminate", operation_id="terminateAccount")
+@router.post("/accounts/{account_id}/terminate", operation_id="terminateAccount", responses=CONFLICT_RESPONSES)
 async def terminate(account_id: AccountId, body: DisableRequest, principal: Operator, ctx: Ctx) -> AccountOut:
-    """End an account for good; it can never be used again."""
+    """End an account for good; it can never be used again (not your own)."""
+    _not_own(principal, account_id)
     account = await ctx.accounts.terminate(account_id, body.reason)
     await ctx.audit.record(
         principal,
@@ -152,3 +154,9 @@ async def audit(
     rows = await ctx.audit.entries(property_id, before, limit)
     entries = [AuditEntryOut.model_validate(r) for r in rows]
     return AuditPage(entries=entries, next_before=entries[-1].id if len(entries) == limit else None)
+
+
+def _not_own(principal: Principal, account_id: str) -> None:
+    # An operator who suspends or ends their own account may leave nobody to administer the gateway.
+    if account_id == principal.account.id:
+        raise Conflict("you cannot disable or end your own account; another operator can", code="own_account")

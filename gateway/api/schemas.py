@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..accounts import AccountStatus, Role
+from ..accounts.credentials import MIN_PASSWORD_LENGTH
 
 __all__ = [
     "AccountOut",
@@ -77,7 +78,14 @@ class ActivateRequest(Request):
 
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     activation_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    password: Password
+    # The policy is checked by the account service (422 password_too_weak); documented here for clients.
+    password: Annotated[
+        Password,
+        Field(
+            json_schema_extra={"minLength": MIN_PASSWORD_LENGTH},
+            description=f"The new password: {MIN_PASSWORD_LENGTH}-256 characters, not the username",
+        ),
+    ]
 
 
 class AccountOut(Response):
