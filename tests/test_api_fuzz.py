@@ -5,7 +5,13 @@ The server runs on the test's event loop and schemathesis is synchronous (``requ
 a worker thread. Each operation gets schemathesis's deterministic coverage cases (boundary and invalid values)
 as the roles it is meant for, then a few derandomized Hypothesis examples, positive and negative, with ids that
 exist (so requests reach past the 404s); every other role gets one example, which must be refused as documented.
-To run the same checks from the command line against a running gateway, see the README.
+The same checks from the command line, against a throwaway gateway (the fuzzing creates, disables and ends
+accounts), with a token from POST /api/v1/auth/login; one run per role:
+
+    .venv/bin/schemathesis run http://127.0.0.1:8080/openapi.json -H "Authorization: Bearer $TOKEN" \\
+      --exclude-operation-id streamMyUnit --exclude-operation-id logout --exclude-operation-id revokeSessions \\
+      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \\
+      --max-examples 20 --seed 1 --request-timeout 10
 """
 
 from __future__ import annotations
