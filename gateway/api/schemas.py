@@ -57,9 +57,9 @@ class Request(BaseModel):
 
 
 class Response(BaseModel):
-    """Base of every response body."""
+    """Base of every response body (built from domain dataclasses by attribute)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 # --- auth ---------------------------------------------------------------------------------------

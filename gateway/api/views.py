@@ -37,37 +37,17 @@ def entity_key(api_id: str) -> str:
 
 def account_out(account: Account) -> AccountOut:
     """An account's public fields (never its password hash)."""
-    return AccountOut(
-        id=account.id,
-        username=account.username,
-        display_name=account.display_name,
-        role=account.role,
-        property_id=account.property_id,
-        unit_id=account.unit_id,
-        status=account.status,
-        status_reason=account.status_reason,
-        created_at=account.created_at,
-        activated_at=account.activated_at,
-        ended_at=account.ended_at,
-    )
+    return AccountOut.model_validate(account)
 
 
 def session_out(session: Session) -> SessionOut:
     """A session (never its token)."""
-    return SessionOut(
-        id=session.id,
-        client=session.client,
-        created_at=session.created_at,
-        last_used_at=session.last_used_at,
-        expires_at=session.expires_at,
-        revoked_at=session.revoked_at,
-        revoked_reason=session.revoked_reason,
-    )
+    return SessionOut.model_validate(session)
 
 
 def unit_out(unit: Unit) -> UnitOut:
     """A unit."""
-    return UnitOut(id=unit.id, property_id=unit.property_id, label=unit.label, created_at=unit.created_at)
+    return UnitOut.model_validate(unit)
 
 
 def entity_out(entity: Entity, now: datetime, stale_after: timedelta) -> EntityOut:
