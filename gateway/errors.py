@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "AccessDenied",
     "AuthError",
@@ -13,6 +16,7 @@ __all__ = [
     "GatewayError",
     "InvalidRequest",
     "NotFound",
+    "PolicyRefused",
     "RequestError",
     "StorageError",
     "TooManyAttempts",
@@ -119,3 +123,18 @@ class InvalidRequest(RequestError):
     """Well-formed but unacceptable input (422), e.g. a weak password or a used activation code."""
 
     code = "request_invalid"
+
+
+class PolicyRefused(RequestError):
+    """A rule of the service (contract, plan, agreement, account, app) refused the request.
+
+    ``link`` names the link of the chain that failed; ``extra`` carries what the client needs to act on it
+    (the agreement version to accept, the minimum app version, a deadline, a limit).
+    """
+
+    code = "policy_refused"
+
+    def __init__(self, message: str, *, code: str, link: str, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, code=code)
+        self.link = link
+        self.extra: dict[str, Any] = dict(extra or {})

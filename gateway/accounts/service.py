@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from ..clock import Clock
-from ..errors import AuthError, Conflict, InvalidRequest, NotFound, TooManyAttempts
+from ..errors import AuthError, Conflict, InvalidRequest, NotFound, PolicyRefused, TooManyAttempts
 from ..storage import Database
 from ..storage.records import transaction
 from . import store
@@ -27,10 +27,14 @@ from .credentials import (
 )
 from .models import Account, AccountStatus, Principal, Role, Session
 
-__all__ = ["AccountService", "AuthSettings", "NewAccount", "SessionGrant"]
+__all__ = ["AccountService", "Admission", "AuthSettings", "NewAccount", "SessionGrant", "SessionLimit"]
 
 log = logging.getLogger(__name__)
-RevokedCallback = Callable[[str], None]
+RevokedCallback = Callable[[str, str | None], None]
+"""Told (account id, session id) when sessions end; session id None means every session of the account."""
+
+DISPLACED = "displaced"  # revocation reason of a session ended by a sign-in on another app device
+REPORTED_LOST = "reported lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,18 @@ class NewAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionLimit:
+    """How many live sessions (app devices) an account may have, and what a sign-in beyond that does."""
+
+    max_sessions: int
+    displace: bool  # True: the oldest sessions end; False: the sign-in is refused
+
+
+Admission = Callable[[Account], Awaitable[SessionLimit | None]]
+"""Asked after the password is verified: raises to refuse the sign-in, returns the account's session limit."""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionGrant:
     """A new session and its bearer token (shown once, stored hashed)."""
 
@@ -76,8 +92,8 @@ class AccountService:
         self.settings = settings or AuthSettings()
         self._revoked_listeners: list[RevokedCallback] = []
 
-    def on_account_revoked(self, callback: RevokedCallback) -> None:
-        """Be told (with the account id) when an account's sessions are all revoked, e.g. to close its streams."""
+    def on_sessions_revoked(self, callback: RevokedCallback) -> None:
+        """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
         self._revoked_listeners.append(callback)
 
     # --- creation and activation -------------------------------------------------------------------
@@ -152,8 +168,20 @@ class AccountService:
 
     # --- sessions ----------------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str, client: str | None) -> SessionGrant:
-        """Check the password (throttled, locked out after repeated failures) and open a session."""
+    async def login(
+        self,
+        username: str,
+        password: str,
+        client: str | None,
+        *,
+        admit: Admission | None = None,
+        replace_session: str | None = None,
+    ) -> SessionGrant:
+        """Check the password (throttled, locked out after repeated failures) and open a session.
+
+        ``admit`` may refuse the account or limit its sessions; ``replace_session`` ends one of the account's own
+        sessions first (a lost app device).
+        """
         await self._check_throttle(username)
         account = await self._db.run(lambda db: store.account_by_username(db, username))
         stored = None if account is None else await self._db.run(lambda db: store.password_hash(db, account.id))
@@ -163,10 +191,18 @@ class AccountService:
         await self._db.run(lambda db: store.clear_attempts(db, username))
         if account.status is not AccountStatus.ACTIVE:
             raise AuthError("the account is disabled", code="account_disabled")
-        return await self.open_session(account, client)
+        limit = None if admit is None else await admit(account)
+        return await self.open_session(account, client, limit=limit, replace_session=replace_session)
 
-    async def open_session(self, account: Account, client: str | None) -> SessionGrant:
-        """Open a session for an account that has proven who it is."""
+    async def open_session(
+        self,
+        account: Account,
+        client: str | None,
+        *,
+        limit: SessionLimit | None = None,
+        replace_session: str | None = None,
+    ) -> SessionGrant:
+        """Open a session for an account that has proven who it is, within its limit of live sessions."""
         now = self._clock.now()
         token = new_token()
         row = {
@@ -180,7 +216,61 @@ class AccountService:
             "revoked_at": None,
             "revoked_reason": None,
         }
-        await self._db.run(lambda db: store.insert_session(db, row))
+        idle_since = now - self.settings.idle_timeout
+
+        def admit(db: sqlite_utils.Database) -> tuple[list[Session], list[Session]]:
+            # One writer transaction: two sign-ins at once cannot both squeeze under the limit.
+            with transaction(db):
+                live = [
+                    s
+                    for s in store.sessions_of(db, account.id)
+                    if s.revoked_at is None and s.expires_at > now and s.last_used_at > idle_since
+                ]
+                live.sort(key=lambda s: s.created_at)
+                ended: list[Session] = []
+                if replace_session is not None:
+                    lost = next((s for s in live if s.id == replace_session), None)
+                    if lost is None:
+                        return live, []  # refused below, nothing written
+                    store.revoke_sessions(db, account.id, now.isoformat(), REPORTED_LOST, lost.id)
+                    live.remove(lost)
+                    ended.append(lost)
+                if limit is not None and len(live) >= limit.max_sessions:
+                    if not limit.displace:
+                        return live, ended  # refused; a lost device reported on the way stays ended
+                    for old in live[: len(live) - limit.max_sessions + 1]:
+                        store.revoke_sessions(db, account.id, now.isoformat(), DISPLACED, old.id)
+                        ended.append(old)
+                store.insert_session(db, row)
+                return [], ended
+
+        refused_by, ended = await self._db.run(admit)
+        for old in ended:
+            self._notify(account.id, old.id)
+        if replace_session is not None and not any(s.id == replace_session for s in ended):
+            raise InvalidRequest(
+                "no such live session of yours to end", code="session_not_found", field="replace_session_id"
+            )
+        if refused_by:
+            assert limit is not None
+            raise PolicyRefused(
+                f"this account may be signed in on {limit.max_sessions} app device(s) at a time; sign out there, "
+                "or end the session of a lost device with replace_session_id",
+                code="plan_limit_app_devices",
+                link="plan",
+                extra={
+                    "limit": limit.max_sessions,
+                    "sessions": [
+                        {
+                            "id": s.id,
+                            "client": s.client,
+                            "created_at": s.created_at.isoformat(),
+                            "last_used_at": s.last_used_at.isoformat(),
+                        }
+                        for s in refused_by
+                    ],
+                },
+            )
         digest = str(row["token_hash"])
         session = await self._db.run(lambda db: store.session_by_digest(db, digest))
         assert session is not None
@@ -205,6 +295,10 @@ class AccountService:
         account = await self.get(session.account_id)
         if account.status is AccountStatus.SUSPENDED:
             raise AuthError("the account is disabled", code="account_disabled")
+        if account.status is AccountStatus.TERMINATED:
+            raise AuthError("the account has ended and can never be used again", code="account_terminated")
+        if session.revoked_reason == DISPLACED:
+            raise AuthError("you signed in on another app device, which ended this session", code="session_displaced")
         if session.revoked_at is not None:
             raise AuthError(f"the session was ended ({session.revoked_reason})", code="session_revoked")
         now = self._clock.now()
@@ -229,9 +323,22 @@ class AccountService:
         """End every session of an account, effective on its next request; return how many."""
         now = self._clock.now().isoformat()
         count = await self._db.run(lambda db: store.revoke_sessions(db, account_id, now, reason))
-        for callback in self._revoked_listeners:
-            callback(account_id)
+        self._notify(account_id, None)
         return count
+
+    async def end_session(self, account_id: str, session_id: str, reason: str) -> Session:
+        """End one live session of an account (a credential, or a lost app device); NotFound otherwise."""
+        now = self._clock.now().isoformat()
+        count = await self._db.run(lambda db: store.revoke_sessions(db, account_id, now, reason, session_id))
+        session = await self._db.run(lambda db: store.session_by_id(db, session_id))
+        if count == 0 or session is None or session.account_id != account_id:
+            raise NotFound(f"no live session {session_id!r}", code="session_not_found")
+        self._notify(account_id, session_id)
+        return session
+
+    def _notify(self, account_id: str, session_id: str | None) -> None:
+        for callback in self._revoked_listeners:
+            callback(account_id, session_id)
 
     async def sessions(self, account_id: str) -> list[Session]:
         """Every session of an account, newest first."""

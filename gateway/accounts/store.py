@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..storage.records import transaction
+from ..storage.records import parse_time, transaction
 from .models import Account, AccountStatus, Role, Session
 
 __all__ = [
@@ -28,10 +28,6 @@ __all__ = [
 ]
 
 
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
 def _account(row: dict[str, Any]) -> Account:
     return Account(
         id=row["id"],
@@ -43,8 +39,8 @@ def _account(row: dict[str, Any]) -> Account:
         status=AccountStatus(row["status"]),
         status_reason=row["status_reason"],
         created_at=datetime.fromisoformat(row["created_at"]),
-        activated_at=_dt(row["activated_at"]),
-        ended_at=_dt(row["ended_at"]),
+        activated_at=parse_time(row["activated_at"]),
+        ended_at=parse_time(row["ended_at"]),
     )
 
 
@@ -56,7 +52,7 @@ def _session(row: dict[str, Any]) -> Session:
         created_at=datetime.fromisoformat(row["created_at"]),
         last_used_at=datetime.fromisoformat(row["last_used_at"]),
         expires_at=datetime.fromisoformat(row["expires_at"]),
-        revoked_at=_dt(row["revoked_at"]),
+        revoked_at=parse_time(row["revoked_at"]),
         revoked_reason=row["revoked_reason"],
     )
 

@@ -21,6 +21,7 @@ from devices import (
 from ..clock import Clock
 from ..mqtt.transport import InboundMessage
 from ..storage import DeviceRow, EntityRow, EventRow
+from ..storage.records import parse_time
 from .entity import Entity, StateError
 from .metrics import Metrics, Rejection
 
@@ -127,10 +128,10 @@ class Registry:
                     raw_config=row.config,
                     discovered_at=datetime.fromisoformat(row.discovered_at),
                     available=None if row.available is None else bool(row.available),
-                    availability_at=_dt(row.availability_at),
-                    last_seen=_dt(row.last_seen),
-                    removed_at=_dt(row.removed_at),
-                    state_at=_dt(row.state_at),
+                    availability_at=parse_time(row.availability_at),
+                    last_seen=parse_time(row.last_seen),
+                    removed_at=parse_time(row.removed_at),
+                    state_at=parse_time(row.state_at),
                 )
                 if row.state is not None:
                     entity.state = _state_from_json(config, row.state)
@@ -347,10 +348,6 @@ def _device_id(key: DiscoveryKey, config: EntityConfig) -> str:
     if config.device is not None and config.device.identifiers:
         return config.device.identifiers[0]
     return key.node_id or key.key
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _state_from_json(config: EntityConfig, stored: str) -> EntityState:

@@ -147,5 +147,49 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_property ON audit_log(property_id, id);
     CREATE INDEX events_type ON events(type);
+    """,  # 3: lessor contracts, agreement versions, acceptances, arbitration opt-outs, gateway settings
+    """
+    CREATE TABLE contracts (
+        property_id TEXT PRIMARY KEY REFERENCES properties(id),
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT,
+        offers_service INTEGER NOT NULL,
+        internet_provided_by TEXT NOT NULL,
+        internet_provider_name TEXT,
+        internet_provider_contact TEXT,
+        plan TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE agreement_versions (
+        version TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        effective_at TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        published_by TEXT NOT NULL
+    );
+    CREATE TABLE agreement_acceptances (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        version TEXT NOT NULL REFERENCES agreement_versions(version),
+        accepted_at TEXT NOT NULL,
+        age_confirmed INTEGER NOT NULL CHECK (age_confirmed = 1),
+        client TEXT,
+        session_id TEXT,
+        UNIQUE (account_id, version)
+    );
+    CREATE TABLE arbitration_opt_outs (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id),
+        recorded_at TEXT NOT NULL,
+        client TEXT
+    );
+    CREATE TABLE gateway_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
     """,
 )

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -20,6 +21,7 @@ __all__ = [
     "heartbeat_run",
     "insert_command",
     "load_entities",
+    "parse_time",
     "recent_commands",
     "start_run",
     "transaction",
@@ -87,9 +89,17 @@ class EventRow:
     data: dict[str, Any]
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """A stored ISO 8601 timestamp (None stays None)."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside an open transaction, part of that one."""
+    if db.conn.in_transaction:
+        yield
+        return
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield

@@ -1,0 +1,351 @@
+"""The policy service: keeps contracts, agreement versions and acceptances, and applies ``decide`` to requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from devices import DeviceKind
+
+from ..accounts import Account, Principal, Role, Session
+from ..accounts.service import SessionLimit
+from ..building import Binding, BuildingService, Unit
+from ..clock import Clock
+from ..core.registry import Registry
+from ..errors import Conflict, InvalidRequest, NotFound, PolicyRefused
+from ..storage import Database
+from . import store
+from .decide import app_refusal, contract_refusal, decide, opt_out_deadline
+from .models import (
+    AgreementRecord,
+    AgreementState,
+    AgreementVersion,
+    Allowed,
+    AppVersion,
+    AppVersionCheck,
+    Contract,
+    ControlCommand,
+    ControlRequest,
+    ControlTarget,
+    Plan,
+    Refusal,
+    SecondLogin,
+)
+
+__all__ = ["DEVICE_KIND_PRIORITY", "PolicyService", "main_kind", "refused"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIN_APP_VERSION = "min_app_version"
+EFFECTIVE_GRACE = timedelta(minutes=5)  # clock skew allowed for "effective now" versions sent with a timestamp
+
+DEVICE_KIND_PRIORITY: tuple[DeviceKind, ...] = (
+    DeviceKind.LOCK,
+    DeviceKind.THERMOSTAT,
+    DeviceKind.LIGHT,
+    DeviceKind.LEAK_SENSOR,
+    DeviceKind.CONTACT_SENSOR,
+    DeviceKind.BINARY_SENSOR,
+    DeviceKind.TEMPERATURE_SENSOR,
+    DeviceKind.SENSOR,
+    DeviceKind.BATTERY_SENSOR,
+)
+
+
+def main_kind(kinds: set[DeviceKind]) -> DeviceKind | None:
+    """A device's main kind among its entities' kinds (a lock with a battery sensor is a lock)."""
+    return next((k for k in DEVICE_KIND_PRIORITY if k in kinds), None)
+
+
+def refused(refusal: Refusal) -> PolicyRefused:
+    """The exception that carries a refusal to the API."""
+    return PolicyRefused(refusal.detail, code=str(refusal.code), link=str(refusal.link), extra=refusal.extra)
+
+
+class PolicyService:
+    """Contracts, agreement versions, acceptances and the minimum app version; every control goes through here."""
+
+    def __init__(self, db: Database, clock: Clock, building: BuildingService, registry: Registry) -> None:
+        self._db = db
+        self._clock = clock
+        self._building = building
+        self._registry = registry
+        self._contracts: dict[str, Contract] = {}
+        self._versions: tuple[AgreementVersion, ...] = ()
+        self._records: dict[str, AgreementRecord] = {}  # account id -> record, filled on first use
+        self._min_app: AppVersion | None = None
+        self._limits = asyncio.Lock()  # a limit check and the write it admits happen together
+
+    async def load(self) -> None:
+        """Read contracts, agreement versions and settings (once, at start)."""
+        contracts, versions, minimum = await self._db.run(
+            lambda db: (store.load_contracts(db), store.load_versions(db), store.get_setting(db, MIN_APP_VERSION))
+        )
+        self._contracts = {c.property_id: c for c in contracts}
+        self._versions = tuple(versions)
+        self._min_app = None if minimum is None else AppVersion.parse(minimum)
+
+    # --- the decision ------------------------------------------------------------------------------
+
+    async def authorize(
+        self,
+        account: Account,
+        session: Session | None,
+        app: AppVersionCheck,
+        entity_id: str,
+        command: dict[str, Any],
+    ) -> Allowed:
+        """Allowed if every link holds now; PolicyRefused naming the failed link otherwise. Nothing is sent here."""
+        entity = self._registry.get(entity_id)
+        if entity is None:
+            raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
+        contract = self.contract_of_unit(account.unit_id)
+        request = ControlRequest(
+            contract=contract,
+            plan=None if contract is None else contract.plan,
+            agreement=await self.agreement_state(account.id),
+            account=account,
+            session=session,
+            app=app,
+            device=ControlTarget(entity.device_id, self._building.unit_of_device(entity.device_id)),
+            command=ControlCommand(entity.id, entity.kind, command),
+        )
+        decision = decide(request, self._clock.now())
+        if isinstance(decision, Refusal):
+            log.info(
+                "command refused: %s",
+                decision.code,
+                extra={"account": account.id, "entity": entity_id, "link": str(decision.link)},
+            )
+            raise refused(decision)
+        return decision
+
+    def check_service(self, unit_id: str | None) -> None:
+        """PolicyRefused unless the unit's property has a contract in force (the service exists)."""
+        refusal = contract_refusal(self.contract_of_unit(unit_id), self._clock.now())
+        if refusal is not None:
+            raise refused(refusal)
+
+    # --- app versions ------------------------------------------------------------------------------
+
+    @property
+    def min_app_version(self) -> AppVersion | None:
+        """The operator's minimum app version."""
+        return self._min_app
+
+    def app_check(self, reported: str | None) -> AppVersionCheck:
+        """The client's stated version against the minimum; 422 ``app_version_invalid`` if it is not a version."""
+        try:
+            version = None if reported is None else AppVersion.parse(reported.strip())
+        except ValueError as exc:
+            raise InvalidRequest(f"X-App-Version: {exc}", code="app_version_invalid", field="X-App-Version") from exc
+        return AppVersionCheck(self._min_app, version)
+
+    def check_app(self, check: AppVersionCheck) -> None:
+        """PolicyRefused (``app_update_required``) for an app older than the minimum."""
+        refusal = app_refusal(check)
+        if refusal is not None:
+            raise refused(refusal)
+
+    async def set_min_app_version(self, version: str | None, by: str) -> AppVersion | None:
+        """Set (or clear) the minimum app version."""
+        parsed = None if version is None else self.app_check(version).reported
+        now = self._clock.now()
+        text = None if parsed is None else str(parsed)
+        await self._db.run(lambda db: store.set_setting(db, MIN_APP_VERSION, text, now, by))
+        self._min_app = parsed
+        return parsed
+
+    # --- contracts and plan limits -----------------------------------------------------------------
+
+    def contract(self, property_id: str) -> Contract | None:
+        """The property's contract record."""
+        return self._contracts.get(property_id)
+
+    def contract_of_unit(self, unit_id: str | None) -> Contract | None:
+        """The contract of the unit's property."""
+        if unit_id is None:
+            return None
+        try:
+            unit = self._building.unit(unit_id)
+        except NotFound:
+            return None
+        return self._contracts.get(unit.property_id)
+
+    async def set_contract(self, contract: Contract) -> Contract:
+        """Record (or replace) a property's contract; it applies to the very next request."""
+        self._building.property(contract.property_id)  # NotFound for an unknown property
+        if contract.ends_at is not None and contract.ends_at <= contract.starts_at:
+            raise InvalidRequest(
+                "the contract must end after it starts", code="contract_dates_invalid", field="ends_at"
+            )
+        await self._db.run(lambda db: store.upsert_contract(db, contract))
+        self._contracts[contract.property_id] = contract
+        log.info(
+            "lessor contract recorded",
+            extra={"property": contract.property_id, "status": str(contract.status), "by": contract.updated_by},
+        )
+        return contract
+
+    async def bind_device(self, unit: Unit, device_id: str, actor: str) -> Binding:
+        """Bind a device to a unit within the plan's limits (device kinds, devices per unit)."""
+        async with self._limits:
+            plan = self._plan(unit.property_id)
+            kind = main_kind({e.kind for e in self._registry.entities_of_device(device_id)})
+            if kind is not None and kind not in plan.device_kinds:
+                raise PolicyRefused(
+                    f"the plan does not cover {kind} devices",
+                    code="plan_limit_device_kinds",
+                    link="plan",
+                    extra={"kind": str(kind), "allowed": sorted(str(k) for k in plan.device_kinds)},
+                )
+            bound = self._building.devices_of_unit(unit.id)
+            if device_id not in bound and len(bound) >= plan.devices_per_unit:
+                raise PolicyRefused(
+                    f"the plan allows {plan.devices_per_unit} devices per unit",
+                    code="plan_limit_devices_per_unit",
+                    link="plan",
+                    extra={"limit": plan.devices_per_unit},
+                )
+            return await self._building.bind(device_id, unit.id, actor)
+
+    async def admit_resident(
+        self, unit: Unit, count: Callable[[], Awaitable[int]], create: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run ``create`` (a move-in) if the unit has room for one more resident account under the plan."""
+        async with self._limits:
+            plan = self._plan(unit.property_id)
+            if await count() >= plan.accounts_per_unit:
+                raise PolicyRefused(
+                    f"the plan allows {plan.accounts_per_unit} resident accounts per unit",
+                    code="plan_limit_accounts_per_unit",
+                    link="plan",
+                    extra={"limit": plan.accounts_per_unit},
+                )
+            return await create()
+
+    async def session_limit(self, account: Account) -> SessionLimit | None:
+        """The single-device licence: how many app devices a resident may use at a time (staff: no limit)."""
+        if account.role is not Role.RESIDENT:
+            return None
+        contract = self.contract_of_unit(account.unit_id)
+        plan = Plan() if contract is None else contract.plan  # the agreement's default: one app device
+        return SessionLimit(plan.app_devices_per_account, plan.second_login is SecondLogin.DISPLACE)
+
+    def _plan(self, property_id: str) -> Plan:
+        contract = self._contracts.get(property_id)
+        if contract is None:
+            raise PolicyRefused(
+                "record the lessor's contract (with its plan) for this property first",
+                code="lessor_contract_missing",
+                link="contract",
+            )
+        return contract.plan
+
+    # --- the agreement -----------------------------------------------------------------------------
+
+    def versions(self) -> tuple[AgreementVersion, ...]:
+        """Every published version, oldest effective first."""
+        return self._versions
+
+    def current_version(self) -> AgreementVersion | None:
+        """The version in effect now."""
+        return AgreementState(self._versions, AgreementRecord()).current(self._clock.now())
+
+    def acceptable_versions(self) -> set[str]:
+        """The version in effect now and every later published one: what a resident may accept, and what counts
+        as up to date."""
+        return {v.version for v in AgreementState(self._versions, AgreementRecord()).not_superseded(self._clock.now())}
+
+    async def publish(self, version: str, text: str, effective_at: datetime | None, by: str) -> AgreementVersion:
+        """Publish a new version; from its effective time on, residents must accept it before controlling anything."""
+        now = self._clock.now()
+        effective = effective_at or now
+        if effective < now - EFFECTIVE_GRACE:
+            raise InvalidRequest(
+                "a version cannot take effect in the past", code="effective_at_in_past", field="effective_at"
+            )
+        latest = max((v.effective_at for v in self._versions), default=None)
+        if latest is not None and effective < latest:
+            raise Conflict(
+                f"a later version takes effect at {latest.isoformat()}; versions take effect in order",
+                code="agreement_out_of_order",
+                field="effective_at",
+            )
+        new = AgreementVersion(version, effective, text, now)
+        if not await self._db.run(lambda db: store.insert_version(db, new, by)):
+            raise Conflict(f"version {version!r} exists already", code="agreement_version_exists", field="version")
+        self._versions = (*self._versions, new)
+        log.info("agreement version published", extra={"version": version, "effective_at": effective.isoformat()})
+        return new
+
+    async def record(self, account_id: str) -> AgreementRecord:
+        """The account's acceptances and opt-out."""
+        cached = self._records.get(account_id)
+        if cached is None:
+            cached = await self._db.run(lambda db: store.record_of(db, account_id))
+            self._records[account_id] = cached
+        return cached
+
+    async def agreement_state(self, account_id: str) -> AgreementState:
+        """The published versions and the account's record."""
+        return AgreementState(self._versions, await self.record(account_id))
+
+    async def acceptances(self, account_id: str) -> list[store.Acceptance]:
+        """The account's acceptances (kept after the account ends)."""
+        return await self._db.run(lambda db: store.acceptances_of(db, account_id))
+
+    async def accept(self, principal: Principal, version: str, age_confirmed: bool, client: str | None) -> None:
+        """Record the resident's acceptance of the current (or an already published later) version."""
+        if not age_confirmed:
+            raise InvalidRequest(
+                "accepting the agreement requires stating that you are 18 or older",
+                code="age_confirmation_required",
+                field="age_confirmed",
+            )
+        now = self._clock.now()
+        if version not in self.acceptable_versions():
+            raise Conflict(
+                f"version {version!r} is not the one in effect",
+                code="agreement_version_not_current",
+                field="version",
+            )
+        account_id, session_id = principal.account.id, principal.session.id
+        await self._db.run(lambda db: store.insert_acceptance(db, account_id, version, now, client, session_id))
+        self._records.pop(account_id, None)
+        log.info("agreement accepted", extra={"account": account_id, "version": version})
+
+    async def opt_out(self, principal: Principal, client: str | None) -> tuple[datetime, bool]:
+        """Record the arbitration opt-out within 30 days of the first acceptance; return when it was recorded and
+        whether this call recorded it (False: it was on record already, nothing changed)."""
+        account_id = principal.account.id
+        record = await self.record(account_id)
+        if record.opted_out_at is not None:
+            return record.opted_out_at, False
+        deadline = opt_out_deadline(record)
+        if deadline is None:
+            raise Conflict("accept the agreement first", code="agreement_not_accepted")
+        now = self._clock.now()
+        if now > deadline:
+            raise PolicyRefused(
+                f"the arbitration opt-out had to be made by {deadline.isoformat()} (30 days after first acceptance)",
+                code="opt_out_window_closed",
+                link="agreement",
+                extra={"deadline": deadline.isoformat()},
+            )
+        await self._db.run(lambda db: store.insert_opt_out(db, account_id, now, client))
+        self._records.pop(account_id, None)
+        log.info("arbitration opt-out recorded", extra={"account": account_id})
+        return now, True
+
+    async def property_acceptances(self, property_id: str) -> list[store.UnitAcceptance]:
+        """Per unit, each resident and the latest version they accepted (console)."""
+        return await self._db.run(lambda db: store.property_acceptances(db, property_id))
+
+    def forget(self, account_id: str) -> None:
+        """Drop a cached record (e.g. after the account ended); it is read again from the database if needed."""
+        self._records.pop(account_id, None)
