@@ -7,10 +7,14 @@ from fastapi import FastAPI
 from .context import ApiContext
 from .limits import BodySizeLimit
 from .problems import install_problem_handlers
+from .routes_agreement import router as agreement_router
 from .routes_auth import router as auth_router
 from .routes_operator import router as operator_router
 from .routes_property import router as property_router
 from .routes_resident import router as resident_router
+from .routes_rules import public_router
+from .routes_rules import router as rules_router
+from .schemas_policy import AGREEMENT_BODY_BYTES
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -28,7 +32,29 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 `validation_failed` (422, `field` names the field), `body_too_large`, `device_offline`,
 `device_jammed`, `command_timeout`, `broker_unavailable`, `out_of_range`, `unsupported_feature`,
 `command_invalid`, `username_taken`, `device_already_bound`, `activation_invalid`,
-`password_too_weak`, `own_account` (an operator disabling or ending their own account).
+`password_too_weak`, `own_account` (an operator disabling or ending their own account),
+`account_terminated`, `session_displaced` (signed in on another app device), `session_not_found`.
+
+Before any device command goes out, every link of the service's chain of permissions is checked by one
+decision function; the first link that fails is reported (403, with `link` and details), and nothing is sent
+to the device. In order:
+
+1. account: `account_disabled`, `account_terminated`, `account_not_active`, `role_forbidden`;
+2. session: `session_revoked`, `session_expired`;
+3. app version: `app_update_required` (with `minimum_version`; send `X-App-Version`, an app that sends no
+   version counts as older than any minimum);
+4. device: `device_not_in_unit` (404);
+5. the lessor's contract: `lessor_contract_inactive` (with `reason`: `no_contract`, `not_started`, `ended`,
+   `suspended`, `terminated`, `service_withdrawn`); devices are left exactly as they are;
+6. the plan: `plan_excludes_device_kind`;
+7. the end-user agreement: `agreement_unavailable`, `agreement_not_accepted` (with the `version` to accept).
+
+Other refusals of the service's rules: `plan_limit_app_devices` (409, a sign-in from one app device too many,
+with the live sessions; `replace_session_id` ends a lost device's session), `plan_limit_devices_per_unit`,
+`plan_limit_device_kinds`, `plan_limit_accounts_per_unit`, `lessor_contract_missing` (409),
+`opt_out_window_closed` (403, with the `deadline`), `age_confirmation_required`, `agreement_version_not_current`,
+`agreement_version_exists`, `agreement_out_of_order`, `effective_at_in_past`, `app_version_invalid`,
+`contract_not_found`, `contract_dates_invalid`.
 
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
@@ -45,8 +71,18 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    for router in (auth_router, resident_router, property_router, operator_router):
+    for router in (
+        auth_router,
+        resident_router,
+        agreement_router,
+        property_router,
+        operator_router,
+        rules_router,
+        public_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    # Agreement texts are long documents; every other body stays under the small general limit.
+    per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, per_path=per_path)
     return app

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..accounts import AccountService, Principal, Role
 from ..building import AuditLog, BuildingService
 from ..errors import AccessDenied, AuthError, NotFound
+from ..policy import AppVersionCheck, PolicyService
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     from .stream import StreamHub
 
 __all__ = [
+    "APP_VERSION_HEADER",
     "ApiContext",
+    "AppHeader",
     "Ctx",
     "Manager",
     "Operator",
@@ -41,6 +44,7 @@ class ApiContext:
     accounts: AccountService
     building: BuildingService
     audit: AuditLog
+    policy: PolicyService
     hub: StreamHub
     runner: CommandRunner
     stale_after: timedelta
@@ -81,7 +85,35 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-Resident = Annotated[Principal, Depends(require(Role.RESIDENT))]
+APP_VERSION_HEADER = "X-App-Version"
+
+
+async def app_version(
+    ctx: Ctx,
+    x_app_version: Annotated[
+        str | None,
+        Header(
+            max_length=32,
+            description="The resident app's version, e.g. 2.4.1; below the operator's minimum: app_update_required",
+        ),
+    ] = None,
+) -> AppVersionCheck:
+    """The version the client states, checked for form (422 ``app_version_invalid``)."""
+    return ctx.policy.app_check(x_app_version)
+
+
+AppHeader = Annotated[AppVersionCheck, Depends(app_version)]
+
+
+async def resident_app(
+    principal: Annotated[Principal, Depends(require(Role.RESIDENT))], ctx: Ctx, app: AppHeader
+) -> Principal:
+    """A resident, through an app version the operator still allows (403 ``app_update_required``)."""
+    ctx.policy.check_app(app)
+    return principal
+
+
+Resident = Annotated[Principal, Depends(resident_app)]
 Manager = Annotated[Principal, Depends(require(Role.MANAGER))]
 Staff = Annotated[Principal, Depends(require(Role.MANAGER, Role.INSTALLER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]

@@ -20,6 +20,7 @@ from ..errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    PolicyRefused,
     StorageError,
     TooManyAttempts,
     UnknownEntity,
@@ -68,7 +69,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in (
         (400, "Malformed request"),
         (401, "Not signed in, or the session expired or was revoked"),
-        (403, "The role may not do this"),
+        (403, "The role, or a rule of the service (contract, agreement, app version), does not allow this"),
         (404, "No such resource (or not one the caller may see)"),
         (413, "Request body too large"),
         (422, "Validation failed; `field` names the first bad field"),
@@ -125,6 +126,10 @@ def problem_response(
 
 
 def _status(exc: GatewayError) -> int:
+    if isinstance(exc, PolicyRefused):
+        if exc.code.startswith("plan_limit_") or exc.code == "lessor_contract_missing":
+            return 409  # the state must change first (fewer devices, a contract), not the caller's rights
+        return 404 if exc.link == "device" else 403
     if isinstance(exc, TooManyAttempts):
         return 429
     if isinstance(exc, AuthError):
@@ -159,6 +164,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if isinstance(exc, TooManyAttempts):
             headers["Retry-After"] = str(exc.retry_after)
             extra["retry_after"] = exc.retry_after
+        if isinstance(exc, PolicyRefused):
+            extra.update(exc.extra, link=exc.link)
         if status >= 500:
             log.error("request failed: %s", exc, extra={"code": exc.code, "path": request.url.path})
         return problem_response(

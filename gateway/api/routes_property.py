@@ -12,6 +12,7 @@ from ..building.health import property_health
 from ..errors import NotFound
 from .context import ApiContext, Ctx, Manager, Operator, Staff, Who
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from .routes_rules import contract_of, contract_out
 from .schemas import (
     AccountOut,
     BindRequest,
@@ -28,6 +29,7 @@ from .schemas import (
     UnitDetailOut,
     UnitOut,
 )
+from .schemas_policy import ConsoleAgreementsOut, ContractOut, ResidentAcceptanceOut, UnitAcceptancesOut
 from .views import account_out, api_entity_id, device_out, unit_out
 
 __all__ = ["router"]
@@ -102,11 +104,12 @@ async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[D
     responses=CONFLICT_RESPONSES,
 )
 async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal: Staff, ctx: Ctx) -> DeviceOut:
-    """Bind a discovered device to a unit (manager or installer)."""
+    """Bind a discovered device to a unit (manager or installer), within the plan: 409
+    ``plan_limit_device_kinds``, ``plan_limit_devices_per_unit`` or ``lessor_contract_missing`` otherwise."""
     unit = _own_unit(principal, ctx, property_id, unit_id)
     if not ctx.gateway.registry.entities_of_device(body.device_id):
         raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
-    await ctx.building.bind(body.device_id, unit.id, principal.actor)
+    await ctx.policy.bind_device(unit, body.device_id, principal.actor)
     await ctx.audit.record(principal, "device.bind", property_id=property_id, unit_id=unit.id, target=body.device_id)
     return device_out(ctx.gateway.registry, body.device_id, unit.id, ctx.gateway.clock.now(), ctx.stale_after)
 
@@ -136,15 +139,20 @@ async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: 
     responses=CONFLICT_RESPONSES,
 )
 async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: Manager, ctx: Ctx) -> NewAccountOut:
-    """Move a resident in: their account, with a one-time activation code to hand to them (manager)."""
+    """Move a resident in: their account, with a one-time activation code to hand to them (manager); 409
+    ``plan_limit_accounts_per_unit`` when the unit has as many resident accounts as the plan allows."""
     unit = _own_unit(principal, ctx, property_id, unit_id)
-    created = await ctx.accounts.create(
-        body.username,
-        Role.RESIDENT,
-        created_by=principal.actor,
-        property_id=unit.property_id,
-        unit_id=unit.id,
-        display_name=body.display_name,
+    created = await ctx.policy.admit_resident(
+        unit,
+        lambda: _count_residents(ctx, unit),
+        lambda: ctx.accounts.create(
+            body.username,
+            Role.RESIDENT,
+            created_by=principal.actor,
+            property_id=unit.property_id,
+            unit_id=unit.id,
+            display_name=body.display_name,
+        ),
     )
     await ctx.audit.record(
         principal, "resident.move_in", property_id=property_id, unit_id=unit.id, target=created.account.id
@@ -168,6 +176,7 @@ async def move_out(
         raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
     sessions = sum(1 for s in await ctx.accounts.sessions(resident.id) if s.revoked_at is None)
     ended = await ctx.accounts.terminate(resident.id, body.reason)
+    ctx.policy.forget(resident.id)
     # Commands already under way record their outcome (with the actor) when they end: let them end first.
     await ctx.runner.settle(f"account:{resident.id}")
     anonymised = await ctx.building.erase_personal_data(f"account:{resident.id}", FORMER_RESIDENT)
@@ -180,6 +189,45 @@ async def move_out(
         detail={"sessions_revoked": sessions, "records_anonymised": anonymised},
     )
     return MoveOutResponse(account=account_out(ended), sessions_revoked=sessions, records_anonymised=anonymised)
+
+
+@router.get("/{property_id}/contract", operation_id="getPropertyContract")
+async def property_contract(property_id: Id, principal: Staff, ctx: Ctx) -> ContractOut:
+    """The lessor's contract of my property: in force or why not, its end, the plan and the internet provider."""
+    return contract_out(ctx, contract_of(ctx, _own_property(principal, ctx, property_id)))
+
+
+@router.get("/{property_id}/agreements", operation_id="getPropertyAgreements")
+async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleAgreementsOut:
+    """Per unit, who has accepted which version of the end-user agreement (manager; an audited read)."""
+    pid = _own_property(principal, ctx, property_id)
+    current = ctx.policy.current_version()
+    fresh = ctx.policy.acceptable_versions()  # up to date: the version in effect, or one published after it
+    rows = await ctx.policy.property_acceptances(pid)
+    units = [
+        UnitAcceptancesOut(
+            unit_id=u.id,
+            label=u.label,
+            residents=[
+                ResidentAcceptanceOut(
+                    account_id=r.account_id,
+                    username=r.username,
+                    display_name=r.display_name,
+                    status=r.status,
+                    accepted_version=r.version,
+                    accepted_at=r.accepted_at,
+                    up_to_date=current is not None and r.version in fresh,
+                )
+                for r in rows
+                if r.unit_id == u.id
+            ],
+        )
+        for u in ctx.building.units(pid)
+    ]
+    await ctx.audit.record(principal, "property.read_agreements", property_id=pid)
+    return ConsoleAgreementsOut(
+        property_id=pid, current_version=None if current is None else current.version, units=units
+    )
 
 
 @router.get("/{property_id}/health", operation_id="getPropertyHealth")
@@ -219,6 +267,10 @@ def _own_property(principal: Principal, ctx: ApiContext, property_id: str) -> st
 
 def _own_unit(principal: Principal, ctx: ApiContext, property_id: str, unit_id: str) -> Unit:
     return ctx.building.unit(unit_id, _own_property(principal, ctx, property_id))
+
+
+async def _count_residents(ctx: ApiContext, unit: Unit) -> int:
+    return len(await _residents(ctx, unit))
 
 
 async def _residents(ctx: ApiContext, unit: Unit) -> list[Account]:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ..core.commands import CommandResult, CommandStatus
-from ..errors import AuthError, NotFound
-from .context import ApiContext, Ctx, Resident, resident_unit
+from ..errors import AuthError, NotFound, PolicyRefused
+from .context import ApiContext, AppHeader, Ctx, Resident, resident_unit
 from .problems import PROBLEM_RESPONSES, ProblemError
 from .schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
 from .views import api_entity_id, command_out, device_out, entity_key, unit_out
@@ -43,8 +43,9 @@ async def my_unit(principal: Resident, ctx: Ctx) -> UnitOut:
 
 @router.get("/devices", operation_id="listMyDevices")
 async def my_devices(principal: Resident, ctx: Ctx) -> list[DeviceOut]:
-    """My unit's devices with state, availability, last-seen and staleness."""
+    """My unit's devices with state, availability, last-seen and staleness (while the service is in force)."""
     unit_id = resident_unit(principal)
+    ctx.policy.check_service(unit_id)
     names = await ctx.building.names(unit_id)
     now = ctx.gateway.clock.now()
     return [
@@ -57,6 +58,7 @@ async def my_devices(principal: Resident, ctx: Ctx) -> list[DeviceOut]:
 async def my_device(device_id: DeviceId, principal: Resident, ctx: Ctx) -> DeviceOut:
     """One of my devices (404 for any other id)."""
     unit_id = _own_device(ctx, principal.account.unit_id, device_id)
+    ctx.policy.check_service(unit_id)
     names = await ctx.building.names(unit_id)
     return device_out(
         ctx.gateway.registry, device_id, unit_id, ctx.gateway.clock.now(), ctx.stale_after, names.get(device_id)
@@ -67,6 +69,7 @@ async def my_device(device_id: DeviceId, principal: Resident, ctx: Ctx) -> Devic
 async def name_device(device_id: DeviceId, body: NameRequest, principal: Resident, ctx: Ctx) -> DeviceOut:
     """Give one of my devices a name of my own (removed at move-out)."""
     unit_id = _own_device(ctx, principal.account.unit_id, device_id)
+    ctx.policy.check_service(unit_id)
     await ctx.building.set_name(unit_id, device_id, body.name, principal.actor)
     return device_out(ctx.gateway.registry, device_id, unit_id, ctx.gateway.clock.now(), ctx.stale_after, body.name)
 
@@ -76,19 +79,29 @@ async def name_device(device_id: DeviceId, body: NameRequest, principal: Residen
     operation_id="sendCommand",
     responses={
         202: {"model": CommandOut, "description": "Accepted (wait=false): poll GET /me/commands/{id}"},
+        403: PROBLEM_RESPONSES[403]
+        | {
+            "description": "A rule of the service refuses: lessor_contract_inactive, agreement_not_accepted, "
+            "agreement_unavailable, plan_excludes_device_kind, app_update_required (nothing is sent to the device)"
+        },
         409: PROBLEM_RESPONSES[404] | {"description": "device_offline, device_jammed, not_commandable"},
         503: PROBLEM_RESPONSES[404] | {"description": "broker_unavailable"},
         504: PROBLEM_RESPONSES[404] | {"description": "command_timeout"},
     },
 )
 async def send_command(
-    entity_id: EntityId, body: CommandRequest, principal: Resident, ctx: Ctx, response: Response
+    entity_id: EntityId, body: CommandRequest, principal: Resident, app: AppHeader, ctx: Ctx, response: Response
 ) -> CommandOut:
-    """Send a command and get its real outcome: 200 confirmed, or a problem naming why not (with the command)."""
+    """Send a command and get its real outcome: 200 confirmed, or a problem naming why not (with the command).
+
+    Every link of the service's chain is checked first (contract, plan, agreement, account, session, app
+    version); a refusal names the link and its code, and nothing reaches the device.
+    """
     unit_id = resident_unit(principal)
     entity = ctx.gateway.registry.get(entity_key(entity_id))
     if entity is None or ctx.building.unit_of_device(entity.device_id) != unit_id:
         raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
+    await ctx.policy.authorize(principal.account, principal.session, app, entity.id, body.command)
     command_id, outcome = ctx.runner.submit(
         entity.id, body.command, actor=principal.actor, unit_id=unit_id, timeout=body.timeout
     )
@@ -158,13 +171,17 @@ async def my_events(
     },
 )
 async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:
-    """Live state and availability changes of my unit (Server-Sent Events); ends when the session ends."""
-    subscriber = ctx.hub.subscribe(resident_unit(principal), principal.account.id, principal.session.id)
+    """Live state and availability changes of my unit (Server-Sent Events); ends when the session ends, or the
+    service does (the lessor's contract)."""
+    unit_id = resident_unit(principal)
+    ctx.policy.check_service(unit_id)
+    subscriber = ctx.hub.subscribe(unit_id, principal.account.id, principal.session.id)
 
     async def still_valid() -> bool:
         try:
             await ctx.accounts.recheck(principal)
-        except AuthError:
+            ctx.policy.check_service(unit_id)
+        except (AuthError, PolicyRefused):
             return False
         return True
 

@@ -71,6 +71,10 @@ class LoginRequest(Request):
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Password
     client: Text | None = Field(default=None, description="The app device signing in, e.g. 'Pixel 8 (app 2.3.0)'")
+    replace_session_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="End this session of yours first (a lost or replaced app device); see plan_limit_app_devices",
+    )
 
 
 class ActivateRequest(Request):

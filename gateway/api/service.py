@@ -12,6 +12,7 @@ from ..accounts import AccountService, AuthSettings, Passwords, Role
 from ..building import AuditLog, BuildingService
 from ..config import ApiSettings
 from ..errors import GatewayError
+from ..policy import PolicyService
 from .app import create_app
 from .context import ApiContext
 from .runner import CommandRunner
@@ -40,16 +41,18 @@ class ApiService:
         self.accounts = AccountService(gateway.db, clock, passwords, auth)
         self.building = BuildingService(gateway.db, clock, gateway.persister.flush)
         self.audit = AuditLog(gateway.db, clock)
+        self.policy = PolicyService(gateway.db, clock, self.building, gateway.registry)
         stale_after = timedelta(seconds=settings.stale_after_seconds)
         self.hub = StreamHub(self.building, clock, stale_after, settings.stream_keepalive_seconds)
         self.runner = CommandRunner(gateway.commands)
-        self.accounts.on_account_revoked(self.hub.close_account)
+        self.accounts.on_sessions_revoked(self.hub.close_account)
         gateway.registry.add_listener(self.hub)
         self.context = ApiContext(
             gateway=gateway,
             accounts=self.accounts,
             building=self.building,
             audit=self.audit,
+            policy=self.policy,
             hub=self.hub,
             runner=self.runner,
             stale_after=stale_after,
@@ -66,6 +69,7 @@ class ApiService:
 
     async def __aenter__(self) -> Self:
         await self.building.load()
+        await self.policy.load()
         await self._bootstrap_operator()
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.runner)
