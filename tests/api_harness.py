@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +27,27 @@ OPERATOR = "root-operator"
 # argon2 at its cheapest, so a test can sign in dozens of times; production uses argon2-cffi's defaults.
 FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 DEVICES = ("light", "dimmer", "lock", "thermostat", "leak")
+
+
+def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert ``r`` is a problem+json with that status and code; return its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    return body
+
+
+async def command(
+    api: Api, token: str, entity_id: str, cmd: dict[str, Any], *, headers: dict[str, str] | None = None, **extra: Any
+) -> httpx.Response:
+    """POST a command for an entity as a resident (``extra``: more body fields, e.g. ``wait``)."""
+    return await api.http.post(
+        f"/me/entities/{entity_id}/commands",
+        json={"command": cmd, **extra},
+        headers={**bearer(token), **(headers or {})},
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -137,11 +159,63 @@ def sim_unit(broker: BrokerHandle, prefix: str, unit: str) -> UnitSim:
     )
 
 
+AGREEMENT = "2026-01"
+
+
+def contract_body(api: Api, **changes: Any) -> dict[str, Any]:
+    """An active contract from a day ago, open-ended, lessor-provided internet; ``plan`` and fields may change."""
+    plan = changes.pop("plan", {})
+    body: dict[str, Any] = {
+        "status": "active",
+        "starts_at": (api.clock.now() - timedelta(days=1)).isoformat(),
+        "ends_at": None,
+        "offers_service": True,
+        "internet": {"provided_by": "lessor", "name": "Elm Court Fibre", "contact": "+1 555 0100"},
+        "plan": plan,
+    }
+    body.update(changes)
+    return body
+
+
+async def set_contract(api: Api, property_id: str = "p1", **changes: Any) -> dict[str, Any]:
+    """Record the property's contract as the operator; return the response body."""
+    r = await api.http.put(
+        f"/operator/properties/{property_id}/contract",
+        json=contract_body(api, **changes),
+        headers=bearer(api.operator),
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def publish(api: Api, version: str, effective_at: datetime | None = None, text: str = "Terms.") -> None:
+    """Publish an agreement version as the operator."""
+    body: dict[str, Any] = {"version": version, "text": text}
+    if effective_at is not None:
+        body["effective_at"] = effective_at.isoformat()
+    r = await api.http.post("/operator/agreements", json=body, headers=bearer(api.operator))
+    assert r.status_code == 201, r.text
+
+
+async def accept(api: Api, token: str, version: str = AGREEMENT) -> httpx.Response:
+    """Accept an agreement version as a resident, stating they are 18 or older."""
+    return await api.http.post(
+        "/me/agreement/accept", json={"version": version, "age_confirmed": True}, headers=bearer(token)
+    )
+
+
 @contextlib.asynccontextmanager
-async def building(api: Api) -> AsyncIterator[Building]:
-    """Set up property p1 with two bound, simulated units and a resident in each."""
+async def building(api: Api, plan: dict[str, Any] | None = None) -> AsyncIterator[Building]:
+    """Set up property p1 (an active contract with ``plan``, agreement version AGREEMENT in effect) with two bound,
+    simulated units and a resident in each who has accepted the agreement."""
     r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
     assert r.status_code == 201, r.text
+    await set_contract(api, plan=plan or {})
+    if not any(
+        v["version"] == AGREEMENT
+        for v in (await api.http.get("/operator/agreements", headers=bearer(api.operator))).json()
+    ):
+        await publish(api, AGREEMENT)
     manager = await api.staff("maria.manager", "manager", "p1")
     installer = await api.staff("ivan.installer", "installer", "p1")
     async with sim_unit(api.broker, api.prefix, "u101") as a, sim_unit(api.broker, api.prefix, "u102") as b:
@@ -171,6 +245,9 @@ async def building(api: Api) -> AsyncIterator[Building]:
         )
         alice_id, alice = await api.move_in(manager, "p1", "a", "alice")
         bob_id, bob = await api.move_in(manager, "p1", "b", "bob")
+        for token in (alice, bob):
+            r = await accept(api, token)
+            assert r.status_code == 200, r.text
         yield Building(api, manager, installer, alice, alice_id, bob, bob_id, sims)
 
 

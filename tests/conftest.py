@@ -37,12 +37,26 @@ async def no_tasks_left_behind() -> AsyncIterator[None]:
     for task in left:
         task.cancel()
     if ours:
-        pytest.fail(f"test left tasks behind: {[t.get_name() for t in ours]}")
+        pytest.fail(f"test left tasks behind: {[(t.get_name(), _where(t)) for t in ours]}")
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return "?" if code is None else f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})"
 
 
 def _is_amqtt(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and "amqtt" in code.co_filename
+    coro = task.get_coro()
+    code = getattr(coro, "cr_code", None)
+    if code is None:
+        return False
+    if "amqtt" in code.co_filename:
+        return True
+    # amqtt retries in-flight messages of a resumed session in tasks running asyncio.wait_for(…, 10): judge such a
+    # task by the task it waits for (an unnamed "Task-N" left behind once in a CI run of the SIGKILL test).
+    frame = getattr(coro, "cr_frame", None)
+    inner = frame.f_locals.get("fut") if code.co_name == "wait_for" and frame is not None else None
+    return isinstance(inner, asyncio.Task) and inner is not task and _is_amqtt(inner)
 
 
 @pytest.fixture(params=BROKERS)

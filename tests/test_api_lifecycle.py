@@ -17,12 +17,22 @@ from fwsim import LockSim
 
 from devices import LockStatus
 from gateway.clock import ManualClock
-from tests.api_harness import PASSWORD, Api, Building, bearer, building, running_api
+from tests.api_harness import (
+    AGREEMENT,
+    PASSWORD,
+    Api,
+    Building,
+    accept,
+    bearer,
+    building,
+    command,
+    problem,
+    running_api,
+)
 from tests.brokers import BrokerHandle
 from tests.conftest import GatewayFactory
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
-PROBLEM = "application/problem+json"
 T = TypeVar("T")
 
 
@@ -47,29 +57,12 @@ async def sql(api: Api, query: str, *args: object) -> list[tuple[Any, ...]]:
     return await api.gateway.db.run(lambda db: [tuple(r) for r in db.execute(query, list(args)).fetchall()])
 
 
-async def command(api: Api, token: str, entity_id: str, cmd: dict[str, Any], **extra: Any) -> httpx.Response:
-    """POST a command for an entity as a resident."""
-    return await api.http.post(
-        f"/me/entities/{entity_id}/commands", json={"command": cmd, **extra}, headers=bearer(token)
-    )
-
-
 async def events(api: Api, token: str, **params: Any) -> dict[str, Any]:
     """One page of GET /me/events."""
     r = await api.http.get("/me/events", params=params, headers=bearer(token))
     assert r.status_code == 200, r.text
     page: dict[str, Any] = r.json()
     return page
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert ``r`` is a problem with that status and code; return its body."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 class Sse:
@@ -165,6 +158,12 @@ async def test_move_in_control_move_out(
         carol = r.json()["token"]
         r = await api.http.get("/me/unit", headers=bearer(carol))
         assert r.status_code == 200 and r.json()["id"] == "a", r.text
+        # nothing is controlled before the agreement is accepted (with the age statement)
+        r = await command(api, carol, lock, {"action": "unlock"})
+        assert problem(r, 403, "agreement_not_accepted")["version"] == AGREEMENT
+        assert lock_status(sim_lock) is LockStatus.LOCKED
+        r = await accept(api, carol)
+        assert r.status_code == 200 and r.json()["accepted_current"] is True, r.text
 
         # control: name the lock, unlock and lock the door
         r = await api.http.put(
@@ -205,8 +204,8 @@ async def test_move_in_control_move_out(
         assert out["sessions_revoked"] == 1
         # her name for the lock, two command rows and their two history events
         assert out["records_anonymised"] == 5
-        problem(await api.http.get("/me", headers=bearer(carol)), 401, "session_revoked")
-        problem(await command(api, carol, lock, {"action": "unlock"}), 401, "session_revoked")
+        problem(await api.http.get("/me", headers=bearer(carol)), 401, "account_terminated")
+        problem(await command(api, carol, lock, {"action": "unlock"}), 401, "account_terminated")
         r = await api.http.post("/auth/login", json={"username": "carol", "password": PASSWORD})
         problem(r, 401, "login_failed")
 
@@ -233,6 +232,7 @@ async def test_move_in_control_move_out(
         # the next resident: no name of hers, none of her history
         clock.advance(timedelta(minutes=5))
         dave_id, dave = await api.move_in(b.manager, "p1", "a", "dave")
+        assert (await accept(api, dave)).status_code == 200
         r = await api.http.get("/me/devices", headers=bearer(dave))
         assert r.status_code == 200, r.text
         assert {d["id"]: d["resident_name"] for d in r.json()}["fwsim-u101-lock"] is None
@@ -386,7 +386,8 @@ async def test_command_outcomes(
 
 @EMBEDDED
 async def test_live_stream(make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+    two_devices = {"app_devices_per_account": 2}
+    async with running_api(make_gateway, broker, prefix, clock) as api, building(api, two_devices) as b:
         light = b.entity("a", "light", "light")
         dimmer = b.entity("a", "dimmer", "light")
         thermostat = b.entity("a", "thermostat", "climate")

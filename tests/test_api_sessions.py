@@ -22,7 +22,7 @@ from gateway.accounts import Passwords
 from gateway.api import ApiService
 from gateway.clock import ManualClock
 from gateway.config import ApiSettings
-from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, running_api
+from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, running_api, set_contract
 from tests.brokers import BrokerHandle
 from tests.conftest import GatewayFactory
 
@@ -41,9 +41,11 @@ class Resident:
 
 
 async def resident(api: Api) -> Resident:
-    """Set up a property, a manager, a unit and a resident (no devices: these tests are about accounts)."""
+    """Set up a property, a manager, a unit and a resident (no devices: these tests are about accounts; the plan
+    allows several app devices, as sessions here are about expiry and revocation, not the single-device licence)."""
     r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
     assert r.status_code == 201, r.text
+    await set_contract(api, plan={"app_devices_per_account": 5})
     manager = await api.staff("maria.manager", "manager", "p1")
     r = await api.http.post("/properties/p1/units", json={"label": "u101", "id": "a"}, headers=bearer(manager))
     assert r.status_code == 201, r.text
@@ -253,7 +255,7 @@ async def test_terminated_account_is_gone_for_good(
         former = r.json()["username"]
         assert former != "alice"
         assert r.json()["ended_at"] is not None
-        assert_problem(await me(api, res.token), 401, "session_revoked")
+        assert_problem(await me(api, res.token), 401, "account_terminated")
         assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
         assert_problem(await login(api, former, PASSWORD), 401, "login_failed")
         for action, body in (("enable", None), ("disable", {"reason": "x"})):
@@ -266,7 +268,7 @@ async def test_terminated_account_is_gone_for_good(
         new_id, code = await new_resident(api, res.manager, "alice")
         assert new_id != res.account_id
         assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
-        assert_problem(await me(api, res.token), 401, "session_revoked")
+        assert_problem(await me(api, res.token), 401, "account_terminated")
         r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))
         assert_problem(r, 409, "account_terminated")
         # the failed sign-ins above count against the name "alice", whoever holds it now

@@ -45,6 +45,9 @@ async def test_resident_session_script_runs_start_to_finish(tmp_path: Path) -> N
             out, _ = await script.communicate()
         text = out.decode()
         assert script.returncode == 0, text
+        assert '{"in_force":true,' in text, text
+        assert '{"status":403,"code":"agreement_not_accepted","version":"2026-11"}' in text, text
+        assert '{"can_control":true,"contract_in_force":true,"agreement_version":"2026-11"}' in text, text
         assert text.count('{"status":"confirmed"') >= 2, text
         assert '"code":"out_of_range"' in text
         assert "stream: event: state" in text
