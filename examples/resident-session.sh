@@ -9,12 +9,16 @@ OPERATOR="${OPERATOR:-ops}"
 : "${OPERATOR_PASSWORD:?set OPERATOR_PASSWORD to the bootstrap operator password}"
 PASS='a long resident passphrase'
 post() { curl -sS -X POST "$API$1" -H 'Content-Type: application/json' ${3:+-H "Authorization: Bearer $3"} -d "$2"; }
+put() { curl -sS -X PUT "$API$1" -H 'Content-Type: application/json' -H "Authorization: Bearer $3" -d "$2"; }
 get() { curl -sS "$API$1" -H "Authorization: Bearer $2"; }
 step() { printf '\n== %s\n' "$*"; }
 
-step "operator signs in, creates the property and its manager"
+step "operator signs in, creates the property, records the lessor's contract, publishes the agreement"
 OP=$(post /auth/login "{\"username\":\"$OPERATOR\",\"password\":\"$OPERATOR_PASSWORD\"}" | jq -r .token)
 post /properties '{"id":"elm","name":"Elm Court"}' "$OP" | jq -c .
+put /operator/properties/elm/contract "{\"starts_at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",
+  \"internet\":{\"provided_by\":\"lessor\",\"name\":\"Elm Fibre\",\"contact\":\"+1 555 0100\"}}" "$OP" | jq -c '{in_force,plan}'
+post /operator/agreements '{"version":"2026-11","text":"Home automation for your own unit. Not a security system."}' "$OP" | jq -c '{version,effective_at}'
 CODE=$(post /operator/accounts '{"username":"maria","role":"manager","property_id":"elm"}' "$OP" | jq -r .activation_code)
 post /auth/activate "{\"username\":\"maria\",\"activation_code\":\"$CODE\",\"password\":\"$PASS\"}" | jq -c '{username,role,status}'
 PM=$(post /auth/login "{\"username\":\"maria\",\"password\":\"$PASS\"}" | jq -r .token)
@@ -29,6 +33,11 @@ CODE=$(post /properties/elm/units/u101/residents '{"username":"dana","display_na
 step "resident activates the account with the one-time code and signs in from the app"
 post /auth/activate "{\"username\":\"dana\",\"activation_code\":\"$CODE\",\"password\":\"$PASS\"}" | jq -c '{username,role,status}'
 TOKEN=$(post /auth/login "{\"username\":\"dana\",\"password\":\"$PASS\",\"client\":\"Dana's phone\"}" | jq -r .token)
+
+step "nothing is controlled before the agreement is accepted, stating 18 or older"
+post /me/entities/light.u101-light.light/commands '{"command":{"on":true}}' "$TOKEN" | jq -c '{status,code,version}'
+post /me/agreement/accept '{"version":"2026-11","age_confirmed":true}' "$TOKEN" | jq -c '{accepted_current,opt_out_deadline}'
+get /me/service "$TOKEN" | jq -c '{can_control,contract_in_force,agreement_version}'
 
 step "my unit and my devices (state, availability, last seen, stale or not)"
 get /me/unit "$TOKEN" | jq -c .

@@ -104,7 +104,8 @@ class _Client:
 
 
 async def _set_up_resident(client: _Client, gateway: Gateway, operator_password: str) -> str:
-    """Operator -> property and manager; manager -> unit, bindings, move-in; resident -> activate, sign in."""
+    """Operator -> property, its contract, the agreement and a manager; manager -> unit, bindings, move-in;
+    resident -> activate, sign in, accept the agreement."""
 
     async def ok(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
         status, answer = await client.call(method, path, body, token)
@@ -115,6 +116,13 @@ async def _set_up_resident(client: _Client, gateway: Gateway, operator_password:
     secret = {"password": secrets.token_urlsafe(18)}
     op = (await ok("POST", "/auth/login", {"username": "demo-operator", "password": operator_password}))["token"]
     await ok("POST", "/properties", {"id": "demo", "name": "Demo Court"}, op)
+    contract = {
+        "starts_at": gateway.clock.now().isoformat(),
+        "internet": {"provided_by": "lessor", "name": "Demo Court broadband", "contact": "support@example.invalid"},
+    }
+    await ok("PUT", "/operator/properties/demo/contract", contract, op)
+    terms = "Demo terms: home automation for your own unit; not a security or alarm system."
+    await ok("POST", "/operator/agreements", {"version": "demo-1", "text": terms}, op)
     staff = await ok("POST", "/operator/accounts", {"username": "morgan", "role": "manager", "property_id": "demo"}, op)
     await ok("POST", "/auth/activate", {"username": "morgan", "activation_code": staff["activation_code"], **secret})
     manager = (await ok("POST", "/auth/login", {"username": "morgan", **secret}))["token"]
@@ -124,7 +132,9 @@ async def _set_up_resident(client: _Client, gateway: Gateway, operator_password:
             await ok("POST", "/properties/demo/units/u101/devices", {"device_id": device_id}, manager)
     moved = await ok("POST", "/properties/demo/units/u101/residents", {"username": "dana"}, manager)
     await ok("POST", "/auth/activate", {"username": "dana", "activation_code": moved["activation_code"], **secret})
-    return str((await ok("POST", "/auth/login", {"username": "dana", **secret}))["token"])
+    token = str((await ok("POST", "/auth/login", {"username": "dana", **secret}))["token"])
+    await ok("POST", "/me/agreement/accept", {"version": "demo-1", "age_confirmed": True}, token)
+    return token
 
 
 async def _command(

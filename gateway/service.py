@@ -46,6 +46,8 @@ __all__ = [
 
 log = logging.getLogger("gateway")
 SIMULATION_GRACE_SECONDS = 3.0
+SIMULATION_DISCOVERY_SECONDS = 10.0
+"""How long to wait for the gateway to discover the simulated unit before going on anyway."""
 
 
 def broker_settings(args: argparse.Namespace, url: str) -> BrokerSettings:
@@ -116,9 +118,18 @@ async def run(args: argparse.Namespace) -> None:
                 await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
             await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs arrive first
             if args.simulate == "always" or not gateway.registry.entities():
-                await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
+                unit = await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
+                await _wait_discovered(gateway, [f"fwsim-{unit.unit}-{name}" for name in unit.devices])
                 print("no devices found: started a simulated unit (u101)", flush=True)
         await asyncio.Event().wait()
+
+
+async def _wait_discovered(gateway: Gateway, device_ids: list[str]) -> None:
+    """Wait until the gateway knows every device in ``device_ids``, so that whoever reads the next line finds them."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SIMULATION_DISCOVERY_SECONDS):
+            while not set(device_ids) <= set(gateway.registry.device_ids()):
+                await asyncio.sleep(0.05)
 
 
 def api_settings(args: argparse.Namespace) -> ApiSettings:
