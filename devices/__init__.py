@@ -5,6 +5,8 @@ Nothing outside this package builds or parses device payloads.
 
 from .base import (
     MAX_PAYLOAD_BYTES,
+    STATE_REQUEST_PAYLOAD,
+    STATE_REQUEST_SUFFIX,
     AvailabilityEntry,
     Command,
     Component,
@@ -27,6 +29,8 @@ from .templates import ValuePath, parse_template
 __all__ = [
     "CONFIG_MODELS",
     "MAX_PAYLOAD_BYTES",
+    "STATE_REQUEST_PAYLOAD",
+    "STATE_REQUEST_SUFFIX",
     "AvailabilityEntry",
     "BinarySensorConfig",
     "BinarySensorState",

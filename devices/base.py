@@ -27,6 +27,8 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_LENGTH",
     "PENDING",
+    "STATE_REQUEST_PAYLOAD",
+    "STATE_REQUEST_SUFFIX",
     "AvailabilityEntry",
     "Command",
     "Component",
@@ -44,6 +46,10 @@ __all__ = [
 ]
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+STATE_REQUEST_SUFFIX = "/get"
+"""Appended to a state topic, the topic that asks for a fresh report (Zigbee2MQTT's convention)."""
+STATE_REQUEST_PAYLOAD = b'{"state":""}'
+"""What is sent there: the attribute to read, with no value."""
 """Largest discovery config or state payload the gateway parses; larger ones are refused unread."""
 
 MAX_TOPIC_LENGTH = 256
@@ -245,6 +251,15 @@ class EntityConfig(BaseModel):
     @abstractmethod
     def state_topics(self) -> frozenset[str]:
         """Topics on which the device reports state."""
+
+    def state_requests(self) -> dict[str, bytes]:
+        """Messages that ask the device to report its state again, actuating nothing, by topic.
+
+        Zigbee2MQTT's convention: ``{"state": ""}`` on ``<state topic>/get``. Never a command topic.
+        """
+        requests = {f"{t}{STATE_REQUEST_SUFFIX}": STATE_REQUEST_PAYLOAD for t in self.state_topics()}
+        # A device whose command topic happens to be <state>/get would be actuated by the request: ask nothing.
+        return {} if requests.keys() & self.command_topics() else requests
 
     @abstractmethod
     def command_topics(self) -> frozenset[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from functools import partial
 from types import TracebackType
 from typing import Self
@@ -12,11 +13,12 @@ import aiomqtt
 
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
+from .connectivity import BrokerEcho, ConnectivityTracker
 from .core.commands import CommandService
 from .core.metrics import Metrics
 from .core.persister import Persister
 from .core.registry import Registry
-from .mqtt.transport import LinkState, MqttLink, Subscription
+from .mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
 from .storage.records import finish_run, heartbeat_run, load_entities, start_run
 
@@ -44,12 +46,24 @@ class Gateway:
                 Subscription(f"{prefix}/+/+/config", settings.subscribe_qos),
                 Subscription(f"{prefix}/+/+/+/config", settings.subscribe_qos),
             ],
-            on_message=self.registry.handle,
+            on_message=self._on_message,
             on_state=self._on_link_state,
             will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
             # Home Assistant's birth message: devices answer it by republishing their discovery configs.
             birth=(f"{prefix}/status", b"online"),
         )
+        self.echo = BrokerEcho(self.link, f"aptgateway/{settings.client_id}/echo")
+        self.link.add_subscriptions([self.echo.topic_filter], qos=1)
+        self.connectivity = ConnectivityTracker(
+            self.db,
+            self.clock,
+            self.registry,
+            settings.uplink,
+            device_silence=timedelta(seconds=settings.device_silence_seconds),
+            device_check_seconds=settings.device_check_seconds,
+            link_connected=lambda: self.link.connected,
+        )
+        self.registry.add_listener(self.connectivity)
         self.persister = Persister(self.registry, self.db, settings.state_flush_interval)
         self.commands = CommandService(
             self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.flush
@@ -68,8 +82,10 @@ class Gateway:
             self._run_id, self.unclean_previous_run = await self.db.run(lambda db: start_run(db, now))
             if self.unclean_previous_run is not None:
                 log.warning("previous run did not stop cleanly", extra={"run": self.unclean_previous_run})
+                await self.connectivity.record_unclean_stop(self.unclean_previous_run, self.clock.now())
             self.registry.on_topics_changed(self._on_topics_changed)
             self.link.add_subscriptions(self.registry.topics(), self.settings.subscribe_qos)
+            await self.connectivity.__aenter__()
             self._tasks = asyncio.TaskGroup()
             await self._tasks.__aenter__()
             await self.link.__aenter__()
@@ -100,6 +116,7 @@ class Gateway:
                     await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
             finally:
                 await self.link.__aexit__(None, None, None)
+            await self.connectivity.__aexit__(None, None, None)
             await self.persister.flush()
             if self._run_id is not None:
                 run_id, now = self._run_id, self.clock.now().isoformat()
@@ -118,7 +135,14 @@ class Gateway:
         if removed:
             self.link.remove_subscriptions(removed)
 
+    def _on_message(self, message: InboundMessage) -> None:
+        if self.echo.owns(message.topic):
+            self.echo.handle(message)
+        else:
+            self.registry.handle(message)
+
     def _on_link_state(self, state: LinkState) -> None:
+        self.connectivity.on_link_state(state)
         if state is LinkState.CONNECTED:
             self.registry.record_event(None, "broker_connected", {"broker": self.settings.broker.url})
         elif state is LinkState.BACKOFF:

@@ -94,6 +94,21 @@ def _gateway_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
     parser.add_argument("--client-id", default="aptgateway")
     parser.add_argument("--command-timeout", type=float, default=5.0)
+    checks = parser.add_argument_group("connectivity and the monthly self-test")
+    checks.add_argument(
+        "--uplink",
+        default=os.environ.get("GATEWAY_UPLINK"),
+        help="broadband check target: host:port (TCP connect) or an http(s) URL (HEAD); default: no check",
+    )
+    checks.add_argument("--uplink-interval", type=float, default=30.0, help="seconds between broadband checks")
+    checks.add_argument(
+        "--report-webhook", default=os.environ.get("GATEWAY_REPORT_WEBHOOK"), help="failure reports: POST URL"
+    )
+    checks.add_argument(
+        "--report-mqtt",
+        default=os.environ.get("GATEWAY_REPORT_MQTT"),
+        help="failure reports: mqtt(s)://host:port/topic on the upstream broker",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

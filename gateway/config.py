@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .errors import ConfigError
 
-__all__ = ["ApiSettings", "BrokerSettings", "GatewaySettings"]
+__all__ = ["ApiSettings", "BrokerSettings", "ChecksSettings", "GatewaySettings", "UplinkSettings", "UplinkTarget"]
 
 
 class BrokerSettings(BaseModel):
@@ -54,6 +54,66 @@ class BrokerSettings(BaseModel):
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+class UplinkTarget(BaseModel):
+    """What the broadband check reaches: ``host:port`` (a TCP connect) or an ``http(s)://`` URL (a HEAD request)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    url: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        """``host:port``, ``[v6]:port`` or ``http(s)://host[:port]/path``; ConfigError otherwise."""
+        text = value.strip()
+        if "://" in text:
+            parts = urlsplit(text)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"uplink URL must be http(s)://host/..., got {value[:80]!r}", field="uplink")
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError as exc:
+                raise ConfigError(f"bad port in uplink URL {value[:80]!r}", field="uplink") from exc
+            return cls(host=parts.hostname, port=port, url=text)
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or not port_text.isdigit():
+            raise ConfigError(f"uplink target must be host:port or a URL, got {value[:80]!r}", field="uplink")
+        return cls(host=host.strip("[]"), port=int(port_text))
+
+    def __str__(self) -> str:
+        return self.url or f"{self.host}:{self.port}"
+
+
+class UplinkSettings(BaseModel):
+    """The broadband check: target, period, and how many results in a row open or close an outage."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: UplinkTarget | None = None
+    interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Damping: one lost probe is not an outage, one lucky probe is not a recovery.
+    fail_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    recover_threshold: Annotated[int, Field(ge=1, le=100)] = 2
+
+
+class ChecksSettings(BaseModel):
+    """The self-test, compliance reminders, and where failure reports go upstream."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Upstream for failure reports: an http(s) webhook, or mqtt(s)://host:port/topic/path on an upstream broker.
+    report_webhook: Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)] | None = None
+    report_mqtt: Annotated[str, Field(pattern=r"^mqtts?://\S+/\S+$", max_length=2000)] | None = None
+    device_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    retry_initial_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
+    retry_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    report_outage_after_seconds: Annotated[int, Field(ge=0)] = 900
+    automatic_tests: bool = True  # test idle units that owe a test without waiting for anyone
+
+
 class GatewaySettings(BaseModel):
     """Everything the gateway process needs to run."""
 
@@ -68,6 +128,11 @@ class GatewaySettings(BaseModel):
     # Wildcard subscriptions use QoS 0: Mosquitto drops retained QoS 1 messages beyond
     # max_inflight_messages + max_queued_messages (1,020 by default) on a fresh subscription.
     subscribe_qos: Annotated[int, Field(ge=0, le=1)] = 0
+    uplink: UplinkSettings = UplinkSettings()
+    # A device with no last will that says nothing for this long counts as down (its own expire_after wins).
+    device_silence_seconds: Annotated[int, Field(ge=60)] = 86_400
+    device_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    checks: ChecksSettings = ChecksSettings()
 
 
 class ApiSettings(BaseModel):

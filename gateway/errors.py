@@ -13,6 +13,7 @@ __all__ = [
     "CommandRejected",
     "ConfigError",
     "Conflict",
+    "DeliveryFailed",
     "GatewayError",
     "InvalidRequest",
     "NotFound",
@@ -53,6 +54,12 @@ class BrokerUnavailable(TransportError):
     """The broker link is down; commands fail fast instead of waiting."""
 
     code = "broker_unavailable"
+
+
+class DeliveryFailed(TransportError):
+    """An upstream (webhook or broker) did not take a failure report; it stays queued for the next try."""
+
+    code = "report_delivery_failed"
 
 
 class StorageError(GatewayError):

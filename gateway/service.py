@@ -21,7 +21,7 @@ from .api import ApiService
 from .app import Gateway
 from .building import AuditLog
 from .clock import SystemClock
-from .config import ApiSettings, BrokerSettings, GatewaySettings
+from .config import ApiSettings, BrokerSettings, ChecksSettings, GatewaySettings, UplinkSettings, UplinkTarget
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
@@ -107,6 +107,10 @@ async def run(args: argparse.Namespace) -> None:
             discovery_prefix=args.discovery_prefix,
             client_id=args.client_id,
             command_timeout=args.command_timeout,
+            uplink=UplinkSettings(
+                target=UplinkTarget.parse(args.uplink) if args.uplink else None, interval_seconds=args.uplink_interval
+            ),
+            checks=ChecksSettings(report_webhook=args.report_webhook, report_mqtt=args.report_mqtt),
         )
         gateway = await stack.enter_async_context(Gateway(settings))
         print(f"gateway running: broker {settings.broker.url}, database {settings.database}", flush=True)

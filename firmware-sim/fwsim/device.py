@@ -96,11 +96,12 @@ class SimulatedDevice:
         self.ignore_commands = False
         self._entities: dict[str, EntityConfig] = {}
         self._routes: dict[str, str] = {}
+        self._state_requests: dict[str, list[str]] = {}  # <state topic>/get -> entities reporting there
         self.link = DeviceLink(
             address,
             client_id=self.client_id,
             will=lambda: self.availability_publish(False),
-            topics=lambda: [*self._routes, self.status_topic, self.fault_topic],
+            topics=lambda: [*self._routes, *self._state_requests, self.status_topic, self.fault_topic],
             on_connect=self._announce,
             on_message=self._dispatch,
             backoff=backoff,
@@ -180,6 +181,8 @@ class SimulatedDevice:
         self._entities[object_id] = config
         for command_topic in config.command_topics():
             self._routes[command_topic] = object_id
+        for request_topic in config.state_requests():
+            self._state_requests.setdefault(request_topic, []).append(object_id)
 
     @property
     def configs(self) -> Mapping[str, EntityConfig]:
@@ -268,6 +271,11 @@ class SimulatedDevice:
                 await self._announce(client)
         elif topic in self._routes:
             self._on_command(topic, payload)
+        elif topic in self._state_requests and not message.retain:
+            if self.ignore_commands:
+                log.info("%s: ignoring state request on %s (fault)", self.client_id, topic)
+                return
+            await self.publish_state(*self._state_requests[topic])
 
     def _on_command(self, topic: str, payload: bytes) -> None:
         object_id = self._routes[topic]

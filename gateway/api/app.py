@@ -9,6 +9,9 @@ from .limits import BodySizeLimit
 from .problems import install_problem_handlers
 from .routes_agreement import router as agreement_router
 from .routes_auth import router as auth_router
+from .routes_checks import operator_router as checks_operator_router
+from .routes_checks import property_router as checks_property_router
+from .routes_checks import resident_router as checks_resident_router
 from .routes_operator import router as operator_router
 from .routes_property import router as property_router
 from .routes_resident import router as resident_router
@@ -56,6 +59,11 @@ with the live sessions; `replace_session_id` ends a lost device's session), `pla
 `agreement_version_exists`, `agreement_out_of_order`, `effective_at_in_past`, `app_version_invalid`,
 `contract_not_found`, `contract_dates_invalid`.
 
+The monthly self-test (rule 5) checks that the home automation works: the building's uplink, the broker round
+trip, and each device asked for its state (nothing is switched, locked or unlocked). It is not a security or
+alarm system. Its refusals: `storm_not_found`, `storm_already_ended`, `storm_ends_before_start`,
+`storm_in_future`; a resident's self-test also needs the service in force (`lessor_contract_inactive`, ...).
+
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
 
@@ -79,6 +87,9 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         operator_router,
         rules_router,
         public_router,
+        checks_resident_router,
+        checks_property_router,
+        checks_operator_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     install_problem_handlers(app)

@@ -11,7 +11,8 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..accounts import AccountService, Principal, Role
-from ..building import AuditLog, BuildingService
+from ..building import AuditLog, BuildingService, Unit
+from ..checks import ChecksService
 from ..errors import AccessDenied, AuthError, NotFound
 from ..policy import AppVersionCheck, PolicyService
 
@@ -31,6 +32,8 @@ __all__ = [
     "Staff",
     "Who",
     "get_context",
+    "own_property",
+    "own_unit",
     "require",
     "resident_unit",
 ]
@@ -45,6 +48,7 @@ class ApiContext:
     building: BuildingService
     audit: AuditLog
     policy: PolicyService
+    checks: ChecksService
     hub: StreamHub
     runner: CommandRunner
     stale_after: timedelta
@@ -124,3 +128,16 @@ def resident_unit(principal: Principal) -> str:
     if principal.account.unit_id is None:
         raise NotFound("no unit", code="unit_not_found")
     return principal.account.unit_id
+
+
+def own_property(principal: Principal, ctx: ApiContext, property_id: str) -> str:
+    """The staff member's own property's id; any other answers 404 like an id that does not exist."""
+    # Staff of another property get the same 404 as for an id that does not exist.
+    if principal.account.property_id != property_id:
+        raise NotFound(f"no property {property_id!r}", code="property_not_found")
+    return ctx.building.property(property_id).id
+
+
+def own_unit(principal: Principal, ctx: ApiContext, property_id: str, unit_id: str) -> Unit:
+    """A unit of the staff member's own property (404 otherwise)."""
+    return ctx.building.unit(unit_id, own_property(principal, ctx, property_id))

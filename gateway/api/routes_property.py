@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..accounts import Account, Principal, Role
+from ..accounts import Account, Role
 from ..building import Unit
 from ..building.health import property_health
 from ..errors import NotFound
-from .context import ApiContext, Ctx, Manager, Operator, Staff, Who
+from .context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from .routes_rules import contract_of, contract_out
 from .schemas import (
@@ -63,13 +63,13 @@ async def create_property(body: CreatePropertyRequest, principal: Operator, ctx:
 @router.get("/{property_id}/units", operation_id="listUnits")
 async def list_units(property_id: Id, principal: Staff, ctx: Ctx) -> list[UnitOut]:
     """Units of my property."""
-    return [unit_out(u) for u in ctx.building.units(_own_property(principal, ctx, property_id))]
+    return [unit_out(u) for u in ctx.building.units(own_property(principal, ctx, property_id))]
 
 
 @router.post("/{property_id}/units", status_code=201, operation_id="createUnit", responses=CONFLICT_RESPONSES)
 async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manager, ctx: Ctx) -> UnitOut:
     """Create a unit in my property (manager)."""
-    unit = await ctx.building.create_unit(_own_property(principal, ctx, property_id), body.label, body.id)
+    unit = await ctx.building.create_unit(own_property(principal, ctx, property_id), body.label, body.id)
     await ctx.audit.record(principal, "unit.create", property_id=property_id, unit_id=unit.id, target=unit.id)
     return unit_out(unit)
 
@@ -77,7 +77,7 @@ async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manag
 @router.get("/{property_id}/units/{unit_id}", operation_id="getUnit")
 async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> UnitDetailOut:
     """A unit with its devices; managers also see its residents (an audited read)."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     residents = None
     if principal.role is Role.MANAGER:
         residents = [account_out(a) for a in await _residents(ctx, unit)]
@@ -88,7 +88,7 @@ async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> 
 @router.get("/{property_id}/devices/unbound", operation_id="listUnboundDevices")
 async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[DeviceOut]:
     """Devices the gateway discovered that are not bound to any unit yet."""
-    _own_property(principal, ctx, property_id)
+    own_property(principal, ctx, property_id)
     now = ctx.gateway.clock.now()
     return [
         device_out(ctx.gateway.registry, d, None, now, ctx.stale_after)
@@ -106,7 +106,7 @@ async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[D
 async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal: Staff, ctx: Ctx) -> DeviceOut:
     """Bind a discovered device to a unit (manager or installer), within the plan: 409
     ``plan_limit_device_kinds``, ``plan_limit_devices_per_unit`` or ``lessor_contract_missing`` otherwise."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     if not ctx.gateway.registry.entities_of_device(body.device_id):
         raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
     await ctx.policy.bind_device(unit, body.device_id, principal.actor)
@@ -117,7 +117,7 @@ async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal
 @router.delete("/{property_id}/units/{unit_id}/devices/{device_id}", status_code=204, operation_id="unbindDevice")
 async def unbind_device(property_id: Id, unit_id: Id, device_id: Id, principal: Staff, ctx: Ctx) -> Response:
     """Unbind a device from a unit (manager or installer); the resident's name for it is deleted."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     await ctx.building.unbind(device_id, unit.id, principal.actor)
     await ctx.audit.record(principal, "device.unbind", property_id=property_id, unit_id=unit.id, target=device_id)
     return Response(status_code=204)
@@ -126,7 +126,7 @@ async def unbind_device(property_id: Id, unit_id: Id, device_id: Id, principal: 
 @router.get("/{property_id}/units/{unit_id}/residents", operation_id="listResidents")
 async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> list[AccountOut]:
     """The unit's resident accounts (manager; an audited read)."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     residents = await _residents(ctx, unit)
     await ctx.audit.record(principal, "unit.read_residents", property_id=property_id, unit_id=unit.id)
     return [account_out(a) for a in residents]
@@ -141,7 +141,7 @@ async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: 
 async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: Manager, ctx: Ctx) -> NewAccountOut:
     """Move a resident in: their account, with a one-time activation code to hand to them (manager); 409
     ``plan_limit_accounts_per_unit`` when the unit has as many resident accounts as the plan allows."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     created = await ctx.policy.admit_resident(
         unit,
         lambda: _count_residents(ctx, unit),
@@ -170,7 +170,7 @@ async def move_out(
 ) -> MoveOutResponse:
     """Move a resident out: the account ends at once, its sessions and streams close, its names for devices are
     deleted and its history is anonymised (manager)."""
-    unit = _own_unit(principal, ctx, property_id, unit_id)
+    unit = own_unit(principal, ctx, property_id, unit_id)
     resident = next((a for a in await _residents(ctx, unit) if a.id == account_id), None)
     if resident is None:
         raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
@@ -194,13 +194,13 @@ async def move_out(
 @router.get("/{property_id}/contract", operation_id="getPropertyContract")
 async def property_contract(property_id: Id, principal: Staff, ctx: Ctx) -> ContractOut:
     """The lessor's contract of my property: in force or why not, its end, the plan and the internet provider."""
-    return contract_out(ctx, contract_of(ctx, _own_property(principal, ctx, property_id)))
+    return contract_out(ctx, contract_of(ctx, own_property(principal, ctx, property_id)))
 
 
 @router.get("/{property_id}/agreements", operation_id="getPropertyAgreements")
 async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleAgreementsOut:
     """Per unit, who has accepted which version of the end-user agreement (manager; an audited read)."""
-    pid = _own_property(principal, ctx, property_id)
+    pid = own_property(principal, ctx, property_id)
     current = ctx.policy.current_version()
     fresh = ctx.policy.acceptable_versions()  # up to date: the version in effect, or one published after it
     rows = await ctx.policy.property_acceptances(pid)
@@ -233,7 +233,7 @@ async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> 
 @router.get("/{property_id}/health", operation_id="getPropertyHealth")
 async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
     """Device health of the whole property in one call: offline, stale and low-battery devices."""
-    pid = _own_property(principal, ctx, property_id)
+    pid = own_property(principal, ctx, property_id)
     now = ctx.gateway.clock.now()
     report = property_health(ctx.gateway.registry, ctx.building, pid, now, ctx.stale_after, ctx.low_battery_percent)
     return HealthOut(
@@ -256,17 +256,6 @@ async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
             for i in report.issues
         ],
     )
-
-
-def _own_property(principal: Principal, ctx: ApiContext, property_id: str) -> str:
-    # Staff of another property get the same 404 as for an id that does not exist.
-    if principal.account.property_id != property_id:
-        raise NotFound(f"no property {property_id!r}", code="property_not_found")
-    return ctx.building.property(property_id).id
-
-
-def _own_unit(principal: Principal, ctx: ApiContext, property_id: str, unit_id: str) -> Unit:
-    return ctx.building.unit(unit_id, _own_property(principal, ctx, property_id))
 
 
 async def _count_residents(ctx: ApiContext, unit: Unit) -> int:

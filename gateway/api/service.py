@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Self
 
 from ..accounts import AccountService, AuthSettings, Passwords, Role
 from ..building import AuditLog, BuildingService
+from ..checks import ChecksService
 from ..config import ApiSettings
 from ..errors import GatewayError
 from ..policy import PolicyService
@@ -42,6 +43,7 @@ class ApiService:
         self.building = BuildingService(gateway.db, clock, gateway.persister.flush)
         self.audit = AuditLog(gateway.db, clock)
         self.policy = PolicyService(gateway.db, clock, self.building, gateway.registry)
+        self.checks = ChecksService(gateway, self.building, self.policy)
         stale_after = timedelta(seconds=settings.stale_after_seconds)
         self.hub = StreamHub(self.building, clock, stale_after, settings.stream_keepalive_seconds)
         self.runner = CommandRunner(gateway.commands)
@@ -53,6 +55,7 @@ class ApiService:
             building=self.building,
             audit=self.audit,
             policy=self.policy,
+            checks=self.checks,
             hub=self.hub,
             runner=self.runner,
             stale_after=stale_after,
@@ -73,6 +76,7 @@ class ApiService:
         await self._bootstrap_operator()
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.runner)
+            await stack.enter_async_context(self.checks)
             stack.callback(self.hub.close_all)  # open streams end before the server waits for connections
             await stack.enter_async_context(self.server)
             self._stack = stack.pop_all()

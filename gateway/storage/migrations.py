@@ -191,5 +191,57 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL,
         updated_by TEXT NOT NULL
     );
+    """,  # 4: connectivity intervals, self-tests, failure-report outbox, resident notifications
+    """
+    CREATE TABLE outages (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('broadband', 'broker', 'power', 'device', 'storm')),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        cause TEXT NOT NULL,
+        property_id TEXT REFERENCES properties(id),
+        device_id TEXT,
+        detail TEXT,
+        declared_by TEXT,
+        CHECK (ended_at IS NULL OR ended_at >= started_at)
+    );
+    CREATE INDEX outages_open ON outages(kind, ended_at);
+    CREATE INDEX outages_started ON outages(started_at);
+    CREATE TABLE self_tests (
+        id TEXT PRIMARY KEY,
+        unit_id TEXT NOT NULL REFERENCES units(id),
+        trigger TEXT NOT NULL CHECK (trigger IN ('resident', 'manager', 'automatic')),
+        actor_id TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+        result TEXT NOT NULL
+    );
+    CREATE INDEX self_tests_unit ON self_tests(unit_id, finished_at);
+    CREATE TABLE reports (
+        id TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        property_id TEXT REFERENCES properties(id),
+        unit_id TEXT REFERENCES units(id),
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        last_error TEXT,
+        delivered_at TEXT
+    );
+    CREATE INDEX reports_pending ON reports(delivered_at, created_at);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL REFERENCES units(id),
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notifications_unit ON notifications(unit_id, id);
     """,
 )

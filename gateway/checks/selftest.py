@@ -1,0 +1,195 @@
+"""The self-test of one unit: uplink, broker round trip, and each device's state round trip; actuates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from ..building import BuildingService
+from ..core.entity import Entity
+from ..errors import BrokerUnavailable
+from ..policy import main_kind
+from .models import CheckStatus, DeviceCheck, SelfTestResult, StepCheck, Trigger
+from .store import insert_self_test
+
+if TYPE_CHECKING:
+    from ..app import Gateway
+
+__all__ = ["ResultListener", "SelfTestRunner"]
+
+log = logging.getLogger(__name__)
+
+ResultListener = Callable[[SelfTestResult], None]
+"""Told about every stored self-test result."""
+
+
+class _StateWaiter:
+    """Resolves once every entity in ``pending`` has reported state."""
+
+    def __init__(self, pending: set[str]) -> None:
+        self.pending = pending
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def seen(self, entity_id: str) -> None:
+        self.pending.discard(entity_id)
+        if not self.pending and not self.done.done():
+            self.done.set_result(None)
+
+
+class SelfTestRunner:
+    """Runs self-tests, one at a time per unit (a second request joins the running one), and stores them."""
+
+    def __init__(self, gateway: Gateway, building: BuildingService, device_timeout: float = 5.0) -> None:
+        self.gateway = gateway
+        self.building = building
+        self.device_timeout = device_timeout
+        self._waiters: dict[str, list[_StateWaiter]] = {}
+        self._running: dict[str, asyncio.Task[SelfTestResult]] = {}
+        self._listeners: list[ResultListener] = []
+        self._group: asyncio.TaskGroup | None = None
+        gateway.registry.add_listener(self)
+
+    def on_result(self, listener: ResultListener) -> None:
+        """Call ``listener`` with every stored result."""
+        self._listeners.append(listener)
+
+    def running(self, unit_id: str) -> bool:
+        """Whether a test of the unit is under way."""
+        return unit_id in self._running
+
+    async def __aenter__(self) -> Self:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._running.values():
+            task.cancel()
+        group, self._group = self._group, None
+        assert group is not None
+        await group.__aexit__(None, None, None)  # our own tests, cancelled; the caller's exception goes on
+
+    async def run(self, unit_id: str, trigger: Trigger, actor_id: str | None) -> SelfTestResult:
+        """Test the unit (or join the test under way) and return the stored result."""
+        task = self._running.get(unit_id)
+        if task is None:
+            if self._group is None:
+                raise RuntimeError("the self-test runner is not running")
+            task = self._group.create_task(self._test(unit_id, trigger, actor_id), name=f"self-test[{unit_id}]")
+            self._running[unit_id] = task
+            task.add_done_callback(lambda _t: self._running.pop(unit_id, None))
+        # Shielded: a client that hangs up does not cut the test short; it is stored all the same.
+        return await asyncio.shield(task)
+
+    # --- registry listener ----------------------------------------------------------------------
+
+    def on_state(self, entity: Entity) -> None:
+        """A state report arrived: it may answer a request."""
+        for waiter in self._waiters.get(entity.id, ()):
+            waiter.seen(entity.id)
+
+    def on_availability(self, entity: Entity) -> None:
+        """Availability is not an answer to a state request."""
+
+    # --- the test -------------------------------------------------------------------------------
+
+    async def _test(self, unit_id: str, trigger: Trigger, actor_id: str | None) -> SelfTestResult:
+        unit = self.building.unit(unit_id)
+        started_at = self.gateway.clock.now()
+        uplink = await self._uplink()
+        broker = await self._broker()
+        device_ids = sorted(self.building.devices_of_unit(unit_id))
+        devices = await asyncio.gather(*(self._device(d, broker) for d in device_ids))
+        statuses = [uplink.status, broker.status, *(d.status for d in devices)]
+        passed = CheckStatus.FAILED not in statuses
+        result = SelfTestResult(
+            id=f"st_{secrets.token_hex(8)}",
+            unit_id=unit_id,
+            property_id=unit.property_id,
+            trigger=trigger,
+            actor_id=actor_id,
+            started_at=started_at,
+            finished_at=self.gateway.clock.now(),
+            passed=passed,
+            uplink=uplink,
+            broker=broker,
+            devices=tuple(devices),
+        )
+        await self.gateway.db.run(partial(insert_self_test, result=result))
+        log.info(
+            "self-test %s",
+            "passed" if passed else "failed",
+            extra={"unit": unit_id, "trigger": str(trigger), "failures": result.failures()},
+        )
+        for listener in self._listeners:
+            listener(result)
+        return result
+
+    async def _uplink(self) -> StepCheck:
+        monitor = self.gateway.connectivity.uplink
+        if not monitor.configured:
+            return StepCheck(status=CheckStatus.SKIPPED, reason="not_configured", detail="no uplink target is set")
+        probe = await monitor.check()
+        assert probe is not None
+        if probe.ok:
+            return StepCheck(status=CheckStatus.PASSED, latency_ms=probe.latency_ms)
+        return StepCheck(
+            status=CheckStatus.FAILED, latency_ms=probe.latency_ms, reason="uplink_unreachable", detail=probe.error
+        )
+
+    async def _broker(self) -> StepCheck:
+        try:
+            latency = await self.gateway.echo.round_trip(self.device_timeout)
+        except BrokerUnavailable as exc:
+            return StepCheck(status=CheckStatus.FAILED, reason="broker_unavailable", detail=str(exc)[:300])
+        return StepCheck(status=CheckStatus.PASSED, latency_ms=latency)
+
+    async def _device(self, device_id: str, broker: StepCheck) -> DeviceCheck:
+        entities = self.gateway.registry.entities_of_device(device_id)
+        kind = main_kind({e.kind for e in entities})
+        name = entities[0].config.device.name if entities and entities[0].config.device else None
+        base = {"device_id": device_id, "name": name or device_id, "kind": None if kind is None else str(kind)}
+        if not entities:
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="not_discovered", detail="no entities known")
+        if broker.status is CheckStatus.FAILED:
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="broker_unavailable", detail=broker.detail)
+        if any(e.available is False for e in entities):
+            detail = "the device's last will or availability topic says it is offline"
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="device_offline", detail=detail)
+        requests = {topic: payload for e in entities for topic, payload in e.config.state_requests().items()}
+        expected = {e.id for e in entities if e.config.state_requests()}
+        if not requests:
+            detail = "the device offers no way to ask for its state without actuating it"
+            return DeviceCheck(**base, status=CheckStatus.SKIPPED, reason="not_testable", detail=detail)
+        waiter = _StateWaiter(set(expected))
+        for entity_id in expected:
+            self._waiters.setdefault(entity_id, []).append(waiter)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.device_timeout):
+                for topic, payload in sorted(requests.items()):
+                    await self.gateway.link.publish(topic, payload, qos=1)
+                await waiter.done
+        except TimeoutError:
+            missing = ", ".join(sorted(waiter.pending))
+            detail = f"no state report within {self.device_timeout:g} s from {missing}"
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="no_answer", detail=detail)
+        except BrokerUnavailable as exc:
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="broker_unavailable", detail=str(exc)[:300])
+        finally:
+            for entity_id in expected:
+                waiting = self._waiters.get(entity_id, [])
+                if waiter in waiting:
+                    waiting.remove(waiter)
+                if not waiting:
+                    self._waiters.pop(entity_id, None)
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        return DeviceCheck(**base, status=CheckStatus.PASSED, latency_ms=latency)
