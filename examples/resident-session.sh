@@ -56,6 +56,10 @@ sleep 1
 get "/me/commands/$ID" "$TOKEN" | jq -c '{id,status}'
 wait
 
+step "the monthly self-test: each device is asked for its state; nothing is switched, locked or unlocked"
+post /me/self-test '{}' "$TOKEN" | jq -c '{passed, broker: .broker.status, devices: [.devices[] | {device_id, status}]}'
+get /me/self-test "$TOKEN" | jq -c '.compliance | {status, due_at}'
+
 step "my unit's history, newest first, one page"
 get "/me/events?limit=5" "$TOKEN" | jq -c '.events[] | {at,entity_id,type}'
 

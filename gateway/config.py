@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .errors import ConfigError
 
@@ -67,22 +67,33 @@ class UplinkTarget(BaseModel):
     def parse(cls, value: str) -> Self:
         """``host:port``, ``[v6]:port`` or ``http(s)://host[:port]/path``; ConfigError otherwise."""
         text = value.strip()
+        url: str | None = None
         if "://" in text:
             parts = urlsplit(text)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"uplink URL must be http(s)://host/..., got {value[:80]!r}", field="uplink")
             try:
-                port = parts.port or (443 if parts.scheme == "https" else 80)
+                explicit = parts.port
             except ValueError as exc:
                 raise ConfigError(f"bad port in uplink URL {value[:80]!r}", field="uplink") from exc
-            return cls(host=parts.hostname, port=port, url=text)
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or not port_text.isdigit():
-            raise ConfigError(f"uplink target must be host:port or a URL, got {value[:80]!r}", field="uplink")
-        return cls(host=host.strip("[]"), port=int(port_text))
+            host, port, url = (
+                parts.hostname,
+                explicit if explicit is not None else (443 if parts.scheme == "https" else 80),
+                text,
+            )
+        else:
+            host, sep, port_text = text.rpartition(":")
+            if not sep or not host or not port_text.isdigit():
+                raise ConfigError(f"uplink target must be host:port or a URL, got {value[:80]!r}", field="uplink")
+            host, port = host.strip("[]"), int(port_text)
+        try:
+            return cls(host=host, port=port, url=url)
+        except ValidationError as exc:
+            raise ConfigError(f"uplink target {value[:80]!r}: {exc.errors()[0]['msg']}", field="uplink") from exc
 
     def __str__(self) -> str:
-        return self.url or f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.url or f"{host}:{self.port}"
 
 
 class UplinkSettings(BaseModel):

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from .accounts import AccountService
 from .api import ApiService
@@ -107,10 +107,8 @@ async def run(args: argparse.Namespace) -> None:
             discovery_prefix=args.discovery_prefix,
             client_id=args.client_id,
             command_timeout=args.command_timeout,
-            uplink=UplinkSettings(
-                target=UplinkTarget.parse(args.uplink) if args.uplink else None, interval_seconds=args.uplink_interval
-            ),
-            checks=ChecksSettings(report_webhook=args.report_webhook, report_mqtt=args.report_mqtt),
+            uplink=uplink_settings(args),
+            checks=checks_settings(args),
         )
         gateway = await stack.enter_async_context(Gateway(settings))
         print(f"gateway running: broker {settings.broker.url}, database {settings.database}", flush=True)
@@ -134,6 +132,25 @@ async def _wait_discovered(gateway: Gateway, device_ids: list[str]) -> None:
         async with asyncio.timeout(SIMULATION_DISCOVERY_SECONDS):
             while not set(device_ids) <= set(gateway.registry.device_ids()):
                 await asyncio.sleep(0.05)
+
+
+def uplink_settings(args: argparse.Namespace) -> UplinkSettings:
+    """The broadband check from the command line (ConfigError when malformed)."""
+    try:
+        target = UplinkTarget.parse(args.uplink) if args.uplink else None
+        return UplinkSettings(target=target, interval_seconds=args.uplink_interval)
+    except ValidationError as exc:
+        raise ConfigError(f"--uplink-interval: {exc.errors()[0]['msg']}", field="uplink_interval") from exc
+
+
+def checks_settings(args: argparse.Namespace) -> ChecksSettings:
+    """Where failure reports go, from the command line (ConfigError when malformed)."""
+    try:
+        return ChecksSettings(report_webhook=args.report_webhook, report_mqtt=args.report_mqtt)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "report"
+        raise ConfigError(f"--{field.replace('_', '-')}: {error['msg']}", field=field) from exc
 
 
 def api_settings(args: argparse.Namespace) -> ApiSettings:
@@ -266,6 +283,7 @@ async def demo(args: argparse.Namespace) -> int:
                 discovery_prefix=args.discovery_prefix,
                 client_id="aptgateway-demo",
                 command_timeout=2.0,
+                checks=ChecksSettings(device_timeout_seconds=2.0),
             )
             return await run_demo(stack, settings)
     return 1  # pragma: no cover

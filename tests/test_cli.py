@@ -86,7 +86,7 @@ async def test_demo_runs_and_every_outcome_is_as_expected() -> None:
         out, err = await proc.communicate()
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()[-2000:]
-    for expected in ("confirmed", "out_of_range", "device_jammed", "command_timeout"):
+    for expected in ("confirmed", "out_of_range", "device_jammed", "command_timeout", "no_answer"):
         assert expected in text
 
 

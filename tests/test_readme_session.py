@@ -50,6 +50,8 @@ async def test_resident_session_script_runs_start_to_finish(tmp_path: Path) -> N
         assert '{"can_control":true,"contract_in_force":true,"agreement_version":"2026-11"}' in text, text
         assert text.count('{"status":"confirmed"') >= 2, text
         assert '"code":"out_of_range"' in text
+        assert '{"passed":true,"broker":"passed","devices":[' in text, text
+        assert '{"status":"ok","due_at":' in text, text
         assert "stream: event: state" in text
         assert '{"status":404,"code":"device_not_found"}' in text
         assert '{"status":401,"code":"session_revoked"}' in text
