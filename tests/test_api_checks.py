@@ -540,3 +540,62 @@ async def test_an_unclean_stop_is_recorded_as_a_power_outage_on_the_next_start(
     clock.advance(timedelta(minutes=1))
     async with running_api(partial(make_gateway, database=db), broker, prefix, clock, **LONG_SESSIONS) as api:
         assert api.gateway.unclean_previous_run is None
+
+
+@EMBEDDED
+async def test_move_out_removes_the_resident_from_their_tests_and_reports(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
+        api = b.api
+        b.sims["a"].light.ignore_commands = True
+        failed = await self_test(api, b.alice)
+        assert failed["passed"] is False and failed["actor_id"] == f"account:{b.alice_id}"
+        r = await api.http.post("/me/reports", json={"description": "Alice here, light dead"}, headers=bearer(b.alice))
+        assert r.status_code == 201 and r.json()["created_by"] == f"account:{b.alice_id}"
+        r = await api.http.post(
+            f"/properties/p1/units/a/residents/{b.alice_id}/move-out",
+            json={"reason": "moved"},
+            headers=bearer(b.manager),
+        )
+        assert r.status_code == 200, r.text
+        reports = (await api.http.get("/properties/p1/reports", headers=bearer(b.manager))).json()
+        assert {x["kind"] for x in reports} == {"resident", "self_test_failed"}
+        assert all(x["created_by"] == "former-resident" for x in reports), reports
+        assert b.alice_id not in json.dumps(reports)
+        resident = next(x for x in reports if x["kind"] == "resident")
+        assert resident["body"]["details"]["description"] == "[removed at move-out]"
+        report = (await api.http.get("/properties/p1/compliance", headers=bearer(b.manager))).json()
+        unit_a = next(u for u in report["units"] if u["unit_id"] == "a")
+        assert unit_a["status"] == "failing" and unit_a["last_test"]["actor_id"] == "former-resident"
+
+
+@EMBEDDED
+async def test_a_broker_outage_is_an_interval_and_a_self_test_meanwhile_fails_fast(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
+        api = b.api
+        clock.advance(timedelta(hours=2))
+        stopped_at = clock.now()
+        await broker.stop()
+        await until(partial(_link_down, api), what="the gateway's link down")
+        result = await self_test(api, b.alice)
+        assert result["passed"] is False
+        assert (result["broker"]["status"], result["broker"]["reason"]) == ("failed", "broker_unavailable")
+        assert {d["reason"] for d in result["devices"]} == {"broker_unavailable"}
+        clock.advance(timedelta(minutes=5))
+        await broker.start()
+        await api.gateway.wait_connected(15)
+        await api.gateway.connectivity.flush()
+        (outage,) = await outages(api, b.manager, "broker")
+        assert outage["cause"] == "connection_lost"
+        assert datetime.fromisoformat(outage["started_at"]) == stopped_at
+        assert datetime.fromisoformat(outage["ended_at"]) == stopped_at + timedelta(minutes=5)
+        for sim in b.sims.values():
+            await sim.wait_online(15)
+        assert (await self_test(api, b.alice))["passed"] is True
+
+
+async def _link_down(api: Api) -> bool:
+    return not api.gateway.link.connected

@@ -51,7 +51,7 @@ async def run_my_test(principal: Resident, ctx: Ctx) -> SelfTestResult:
     """
     unit_id = resident_unit(principal)
     ctx.policy.check_service(unit_id)
-    return await ctx.checks.run_test(unit_id, Trigger.RESIDENT, principal.account.id)
+    return await ctx.checks.run_test(unit_id, Trigger.RESIDENT, principal.actor)
 
 
 @resident_router.get("/self-test", operation_id="getMySelfTestStatus")
@@ -82,7 +82,7 @@ async def my_notifications(
 @resident_router.post("/reports", status_code=201, operation_id="fileMyReport")
 async def file_report(body: ReportRequest, principal: Resident, ctx: Ctx) -> Report:
     """Report a failure of my home automation by hand; it goes to the internet provider and the operator."""
-    return await ctx.checks.file_resident_report(resident_unit(principal), principal.account.id, body.description)
+    return await ctx.checks.file_resident_report(resident_unit(principal), principal.actor, body.description)
 
 
 @resident_router.get("/reports", operation_id="listMyReports")
@@ -106,7 +106,7 @@ async def my_uptime(principal: Resident, ctx: Ctx, month: MonthQuery = None) -> 
 async def run_unit_test(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> SelfTestResult:
     """Test a unit's home automation now (manager; audited). Nothing is actuated."""
     unit = own_unit(principal, ctx, property_id, unit_id)
-    result = await ctx.checks.run_test(unit.id, Trigger.MANAGER, principal.account.id)
+    result = await ctx.checks.run_test(unit.id, Trigger.MANAGER, principal.actor)
     await ctx.audit.record(
         principal, "self_test.run", property_id=property_id, unit_id=unit.id, detail={"passed": result.passed}
     )
@@ -147,7 +147,7 @@ async def declare_storm(property_id: Id, body: StormRequest, principal: Manager,
     now = ctx.gateway.clock.now()
     storm = await ctx.checks.declare_storm(
         own_property(principal, ctx, property_id), body.started_at or now, body.ended_at, body.description,
-        principal.account.id,
+        principal.actor,
     )  # fmt: skip
     await ctx.audit.record(principal, "storm.declare", property_id=property_id, target=str(storm.id))
     return _outage_out(storm)

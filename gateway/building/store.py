@@ -90,13 +90,28 @@ def unit_events(
 
 
 def anonymise_actor(db: sqlite_utils.Database, actor: str, replacement: str) -> int:
-    """Replace a person's actor id in the command history and its events; return rows changed."""
+    """Replace a person's actor id in the command history and its events, self-tests and reports; rows changed."""
     with transaction(db):
         changed = db.conn.execute("UPDATE commands SET actor = ? WHERE actor = ?", (replacement, actor)).rowcount
         changed += db.conn.execute(
             "UPDATE events SET data = json_set(data, '$.actor', ?) "
             "WHERE type = 'command' AND json_extract(data, '$.actor') = ?",
             (replacement, actor),
+        ).rowcount
+        # Self-tests a resident started and failure reports they filed keep their facts, not the person.
+        changed += db.conn.execute(
+            "UPDATE self_tests SET actor_id = ?, result = json_set(result, '$.actor_id', ?) WHERE actor_id = ?",
+            (replacement, replacement, actor),
+        ).rowcount
+        changed += db.conn.execute(
+            "UPDATE reports SET created_by = ?, body = json_set(body, '$.details.description', ?) "
+            "WHERE created_by = ? AND kind = 'resident'",
+            (replacement, "[removed at move-out]", actor),
+        ).rowcount
+        changed += db.conn.execute(
+            "UPDATE reports SET created_by = ?, body = CASE WHEN kind = 'self_test_failed' "
+            "THEN json_set(body, '$.details.actor_id', ?) ELSE body END WHERE created_by = ?",
+            (replacement, replacement, actor),
         ).rowcount
     return changed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -180,18 +181,17 @@ class ChecksService:
 
     # --- reports --------------------------------------------------------------------------------
 
-    async def file_resident_report(self, unit_id: str, account_id: str, description: str) -> Report:
+    async def file_resident_report(self, unit_id: str, actor: str, description: str) -> Report:
         """A failure report a resident files by hand."""
         unit = self.building.unit(unit_id)
-        now = self.clock.now()
         report, _ = await self.outbox.file(
             ReportKind.RESIDENT,
-            f"resident:{account_id}:{now.isoformat()}",
+            f"resident:{unit_id}:{secrets.token_hex(8)}",
             f"resident of unit {unit.label} reports a failure",
             property_id=unit.property_id,
             unit_id=unit_id,
             details={"description": description},
-            created_by=account_id,
+            created_by=actor,
         )
         return report
 
