@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from functools import partial
@@ -21,6 +22,7 @@ from .core.registry import Registry
 from .mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
 from .storage.records import finish_run, heartbeat_run, load_entities, start_run
+from .tasks import TaskOwner
 
 __all__ = ["Gateway"]
 
@@ -70,12 +72,15 @@ class Gateway:
         )
         self.unclean_previous_run: dict[str, object] | None = None
         self._run_id: int | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._background: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner()
+        self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
-        await self.db.open()
-        try:
+        # Everything started is stopped in reverse order, whether the start completes or fails half-way.
+        async with contextlib.AsyncExitStack() as stack:
+            await self.db.open()
+            stack.push_async_callback(self._close_db)
+            stack.push_async_callback(self._record_stop)
             rows = await self.db.run(load_entities)
             self.registry.load(rows)
             now = self.clock.now().isoformat()
@@ -85,17 +90,13 @@ class Gateway:
                 await self.connectivity.record_unclean_stop(self.unclean_previous_run, self.clock.now())
             self.registry.on_topics_changed(self._on_topics_changed)
             self.link.add_subscriptions(self.registry.topics(), self.settings.subscribe_qos)
-            await self.connectivity.__aenter__()
-            self._tasks = asyncio.TaskGroup()
-            await self._tasks.__aenter__()
-            await self.link.__aenter__()
-        except BaseException:
-            await self.db.close()
-            raise
-        self._background = [
-            self._tasks.create_task(self.persister.run(), name="gateway-persister"),
-            self._tasks.create_task(self._heartbeat(), name="gateway-heartbeat"),
-        ]
+            await stack.enter_async_context(self.connectivity)
+            await stack.enter_async_context(self.link)
+            stack.push_async_callback(self._say_offline)
+            await stack.enter_async_context(self._tasks)
+            self._tasks.start(self.persister.run(), "gateway-persister")
+            self._tasks.start(self._heartbeat(), "gateway-heartbeat")
+            self._stack = stack.pop_all()
         log.info(
             "gateway started", extra={"broker": self.settings.broker.url, "entities": len(self.registry.entities())}
         )
@@ -104,26 +105,25 @@ class Gateway:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            for task in self._background:
-                task.cancel()
-            assert self._tasks is not None
-            # Not the outer exception: given a CancelledError the group re-raises it and the rest of
-            # the shutdown (flush, clean-stop record) would be skipped. It still propagates from here.
-            await self._tasks.__aexit__(None, None, None)
-            try:
-                if self.link.connected:
-                    await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
-            finally:
-                await self.link.__aexit__(None, None, None)
-            await self.connectivity.__aexit__(None, None, None)
-            await self.persister.flush()
-            if self._run_id is not None:
-                run_id, now = self._run_id, self.clock.now().isoformat()
-                await self.db.run(lambda db: finish_run(db, run_id, now))
-        finally:
-            await self.db.close()
-            log.info("gateway stopped")
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            # Not the outer exception: given a CancelledError the parts would skip the rest of the shutdown
+            # (flush, clean-stop record). It still propagates from here.
+            await stack.aclose()
+
+    async def _say_offline(self) -> None:
+        if self.link.connected:
+            await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
+
+    async def _record_stop(self) -> None:
+        await self.persister.flush()
+        if self._run_id is not None:
+            run_id, now = self._run_id, self.clock.now().isoformat()
+            await self.db.run(lambda db: finish_run(db, run_id, now))
+
+    async def _close_db(self) -> None:
+        await self.db.close()
+        log.info("gateway stopped")
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """Wait for the broker link to be up and subscribed."""

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
-
-import pytest
 
 from gateway.config import ChecksSettings, UplinkSettings, UplinkTarget
 
@@ -113,16 +110,6 @@ def checks_settings(webhook: str | None = None, mqtt: str | None = None, *, auto
         retry_initial_seconds=0.05,
         retry_cap_seconds=0.2,
     )
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll an async ``check`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 async def _hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,5 +127,15 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str 
         async with asyncio.timeout(timeout):
             while not check():
                 await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll an async ``check`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.02)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout} s waiting for {what}")

@@ -22,8 +22,8 @@ from devices import LockStatus
 from gateway.clock import ManualClock
 from tests.api_harness import Api, Building, bearer, building, problem, running_api
 from tests.brokers import BrokerHandle
-from tests.checks_harness import UplinkTargetServer, Webhook, checks_settings, until, uplink_settings
-from tests.conftest import GatewayFactory
+from tests.checks_harness import UplinkTargetServer, Webhook, checks_settings, uplink_settings
+from tests.conftest import GatewayFactory, until
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 # These tests move the clock by months; sessions here must outlive that (their expiry is tested elsewhere).

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ from devices import LockStatus
 from gateway.clock import ManualClock
 from tests.api_harness import DEVICES, bearer, building, running_api
 from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, until
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
@@ -47,16 +46,6 @@ def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     body: dict[str, Any] = r.json()
     assert body["code"] == code, r.text
     return body
-
-
-async def poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 5.0) -> None:
-    """Ask over HTTP until ``check`` holds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 # One row: who, method, path, JSON body, expected status, expected problem code (None for success).
@@ -278,8 +267,8 @@ async def test_units_are_isolated(
             r = await api.http.get("/me/events", params={"limit": 200}, headers=bearer(token))
             return any(e["type"] == "command" and f".{unit}-" in (e["entity_id"] or "") for e in r.json()["events"])
 
-        await poll(lambda: has_command_event(b.alice, "u101"), "alice's command event")
-        await poll(lambda: has_command_event(b.bob, "u102"), "bob's command event")
+        await until(lambda: has_command_event(b.alice, "u101"), what="alice's command event")
+        await until(lambda: has_command_event(b.bob, "u102"), what="bob's command event")
         for token, own, other in ((b.bob, "u102", "u101"), (b.alice, "u101", "u102")):
             r = await api.http.get("/me/events", params={"limit": 200}, headers=bearer(token))
             events = r.json()["events"]

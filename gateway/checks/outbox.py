@@ -19,6 +19,7 @@ from ..errors import DeliveryFailed
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..storage import Database
+from ..tasks import TaskOwner
 from .models import NOT_AN_ALARM, Report, ReportKind
 from .store import insert_report, mark_attempt, pending_reports
 from .upstream import Upstream
@@ -53,8 +54,7 @@ class Outbox:
         self.delivered = 0
         self._wake = asyncio.Event()
         self._delivering = asyncio.Lock()  # one pass at a time: a report is never sent twice concurrently
-        self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner()
         self._stack = contextlib.AsyncExitStack()
 
     @property
@@ -128,21 +128,16 @@ class Outbox:
     async def __aenter__(self) -> Self:
         if self.upstream is not None:
             await self._stack.enter_async_context(self.upstream)
-        group = asyncio.TaskGroup()
-        await group.__aenter__()
-        self._group = group
-        self._tasks = [group.create_task(self._deliver_forever(), name="outbox-delivery")]
+        await self._tasks.__aenter__()
+        self._tasks.start(self._deliver_forever(), "outbox-delivery")
         self._wake.set()  # what a previous run left undelivered
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        assert self._group is not None
         try:
-            await self._group.__aexit__(None, None, None)  # our own task, cancelled; the caller's exception goes on
+            await self._tasks.__aexit__(exc_type, exc, tb)
         finally:
             await self._stack.aclose()
 

@@ -15,6 +15,7 @@ from ..building import BuildingService
 from ..core.entity import Entity
 from ..errors import BrokerUnavailable
 from ..policy import main_kind
+from ..tasks import TaskOwner
 from .models import CheckStatus, DeviceCheck, SelfTestResult, StepCheck, Trigger
 from .store import insert_self_test
 
@@ -52,7 +53,7 @@ class SelfTestRunner:
         self._waiters: dict[str, list[_StateWaiter]] = {}
         self._running: dict[str, asyncio.Task[SelfTestResult]] = {}
         self._listeners: list[ResultListener] = []
-        self._group: asyncio.TaskGroup | None = None
+        self._tasks = TaskOwner()
         gateway.registry.add_listener(self)
 
     def on_result(self, listener: ResultListener) -> None:
@@ -64,26 +65,19 @@ class SelfTestRunner:
         return unit_id in self._running
 
     async def __aenter__(self) -> Self:
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
+        await self._tasks.__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._running.values():
-            task.cancel()
-        group, self._group = self._group, None
-        assert group is not None
-        await group.__aexit__(None, None, None)  # our own tests, cancelled; the caller's exception goes on
+        await self._tasks.__aexit__(exc_type, exc, tb)  # tests under way are cancelled
 
     async def run(self, unit_id: str, trigger: Trigger, actor_id: str | None) -> SelfTestResult:
         """Test the unit (or join the test under way) and return the stored result."""
         task = self._running.get(unit_id)
         if task is None:
-            if self._group is None:
-                raise RuntimeError("the self-test runner is not running")
-            task = self._group.create_task(self._test(unit_id, trigger, actor_id), name=f"self-test[{unit_id}]")
+            task = self._tasks.start(self._test(unit_id, trigger, actor_id), f"self-test[{unit_id}]")
             self._running[unit_id] = task
             task.add_done_callback(lambda _t: self._running.pop(unit_id, None))
         # Shielded: a client that hangs up does not cut the test short; it is stored all the same.

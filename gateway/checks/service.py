@@ -18,6 +18,7 @@ from ..errors import Conflict, InvalidRequest, NotFound
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..policy.decide import contract_lapse
+from ..tasks import TaskOwner
 from . import store
 from .compliance import ComplianceRules, evaluate
 from .models import (
@@ -86,8 +87,7 @@ class ChecksService:
         )
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
-        self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner()
         gateway.connectivity.on_outage(self._on_outage)
         gateway.connectivity.uplink.on_transition(lambda _state, _probe, _since: self.outbox.wake())
 
@@ -95,25 +95,16 @@ class ChecksService:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.runner)
             await stack.enter_async_context(self.outbox)
-            group = asyncio.TaskGroup()
-            await group.__aenter__()
-            self._group = group
-            self._tasks = [
-                group.create_task(self._tick_forever(), name="checks-tick"),
-            ]
+            await stack.enter_async_context(self._tasks)
+            self._tasks.start(self._tick_forever(), "checks-tick")
             self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        assert self._group is not None and self._stack is not None
-        try:
-            await self._group.__aexit__(None, None, None)  # our own tasks, cancelled; the caller's exception goes on
-        finally:
-            await self._stack.aclose()
+        assert self._stack is not None
+        await self._stack.aclose()
 
     # --- self-tests -----------------------------------------------------------------------------
 

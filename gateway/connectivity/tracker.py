@@ -18,6 +18,7 @@ from ..core.registry import Registry
 from ..mqtt.transport import LinkState
 from ..storage import Database
 from ..storage.records import parse_time
+from ..tasks import TaskOwner
 from .models import Outage, OutageKind
 from .store import close_outage, insert_outage, open_outages
 from .uplink import ProbeResult, UplinkMonitor, UplinkState
@@ -58,8 +59,7 @@ class ConnectivityTracker:
         self._dirty_devices: set[str] = set()
         self._wake_devices = asyncio.Event()
         self._listeners: list[OutageListener] = []
-        self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner()
         self.uplink.on_transition(self._on_uplink)
 
     def on_outage(self, listener: OutageListener) -> None:
@@ -74,23 +74,16 @@ class ConnectivityTracker:
         for outage in await self.db.run(open_outages):
             if outage.kind is not OutageKind.STORM:
                 self._open[(outage.kind, outage.device_id)] = outage
-        group = asyncio.TaskGroup()
-        await group.__aenter__()
-        self._group = group
-        self._tasks = [
-            group.create_task(self._work(), name="connectivity-writer"),
-            group.create_task(self.uplink.run(), name="connectivity-uplink"),
-            group.create_task(self._watch_devices(), name="connectivity-devices"),
-        ]
+        await self._tasks.__aenter__()
+        self._tasks.start(self._work(), "connectivity-writer")
+        self._tasks.start(self.uplink.run(), "connectivity-uplink")
+        self._tasks.start(self._watch_devices(), "connectivity-devices")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        assert self._group is not None
-        await self._group.__aexit__(None, None, None)  # our own tasks, cancelled; the caller's exception goes on
+        await self._tasks.__aexit__(exc_type, exc, tb)
         # A clean stop: what the gateway itself was watching ends with it; devices stay as last seen.
         now = self.clock.now()
         for key in [k for k in self._open if k[0] in (OutageKind.BROKER, OutageKind.BROADBAND)]:
