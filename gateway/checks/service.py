@@ -97,6 +97,7 @@ class ChecksService:
             await stack.enter_async_context(self.outbox)
             await stack.enter_async_context(self._tasks)
             self._tasks.start(self._tick_forever(), "checks-tick")
+            self._wake.set()  # one pass at start: what happened while the gateway was away (a power outage)
             self._stack = stack.pop_all()
         return self
 

@@ -84,6 +84,8 @@ class ConnectivityTracker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._tasks.__aexit__(exc_type, exc, tb)
+        while not self._jobs.empty():  # changes reported before the writer stopped are still stored
+            await _run(self._jobs.get_nowait())
         # A clean stop: what the gateway itself was watching ends with it; devices stay as last seen.
         now = self.clock.now()
         for key in [k for k in self._open if k[0] in (OutageKind.BROKER, OutageKind.BROADBAND)]:
@@ -154,10 +156,7 @@ class ConnectivityTracker:
 
     async def _work(self) -> None:
         while True:
-            job = await self._jobs.get()
-            result = job()
-            if asyncio.iscoroutine(result):
-                await result
+            await _run(await self._jobs.get())
 
     async def _watch_devices(self) -> None:
         while True:
@@ -229,3 +228,9 @@ class ConnectivityTracker:
     def _notify(self, outage: Outage) -> None:
         for listener in self._listeners:
             listener(outage)
+
+
+async def _run(job: Callable[[], Any]) -> None:
+    result = job()
+    if asyncio.iscoroutine(result):
+        await result
