@@ -136,6 +136,7 @@ async def test_self_test_passes_with_every_simulator_and_actuates_nothing(
             await until(partial(_asked, wire, "lock"), what="the lock asked for its state")
         assert result["passed"] is True, result
         assert result["trigger"] == "resident" and result["unit_id"] == "a"
+        assert "not a security or alarm system" in result["note"]
         assert result["uplink"]["status"] == "passed" and result["uplink"]["latency_ms"] >= 0
         assert result["broker"]["status"] == "passed" and result["broker"]["latency_ms"] >= 0
         devices = {d["device_id"]: d for d in result["devices"]}

@@ -84,6 +84,7 @@ class SelfTestResult(_Frozen):
     uplink: StepCheck
     broker: StepCheck
     devices: tuple[DeviceCheck, ...]
+    note: str = NOT_AN_ALARM
 
     def failures(self) -> list[str]:
         """One line per failed step: what failed and why."""
