@@ -69,6 +69,7 @@ class ChecksService:
         )
         self.tick_seconds = settings.tick_seconds
         self.automatic_tests = settings.automatic_tests
+        self._auto_for: dict[str, datetime | None] = {}  # unit -> the due date its last automatic test answered
         self.runner = SelfTestRunner(gateway, building, settings.device_timeout_seconds)
         upstream: Upstream | None = None
         if settings.report_webhook:
@@ -162,6 +163,7 @@ class ChecksService:
                 status = await self.compliance(unit.id)
                 await self._remind(status)
                 if await self._automatic_test_due(status, now):
+                    self._auto_for[unit.id] = status.due_at
                     await self.run_test(unit.id, Trigger.AUTOMATIC, None)
         await self._report_outages(now)
 
@@ -342,7 +344,8 @@ class ChecksService:
             return False
         if last_auto is None or now - last_auto >= self.rules.auto_retry:
             return True
-        return status.due_at is not None and status.due_at <= now and last_auto < status.due_at
+        # A new reason to test (say, the outage during which the last one ran is now over) is worth a test at once.
+        return status.due_at is not None and status.due_at <= now and self._auto_for.get(unit_id) != status.due_at
 
     async def _report_outages(self, now: datetime) -> None:
         threshold = self.rules.report_outage_after
