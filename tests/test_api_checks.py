@@ -20,8 +20,10 @@ import pytest
 
 from devices import LockStatus
 from gateway.app import Gateway
+from gateway.checks import selftest as selftest_module
 from gateway.clock import ManualClock
 from gateway.connectivity.store import outages_between
+from gateway.errors import StorageError
 from tests.api_harness import Api, Building, bearer, building, problem, running_api
 from tests.brokers import BrokerHandle
 from tests.checks_harness import UplinkTargetServer, Webhook, checks_settings, uplink_settings
@@ -639,3 +641,20 @@ async def test_a_device_silent_past_its_expire_after_is_down_until_it_reports(
 async def _no_open_device_outage(gw: Gateway) -> bool:
     await gw.connectivity.flush()
     return not [o for o in gw.connectivity.open_now() if o.kind == "device"]
+
+
+@EMBEDDED
+async def test_a_self_test_that_cannot_be_stored_says_so_and_the_next_one_works(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
+        api = b.api
+        def disk_full(db: Any, result: Any) -> None:
+            raise StorageError("database or disk is full", code="storage_io")
+
+        monkeypatch.setattr(selftest_module, "insert_self_test", disk_full)  # where the runner looks it up
+        problem(await api.http.post("/me/self-test", headers=bearer(b.alice)), 503, "storage_io")
+        assert (await api.http.get("/me/self-tests", headers=bearer(b.alice))).json() == []
+        monkeypatch.undo()
+        assert (await self_test(api, b.alice))["passed"] is True  # the runner is still there
+        assert (await self_test(api, b.bob))["passed"] is True

@@ -15,7 +15,7 @@ from typing import Any, Self
 from ..building import BuildingService
 from ..clock import Clock
 from ..connectivity import UplinkMonitor
-from ..errors import DeliveryFailed
+from ..errors import DeliveryFailed, StorageError
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..storage import Database
@@ -152,7 +152,9 @@ class Outbox:
             await self.uplink.wait_not_down()
             try:
                 await self.deliver_pending()
-            except DeliveryFailed:
+            except (DeliveryFailed, StorageError) as exc:
+                if isinstance(exc, StorageError):
+                    log.error("report outbox unreadable: %s", exc, extra={"code": exc.code})  # noqa: TRY400
                 failures += 1
             else:
                 failures = 0

@@ -51,7 +51,7 @@ class SelfTestRunner:
         self.building = building
         self.device_timeout = device_timeout
         self._waiters: dict[str, list[_StateWaiter]] = {}
-        self._running: dict[str, asyncio.Task[SelfTestResult]] = {}
+        self._running: dict[str, asyncio.Future[SelfTestResult]] = {}
         self._listeners: list[ResultListener] = []
         self._tasks = TaskOwner()
         gateway.registry.add_listener(self)
@@ -75,13 +75,27 @@ class SelfTestRunner:
 
     async def run(self, unit_id: str, trigger: Trigger, actor_id: str | None) -> SelfTestResult:
         """Test the unit (or join the test under way) and return the stored result."""
-        task = self._running.get(unit_id)
-        if task is None:
-            task = self._tasks.start(self._test(unit_id, trigger, actor_id), f"self-test[{unit_id}]")
-            self._running[unit_id] = task
-            task.add_done_callback(lambda _t: self._running.pop(unit_id, None))
+        outcome = self._running.get(unit_id)
+        if outcome is None:
+            outcome = asyncio.get_running_loop().create_future()
+            outcome.add_done_callback(_retrieved)
+            self._running[unit_id] = outcome
+            self._tasks.start(self._settle(outcome, unit_id, trigger, actor_id), f"self-test[{unit_id}]")
         # Shielded: a client that hangs up does not cut the test short; it is stored all the same.
-        return await asyncio.shield(task)
+        return await asyncio.shield(outcome)
+
+    async def _settle(
+        self, outcome: asyncio.Future[SelfTestResult], unit_id: str, trigger: Trigger, actor_id: str | None
+    ) -> None:
+        # The test's error goes to whoever waits for it; it must not tear down the runner and every other test.
+        try:
+            outcome.set_result(await self._test(unit_id, trigger, actor_id))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, who sees it raised
+            outcome.set_exception(exc)
+        finally:
+            self._running.pop(unit_id, None)
+            if not outcome.done():
+                outcome.cancel()  # cancelled with the runner
 
     # --- registry listener ----------------------------------------------------------------------
 
@@ -187,3 +201,9 @@ class SelfTestRunner:
                     self._waiters.pop(entity_id, None)
         latency = round((time.perf_counter() - started) * 1000, 3)
         return DeviceCheck(**base, status=CheckStatus.PASSED, latency_ms=latency)
+
+
+def _retrieved(outcome: asyncio.Future[SelfTestResult]) -> None:
+    # Mark an error as seen even when every caller hung up, so asyncio does not report it as lost.
+    if not outcome.cancelled():
+        outcome.exception()

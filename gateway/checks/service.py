@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ..building import BuildingService
 from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, downtime
 from ..connectivity.store import close_outage, get_outage, insert_outage, outages_between
-from ..errors import Conflict, InvalidRequest, NotFound
+from ..errors import Conflict, GatewayError, InvalidRequest, NotFound
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..policy.decide import contract_lapse
@@ -280,7 +280,10 @@ class ChecksService:
                 async with asyncio.timeout(self.tick_seconds):
                     await self._wake.wait()
             self._wake.clear()
-            await self.tick()
+            try:
+                await self.tick()
+            except GatewayError as exc:  # storage or broker trouble: said, and tried again at the next pass
+                log.error("compliance pass failed: %s", exc, extra={"code": exc.code})  # noqa: TRY400
 
     async def _after_result(self, result: SelfTestResult) -> None:
         if not result.passed:

@@ -15,6 +15,7 @@ from ..clock import Clock
 from ..config import UplinkSettings
 from ..core.entity import Entity
 from ..core.registry import Registry
+from ..errors import StorageError
 from ..mqtt.transport import LinkState
 from ..storage import Database
 from ..storage.records import parse_time
@@ -156,7 +157,13 @@ class ConnectivityTracker:
 
     async def _work(self) -> None:
         while True:
-            await _run(await self._jobs.get())
+            job = await self._jobs.get()
+            try:
+                await _run(job)
+            except StorageError as exc:
+                # Said loudly and not pretended: this interval is not on record. Device outages are retried
+                # by the next pass; the tracker keeps running either way.
+                log.error("cannot record a connectivity change: %s", exc, extra={"code": exc.code})  # noqa: TRY400
 
     async def _watch_devices(self) -> None:
         while True:
