@@ -18,6 +18,7 @@ from .connectivity import BrokerEcho, ConnectivityTracker
 from .core.commands import CommandService
 from .core.metrics import Metrics
 from .core.persister import Persister
+from .core.ratelimit import RateLimiter
 from .core.registry import Registry
 from .mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
@@ -38,7 +39,8 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         self.db = Database(settings.database)
-        self.registry = Registry(settings.discovery_prefix, self.clock, self.metrics)
+        limiter = RateLimiter(settings.device_rate_per_second, settings.device_burst)
+        self.registry = Registry(settings.discovery_prefix, self.clock, self.metrics, limiter)
         prefix = settings.discovery_prefix
         self.status_topic = f"aptgateway/{settings.client_id}/status"
         self.link = MqttLink(

@@ -144,6 +144,10 @@ class GatewaySettings(BaseModel):
     device_silence_seconds: Annotated[int, Field(ge=60)] = 86_400
     device_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     checks: ChecksSettings = ChecksSettings()
+    # Per device: state and availability messages beyond this are dropped and counted (a flooding device
+    # must not starve the others). Real devices report a few times a minute; 50/s is far above any of them.
+    device_rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0
+    device_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 200
 
 
 class ApiSettings(BaseModel):

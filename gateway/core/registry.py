@@ -24,11 +24,13 @@ from ..storage import DeviceRow, EntityRow, EventRow
 from ..storage.records import parse_time
 from .entity import Entity, StateError
 from .metrics import Metrics, Rejection
+from .ratelimit import RateLimiter
 
 __all__ = ["EntityListener", "Registry"]
 
 log = logging.getLogger(__name__)
 _EXCERPT = 120
+_THROTTLE_LOG_SECONDS = 10.0
 
 
 class EntityListener(Protocol):
@@ -47,10 +49,17 @@ TopicsChanged = Callable[[frozenset[str], frozenset[str]], None]
 class Registry:
     """Every entity the gateway knows, indexed by id and by the topics it reports on."""
 
-    def __init__(self, discovery_prefix: str, clock: Clock, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        discovery_prefix: str,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.prefix = discovery_prefix
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.limiter = limiter
         self._entities: dict[str, Entity] = {}
         self._state_routes: dict[str, set[str]] = {}
         self._availability_routes: dict[str, set[str]] = {}
@@ -155,15 +164,19 @@ class Registry:
         if message.topic.startswith(self.prefix + "/") and message.topic.endswith("/config"):
             self._handle_discovery(message)
             return
-        handled = False
-        for entity_id in tuple(self._state_routes.get(message.topic, ())):
-            self._handle_state(self._entities[entity_id], message)
-            handled = True
-        for entity_id in tuple(self._availability_routes.get(message.topic, ())):
-            self._handle_availability(self._entities[entity_id], message)
-            handled = True
-        if not handled:
+        state_routes = tuple(self._state_routes.get(message.topic, ()))
+        availability_routes = tuple(self._availability_routes.get(message.topic, ()))
+        if not (state_routes or availability_routes):
             self.metrics.accepted["ignored"] += 1
+            return
+        device_id = self._entities[(state_routes or availability_routes)[0]].device_id
+        if self.limiter is not None and not self.limiter.allow(device_id):
+            self._throttled(device_id, message)
+            return
+        for entity_id in state_routes:
+            self._handle_state(self._entities[entity_id], message)
+        for entity_id in availability_routes:
+            self._handle_availability(self._entities[entity_id], message)
 
     def _handle_discovery(self, message: InboundMessage) -> None:
         try:
@@ -280,6 +293,21 @@ class Registry:
         self._dirty.add(entity.id)
         self.record_event(entity.id, "removed", {})
         log.info("entity removed", extra={"entity": entity.id})
+
+    def _throttled(self, device_id: str, message: InboundMessage) -> None:
+        # Counted every time, logged at most every few seconds per device: a flood must not flood the log too.
+        self.metrics.rejected["rate_limited"] += 1
+        assert self.limiter is not None
+        dropped = self.limiter.report_due(device_id, _THROTTLE_LOG_SECONDS)
+        if dropped:
+            detail = f"{dropped} messages over {self.limiter.rate:g}/s (burst {self.limiter.burst}) dropped"
+            self.metrics.recent_rejections.append(
+                Rejection(self.clock.now(), message.topic[:200], "rate_limited", detail)
+            )
+            log.warning(
+                "device flooding its topics: messages dropped",
+                extra={"device": device_id, "topic": message.topic[:200], "dropped": dropped, "reason": "rate_limited"},
+            )
 
     def _reject(self, message: InboundMessage, reason: str, detail: str, *, entity_id: str | None = None) -> None:
         excerpt = message.payload[:_EXCERPT].decode("utf-8", "replace")
