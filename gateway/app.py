@@ -22,7 +22,7 @@ from .core.ratelimit import RateLimiter
 from .core.registry import Registry
 from .mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
-from .storage.records import finish_run, heartbeat_run, load_entities, start_run
+from .storage.records import fail_unfinished_commands, finish_run, heartbeat_run, load_entities, start_run
 from .tasks import TaskOwner
 
 __all__ = ["Gateway"]
@@ -72,6 +72,7 @@ class Gateway:
         self.commands = CommandService(
             self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.flush
         )
+        self.persister.also_write(self.commands.write_outcomes)
         self.unclean_previous_run: dict[str, object] | None = None
         self._run_id: int | None = None
         self._tasks = TaskOwner()
@@ -90,6 +91,19 @@ class Gateway:
             if self.unclean_previous_run is not None:
                 log.warning("previous run did not stop cleanly", extra={"run": self.unclean_previous_run})
                 await self.connectivity.record_unclean_stop(self.unclean_previous_run, self.clock.now())
+            # A command still pending here was in flight when the last run died (a clean stop ends each one as
+            # gateway_stopping): nothing waits for its outcome any more, so end it rather than leave it pending for
+            # ever. It is never re-sent; whether the device obeyed is unknown, so it is failed, not confirmed.
+            unfinished = await self.db.run(
+                partial(
+                    fail_unfinished_commands,
+                    reason="gateway_stopping",
+                    detail="the gateway stopped before an outcome (found unfinished at the next start)",
+                    finished_at=now,
+                )
+            )
+            if unfinished:
+                log.warning("commands left unfinished by the previous run failed", extra={"commands": unfinished})
             self.registry.on_topics_changed(self._on_topics_changed)
             self.link.add_subscriptions(self.registry.topics(), self.settings.subscribe_qos)
             await stack.enter_async_context(self.connectivity)

@@ -30,28 +30,41 @@ class BrokerSettings(BaseModel):
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> BrokerSettings:
         """Parse ``mqtt://[user:pass@]host[:port]`` or ``mqtts://…``; options override the URL."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        # urlsplit itself refuses some text ("mqtt://[" is not a valid IPv6 URL) with a ValueError: a ConfigError
+        # like any other bad URL, not a traceback.
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:
+            raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}", field="broker") from exc
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not hostname:
             raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}", field="broker")
         tls = parts.scheme in ("mqtts", "ssl")
         try:
-            port = parts.port or (8883 if tls else 1883)
+            explicit = parts.port
         except ValueError as exc:
             raise ConfigError(f"bad port in broker URL {url!r}", field="broker") from exc
         values: dict[str, object] = {
-            "host": parts.hostname,
-            "port": port,
+            "host": hostname,
+            # Not ``parts.port or default``: port 0 is refused below rather than silently read as the default.
+            "port": explicit if explicit is not None else (8883 if tls else 1883),
             "tls": tls,
             "username": unquote(parts.username) if parts.username else None,
             "password": unquote(parts.password) if parts.password else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"]) or "broker"
+            raise ConfigError(f"broker URL {url!r}: {where}: {error['msg']}", field="broker") from exc
 
     @property
     def url(self) -> str:
-        """The broker URL without credentials (safe to log)."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        """The broker URL without credentials (safe to log); an IPv6 address in brackets, so that it parses back."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
 
 class UplinkTarget(BaseModel):
@@ -69,21 +82,26 @@ class UplinkTarget(BaseModel):
         text = value.strip()
         url: str | None = None
         if "://" in text:
-            parts = urlsplit(text)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                parts = urlsplit(text)  # raises ValueError itself for some text, e.g. "http://[" (bad IPv6 URL)
+                hostname = parts.hostname
+            except ValueError as exc:
+                raise ConfigError(f"uplink URL must be http(s)://host/..., got {value[:80]!r}", field="uplink") from exc
+            if parts.scheme not in ("http", "https") or not hostname:
                 raise ConfigError(f"uplink URL must be http(s)://host/..., got {value[:80]!r}", field="uplink")
             try:
                 explicit = parts.port
             except ValueError as exc:
                 raise ConfigError(f"bad port in uplink URL {value[:80]!r}", field="uplink") from exc
             host, port, url = (
-                parts.hostname,
+                hostname,
                 explicit if explicit is not None else (443 if parts.scheme == "https" else 80),
                 text,
             )
         else:
             host, sep, port_text = text.rpartition(":")
-            if not sep or not host or not port_text.isdigit():
+            # isascii: str.isdigit() is also true of "²" and other digits int() refuses.
+            if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
                 raise ConfigError(f"uplink target must be host:port or a URL, got {value[:80]!r}", field="uplink")
             host, port = host.strip("[]"), int(port_text)
         try:

@@ -39,6 +39,8 @@ class BrokerAddress:
             port = parts.port
         except ValueError as exc:
             raise ValueError(f"broker URL has a bad port: {url[:80]!r}") from exc
+        if port == 0:
+            raise ValueError(f"broker URL has a bad port: {url[:80]!r}")  # would be retried for ever
         return cls(
             host=host,
             port=port if port is not None else DEFAULT_PORTS[scheme],

@@ -127,6 +127,9 @@ async def my_command(command_id: CommandId, principal: Resident, ctx: Ctx) -> Co
     unit_id = resident_unit(principal)
     row = await ctx.gateway.commands.get(command_id)
     if row is None:
+        failure = ctx.runner.failure_of(command_id)
+        if failure is not None and failure[0] == unit_id:
+            raise failure[1]  # refused before it could be recorded (e.g. storage_full): say why, not 404
         if ctx.runner.unit_of(command_id) == unit_id:
             raise ProblemError(503, "command_starting", "the command is being recorded; ask again", retry_after=1)
         raise NotFound(f"no command {command_id!r}", code="command_not_found")

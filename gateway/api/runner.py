@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from types import TracebackType
 from typing import Any, Self
 
 from ..core.commands import CommandResult, CommandService
+from ..errors import GatewayError
 
 __all__ = ["CommandRunner"]
 
 log = logging.getLogger(__name__)
+_FAILURES_KEPT = 1000
 
 
 class CommandRunner:
@@ -23,6 +26,9 @@ class CommandRunner:
         self._tasks: asyncio.TaskGroup | None = None
         self._inflight: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._actors: dict[str, str] = {}  # in-flight command id -> who asked
+        # Commands that failed before they were recorded (a full or read-only database): id -> (unit, error), so
+        # that polling a 202's Location says why instead of 404. The newest ones only.
+        self._failures: OrderedDict[str, tuple[str, GatewayError]] = OrderedDict()
 
     async def __aenter__(self) -> Self:
         self._tasks = asyncio.TaskGroup()
@@ -59,6 +65,10 @@ class CommandRunner:
         if tasks:
             await asyncio.wait(tasks)
 
+    def failure_of(self, command_id: str) -> tuple[str, GatewayError] | None:
+        """The unit and error of a command that failed before it was recorded."""
+        return self._failures.get(command_id)
+
     def unit_of(self, command_id: str) -> str | None:
         """The unit of a command still in flight."""
         entry = self._inflight.get(command_id)
@@ -82,6 +92,10 @@ class CommandRunner:
             raise
         except Exception as exc:  # noqa: BLE001 - handed to whoever waits; a failed command must not end the group
             log.warning("command failed: %s", exc, extra={"command_id": command_id})
+            if isinstance(exc, GatewayError) and command_id in self._inflight:
+                self._failures[command_id] = (self._inflight[command_id][0], exc)
+                while len(self._failures) > _FAILURES_KEPT:
+                    self._failures.popitem(last=False)
             outcome.set_exception(exc)
         else:
             outcome.set_result(result)

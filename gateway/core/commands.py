@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -12,15 +13,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlite_utils
 from pydantic import ValidationError
 
 from devices import Command, CommandInvalid, OutcomeStatus
 
 from ..clock import Clock
-from ..errors import BrokerUnavailable, CommandRejected, GatewayError, UnknownEntity
+from ..errors import BrokerUnavailable, CommandRejected, GatewayError, StorageError, UnknownEntity
 from ..mqtt.transport import MqttLink
 from ..storage import CommandRow, Database
-from ..storage.records import get_command, insert_command, recent_commands, update_command
+from ..storage.records import get_command, insert_command, recent_commands, transaction, update_command
 from .entity import Entity
 from .registry import Registry
 
@@ -98,6 +100,8 @@ class CommandService:
         self._clock = clock
         self.timeout = timeout
         self._waiters: dict[str, list[_Waiter]] = {}
+        # Outcomes the database refused (full, read-only): command id -> (status, reason, detail, finished_at).
+        self._unwritten: dict[str, tuple[str, str | None, str | None, str]] = {}
         registry.add_listener(self)
 
     async def execute(
@@ -156,12 +160,32 @@ class CommandService:
         return await self._finish(job, *outcome)
 
     async def get(self, command_id: str) -> CommandRow | None:
-        """One recorded command."""
-        return await self._db.run(lambda db: get_command(db, command_id))
+        """One recorded command (with its outcome, even one not written yet)."""
+        row = await self._db.run(lambda db: get_command(db, command_id))
+        return None if row is None else self._with_outcome(row)
 
     async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
-        """The newest recorded commands."""
-        return await self._db.run(lambda db: recent_commands(db, entity_id, limit))
+        """The newest recorded commands (with their outcomes, even ones not written yet)."""
+        rows = await self._db.run(lambda db: recent_commands(db, entity_id, limit))
+        return [self._with_outcome(row) for row in rows]
+
+    async def write_outcomes(self) -> bool:
+        """Write the outcomes a storage fault held back; whether there were any. StorageError (all kept) if the
+        database still refuses."""
+        outcomes = dict(self._unwritten)
+        if not outcomes:
+            return False
+
+        def write(db: sqlite_utils.Database) -> None:
+            with transaction(db):
+                for command_id, (status, reason, detail, finished_at) in outcomes.items():
+                    update_command(db, command_id, status, reason, detail, finished_at)
+
+        await self._db.run(write)
+        for command_id in outcomes:
+            self._unwritten.pop(command_id, None)
+        log.info("command outcomes recorded again", extra={"commands": sorted(outcomes)})
+        return True
 
     # --- EntityListener ---------------------------------------------------------------------------
 
@@ -218,6 +242,13 @@ class CommandService:
         }.get(status)
         return status, reason, detail
 
+    def _with_outcome(self, row: CommandRow) -> CommandRow:
+        outcome = self._unwritten.get(row.id)
+        if outcome is None:
+            return row
+        status, reason, detail, finished_at = outcome
+        return dataclasses.replace(row, status=status, reason=reason, detail=detail, finished_at=finished_at)
+
     def _drop(self, waiter: _Waiter) -> None:
         waiters = self._waiters.get(waiter.entity_id, [])
         if waiter in waiters:
@@ -245,7 +276,19 @@ class CommandService:
         self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None, *, field: str | None = None
     ) -> CommandResult:
         finished = self._clock.now()
-        await self._db.run(lambda db: update_command(db, job.id, status, reason, detail, finished.isoformat()))
+        try:
+            await self._db.run(lambda db: update_command(db, job.id, status, reason, detail, finished.isoformat()))
+        except StorageError as exc:
+            # The outcome happened: once published, the device may well have obeyed. Answering with a storage error
+            # instead would invite a retry (a second unlock) and leave the history "pending" for ever; so answer the
+            # real outcome, show it from memory (get, history) and write it with the persister's next flush that
+            # the database takes (write_outcomes), as device states are.
+            self._unwritten[job.id] = (str(status), reason, detail, finished.isoformat())
+            log.error(  # noqa: TRY400 - the cause is the message; no traceback needed
+                "cannot record a command outcome; kept until the database takes writes: %s",
+                exc,
+                extra={"code": exc.code, "command_id": job.id, "status": str(status)},
+            )
         self._registry.record_event(
             job.entity.id,
             "command",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from ..errors import StorageError
 from ..storage import Database
@@ -24,6 +25,12 @@ class Persister:
         self._db = db
         self._interval = interval
         self.last_error: StorageError | None = None
+        self._writers: list[Callable[[], Awaitable[bool]]] = []
+
+    def also_write(self, writer: Callable[[], Awaitable[bool]]) -> None:
+        """Run ``writer`` with every flush, after the registry's changes: it writes what a failed write held back,
+        returns whether there was anything, and raises StorageError (keeping it) when the database refuses."""
+        self._writers.append(writer)
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled."""
@@ -35,18 +42,25 @@ class Persister:
     async def flush(self) -> None:
         """Write what changed since the last flush; raise StorageError (changes kept) if the write fails."""
         devices, rows, events = self._registry.take_changes()
-        if not (devices or rows or events):
-            return
+        wrote = bool(devices or rows or events)
         try:
-            await self._db.run(lambda db: write_batch(db, devices, rows, events))
+            if wrote:
+                try:
+                    await self._db.run(lambda db: write_batch(db, devices, rows, events))
+                except StorageError:
+                    self._registry.restore_changes(devices, rows, events)
+                    raise
+            for writer in self._writers:
+                wrote = await writer() or wrote
         except StorageError as exc:
-            self._registry.restore_changes(devices, rows, events)
             if self.last_error is None or self.last_error.code != exc.code:
                 log.error(  # noqa: TRY400 - the cause is the message; no traceback needed
                     "cannot persist device state: %s", exc, extra={"code": exc.code}
                 )
             self.last_error = exc
             raise
+        if not wrote:
+            return
         if self.last_error is not None:
             log.info("persisting device state again")
         self.last_error = None

@@ -16,6 +16,7 @@ __all__ = [
     "DeviceRow",
     "EntityRow",
     "EventRow",
+    "fail_unfinished_commands",
     "finish_run",
     "get_command",
     "heartbeat_run",
@@ -151,6 +152,17 @@ def update_command(
         db.table("commands").update(
             command_id, {"status": status, "reason": reason, "detail": detail, "finished_at": finished_at}
         )
+
+
+def fail_unfinished_commands(db: sqlite_utils.Database, reason: str, detail: str, finished_at: str) -> list[str]:
+    """End every command still ``pending`` as ``failed``; return their ids."""
+    with transaction(db):
+        ids = [str(r[0]) for r in db.execute("SELECT id FROM commands WHERE status = 'pending' ORDER BY rowid")]
+        db.execute(
+            "UPDATE commands SET status = 'failed', reason = ?, detail = ?, finished_at = ? WHERE status = 'pending'",
+            [reason, detail, finished_at],
+        )
+    return ids
 
 
 def get_command(db: sqlite_utils.Database, command_id: str) -> CommandRow | None:
