@@ -649,6 +649,7 @@ async def test_a_self_test_that_cannot_be_stored_says_so_and_the_next_one_works(
 ) -> None:
     async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
         api = b.api
+
         def disk_full(db: Any, result: Any) -> None:
             raise StorageError("database or disk is full", code="storage_io")
 
