@@ -1,0 +1,99 @@
+"""``python -m bench`` (or ``./bench.sh``): the gateway's benchmark suite; see the README's "Benchmarks"."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .process import REPO, BenchError
+from .runner import EMBEDDED_DEFAULT_UNITS, FULL_UNITS, Options, run
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's options."""
+    parser = argparse.ArgumentParser(
+        prog="bench.sh",
+        description="Benchmark the gateway: telemetry ingest, command round trips, start and reconnect storms, "
+        "footprint. Exits non-zero only when something could not be measured, never on a missed target.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--mosquitto", action="store_true", help="spawn a private Mosquitto from deploy/mosquitto.conf (restartable)"
+    )
+    where.add_argument("--broker", metavar="mqtt://HOST:PORT", help="use this broker as it is (no reconnect storm)")
+    parser.add_argument(
+        "--units",
+        type=int,
+        default=None,
+        help=f"apartment units, 5 devices each (default {FULL_UNITS}; {EMBEDDED_DEFAULT_UNITS} on the embedded broker)",
+    )
+    parser.add_argument("--rounds", type=int, default=20, help="ingest: state reports per device (default 20)")
+    parser.add_argument("--commands", type=int, default=2000, help="round trips of each kind (default 2000)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10)")
+    parser.add_argument(
+        "--device-rate", type=float, default=20.0, help="most messages/commands per device per second (default 20)"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json", help="JSON results file")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep logs and the database here (default: temp)")
+    return parser
+
+
+async def _until_signalled(options: Options) -> int:
+    """Run the bench; SIGTERM cancels it like Ctrl-C does, so every child is stopped on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run(options)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; the exit status is 0 when every figure was measured."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.units is not None and args.units < 1:
+        parser.error("--units must be at least 1")
+    if args.rounds < 2 or args.commands < 1 or args.idle_seconds <= 0 or args.device_rate <= 0:
+        parser.error("--rounds must be at least 2; --commands, --idle-seconds and --device-rate positive")
+    options = Options(
+        broker_url=args.broker,
+        mosquitto=args.mosquitto,
+        units=args.units,
+        rounds=args.rounds,
+        commands=args.commands,
+        idle_seconds=args.idle_seconds,
+        device_rate=args.device_rate,
+        out=args.out,
+        workdir=args.workdir,
+    )
+    try:
+        return asyncio.run(_until_signalled(options))
+    except asyncio.CancelledError:  # SIGTERM: the bench has stopped what it started
+        print("bench: terminated; every process it started has been stopped", file=sys.stderr)
+        return 143
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    except ExceptionGroup as group:
+        errors = group.subgroup(BenchError)
+        if errors is None or group.subgroup(lambda e: not isinstance(e, BenchError | ExceptionGroup)) is not None:
+            raise
+        for error in errors.exceptions:
+            print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process it started has been stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
