@@ -13,7 +13,7 @@ import asyncio
 import math
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +22,20 @@ import httpx
 
 from devices import Command, DeviceCodecError, EntityState, OutcomeStatus
 
+from .http11 import Http11Client
 from .load import Reporter, reporters
 from .process import BenchError
 
-__all__ = ["Latencies", "command_plan", "gateway_round_trips", "mqtt_round_trips", "percentile"]
+__all__ = [
+    "Latencies",
+    "Poster",
+    "command_plan",
+    "gateway_round_trips",
+    "h11_poster",
+    "httpx_poster",
+    "mqtt_round_trips",
+    "percentile",
+]
 
 _TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _COMMANDABLE = ("light", "dimmer", "lock", "thermostat")
@@ -90,13 +100,34 @@ class _Pacer:
         self._last[device] = time.perf_counter()
 
 
-async def gateway_round_trips(
-    client: httpx.AsyncClient, token: str, plan: list[Reporter], count: int, device_rate: float
-) -> Latencies:
+Poster = Callable[[str, dict[str, Any]], Awaitable[tuple[int, Any]]]
+
+
+def h11_poster(client: Http11Client, token: str) -> Poster:
+    """POST through the lean h11 client (the timed figure)."""
+
+    async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        reply = await client.post_json(path, body, token)
+        return reply.status, reply.json()
+
+    return post
+
+
+def httpx_poster(client: httpx.AsyncClient, token: str) -> Poster:
+    """POST through httpx (the note: what a heavier client adds)."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        response = await client.post(path, json=body, headers=headers)
+        return response.status_code, response.json()
+
+    return post
+
+
+async def gateway_round_trips(post: Poster, plan: list[Reporter], count: int, device_rate: float) -> Latencies:
     """``count`` sequential commands through the API (``POST /me/entities/{id}/commands``, waiting for the outcome)."""
     out = Latencies()
     pacer = _Pacer(device_rate)
-    headers = {"Authorization": f"Bearer {token}"}
     started = time.perf_counter()
     for i in range(count):
         reporter = plan[i % len(plan)]
@@ -104,16 +135,15 @@ async def gateway_round_trips(
         await pacer.wait(reporter.device_id)
         t0 = time.perf_counter()
         try:
-            response = await client.post(f"/me/entities/{reporter.api_id}/commands", json=body, headers=headers)
-        except httpx.HTTPError as exc:
+            status, answer = await post(f"/me/entities/{reporter.api_id}/commands", body)
+        except (httpx.HTTPError, BenchError, OSError) as exc:
             out.fail(type(exc).__name__)
             continue
         elapsed = (time.perf_counter() - t0) * 1000
-        answer = response.json()
-        if response.status_code == 200 and answer.get("status") == "confirmed":
+        if status == 200 and answer.get("status") == "confirmed":
             out.ms.append(elapsed)
         else:
-            out.fail(f"{response.status_code} {answer.get('code') or answer.get('status')}")
+            out.fail(f"{status} {answer.get('code') or answer.get('status')}")
     out.seconds = time.perf_counter() - started
     return out
 

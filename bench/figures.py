@@ -33,6 +33,7 @@ class Measured:
     gateway_commands: Latencies | None = None
     gateway_service: Latencies | None = None  # recorded -> finished, from the gateway's own commands table
     gateway_commands_cpu_s: float | None = None  # the gateway's CPU time during the measured HTTP commands
+    httpx_commands: Latencies | None = None  # the same commands with httpx as the client (a note)
     reconnect: StormResult | None = None
     peak_rss_mb: float | None = None
     rss_source: str = ""
@@ -103,7 +104,9 @@ def _ingest(i: IngestResult) -> list[Figure]:
     ]
 
 
-def _commands(bare: Latencies, gw: Latencies, service: Latencies | None, cpu_s: float | None) -> list[Figure]:
+def _commands(
+    bare: Latencies, gw: Latencies, service: Latencies | None, cpu_s: float | None, heavy: Latencies | None
+) -> list[Figure]:
     bare50, bare99 = bare.p(0.5), bare.p(0.99)
     failed = sum(gw.failures.values())
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(gw.failures.items()))
@@ -116,6 +119,11 @@ def _commands(bare: Latencies, gw: Latencies, service: Latencies | None, cpu_s: 
         )
     if cpu_s is not None and gw.ms:
         inside += f" The gateway used {1000 * cpu_s / len(gw.ms):.2f} ms of CPU per command."
+    if heavy is not None and heavy.ms:
+        inside += (
+            f" Client: h11 on one keep-alive connection; the same commands through httpx ({len(heavy.ms):,}): "
+            f"p50 {heavy.p(0.5) or 0:.2f} ms, p99 {heavy.p(0.99) or 0:.2f} ms (httpx's own CPU per request)."
+        )
     return [
         Figure(
             "command_p50_ms",
@@ -185,7 +193,9 @@ def build_figures(m: Measured) -> list[Figure]:
     if m.ingest is not None:
         out += _ingest(m.ingest)
     if m.bare_commands is not None and m.gateway_commands is not None:
-        out += _commands(m.bare_commands, m.gateway_commands, m.gateway_service, m.gateway_commands_cpu_s)
+        out += _commands(
+            m.bare_commands, m.gateway_commands, m.gateway_service, m.gateway_commands_cpu_s, m.httpx_commands
+        )
     out.append(_storm("start_storm_s", "start storm (all discovered and online)", m.start, None))
     label = "reconnect storm (after a broker restart)"
     out.append(_storm("reconnect_storm_s", label, m.reconnect, m.reconnect_skipped))

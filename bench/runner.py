@@ -15,10 +15,19 @@ from typing import Any
 
 from .broker import BrokerUnderTest, ExternalBroker, embedded, mosquitto
 from .building import FleetProcess, GatewayProcess, fleet_devices
-from .commands import MAX_UNITS, Latencies, command_plan, gateway_round_trips, mqtt_round_trips
+from .commands import (
+    MAX_UNITS,
+    Latencies,
+    command_plan,
+    gateway_round_trips,
+    h11_poster,
+    httpx_poster,
+    mqtt_round_trips,
+)
 from .figures import Measured, build_figures, latency_summary
 from .footprint import cpu_seconds, idle_cpu, peak_rss, rss_mb
 from .gatewaydb import GatewayDb
+from .http11 import Http11Client
 from .ingest import run_ingest
 from .process import REPO, BenchError
 from .report import code_version, machine, render, write_json
@@ -30,6 +39,7 @@ __all__ = ["EMBEDDED_DEFAULT_UNITS", "FULL_UNITS", "Options", "run"]
 FULL_UNITS = 400
 EMBEDDED_DEFAULT_UNITS = 20  # what amqtt 0.12 reliably takes in here (see the README's Benchmarks)
 WARM_UP_COMMANDS = 20
+HTTPX_COMMANDS = 500  # the same commands through httpx, for the note on what the client costs
 _SETTLE_SECONDS = 2.0
 
 
@@ -93,15 +103,19 @@ async def _commands(
 ) -> None:
     plan = command_plan(units)
     bound = sorted(fleet_devices(min(units, MAX_UNITS)))  # every device of those units: 20 at most, the plan's limit
-    async with http_client(gateway.api) as http:
+    async with http_client(gateway.api) as http, Http11Client(gateway.api) as lean:
         token = await set_up_resident(http, gateway.operator, gateway.operator_password, bound)
         await mqtt_round_trips(broker.host, broker.port, plan, WARM_UP_COMMANDS, options.device_rate)
         m.bare_commands = await mqtt_round_trips(broker.host, broker.port, plan, options.commands, options.device_rate)
-        await gateway_round_trips(http, token, plan, WARM_UP_COMMANDS, options.device_rate)
+        post = h11_poster(lean, token)
+        await gateway_round_trips(post, plan, WARM_UP_COMMANDS, options.device_rate)
         since, cpu = datetime.now(UTC), cpu_seconds(gateway.pid)
-        m.gateway_commands = await gateway_round_trips(http, token, plan, options.commands, options.device_rate)
+        m.gateway_commands = await gateway_round_trips(post, plan, options.commands, options.device_rate)
         m.gateway_commands_cpu_s = cpu_seconds(gateway.pid) - cpu
         m.gateway_service = Latencies(ms=db.command_durations_ms(since), seconds=m.gateway_commands.seconds)
+        heavy = httpx_poster(http, token)
+        await gateway_round_trips(heavy, plan, WARM_UP_COMMANDS, options.device_rate)
+        m.httpx_commands = await gateway_round_trips(heavy, plan, HTTPX_COMMANDS, options.device_rate)
 
 
 async def _measure(options: Options, broker: BrokerUnderTest, units: int, workdir: Path, m: Measured) -> None:
@@ -151,6 +165,7 @@ def _details(m: Measured) -> dict[str, Any]:
     out["bare_commands"] = latency_summary(m.bare_commands)
     out["gateway_commands"] = latency_summary(m.gateway_commands)
     out["gateway_service"] = latency_summary(m.gateway_service)
+    out["httpx_commands"] = latency_summary(m.httpx_commands)
     return out
 
 

@@ -70,7 +70,7 @@ class Gateway:
         self.registry.add_listener(self.connectivity)
         self.persister = Persister(self.registry, self.db, settings.state_flush_interval)
         self.commands = CommandService(
-            self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.flush
+            self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.ensure_stored
         )
         self.persister.also_write(self.commands.write_outcomes)
         self.unclean_previous_run: dict[str, object] | None = None
@@ -86,6 +86,7 @@ class Gateway:
             stack.push_async_callback(self._record_stop)
             rows = await self.db.run(load_entities)
             self.registry.load(rows)
+            self.persister.note_stored(r.key for r in rows)
             now = self.clock.now().isoformat()
             self._run_id, self.unclean_previous_run = await self.db.run(lambda db: start_run(db, now))
             if self.unclean_previous_run is not None:

@@ -93,6 +93,37 @@ async def test_empty_retained_config_removes_the_entity(
         await eventually(lambda: gw.registry.get("light/hall/light") is None, what="entity removed")
 
 
+async def test_a_removed_device_rediscovered_under_another_topic_keeps_persisting(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    """Renamed in its bridge (new discovery topic, same unique_id): the old row gives the id up, nothing jams."""
+    async with make_gateway() as gw:
+        await _discover_hall(gw, mqtt, prefix)
+        await gw.persister.flush()
+        await _pub(mqtt, f"{prefix}/light/hall/light/config", b"")
+        await _pub(mqtt, f"{prefix}/light/hallway/light/config", LIGHT_CONFIG)
+        await eventually(lambda: gw.registry.get("light/hallway/light") is not None, what="rediscovered")
+        await gw.persister.flush()  # raised StorageError (UNIQUE constraint) before, and every later flush with it
+        await _pub(mqtt, "hand/hall/state", b'{"state":"OFF","brightness":10}')
+        await eventually(
+            lambda: (
+                (e := gw.registry.get("light/hallway/light")) is not None
+                and e.state == LightState(on=False, brightness=10)
+            ),
+            what="new state",
+        )
+        await gw.persister.flush()
+        assert gw.persister.last_error is None
+        db_path = gw.settings.database
+    with sqlite3.connect(db_path) as conn:
+        sql = "SELECT key, unique_id, removed_at IS NOT NULL, state FROM entities ORDER BY key"
+        rows = conn.execute(sql).fetchall()
+    assert rows == [
+        ("light/hall/light", None, 1, LightState(on=True, brightness=128).model_dump_json()),
+        ("light/hallway/light", "hand-hall-light", 0, LightState(on=False, brightness=10).model_dump_json()),
+    ]
+
+
 async def test_bad_configs_are_refused_with_counted_reasons_and_others_unaffected(
     make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
 ) -> None:

@@ -279,20 +279,24 @@ class AccountService:
 
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; AuthError with the precise code otherwise."""
-        session = await self._db.run(lambda db: store.session_by_digest(db, token_digest(token)))
-        return await self._check(session)
+        digest = token_digest(token)
+        found = await self._db.run(lambda db: store.with_account(db, store.session_by_digest(db, digest)))
+        return await self._check(found)
 
     async def recheck(self, principal: Principal) -> Principal:
         """Check a long-lived request's session again (e.g. an open stream); AuthError once it has ended."""
         session_id = principal.session.id
-        return await self._check(await self._db.run(lambda db: store.session_by_id(db, session_id)))
+        found = await self._db.run(lambda db: store.with_account(db, store.session_by_id(db, session_id)))
+        return await self._check(found)
 
-    async def _check(self, session: Session | None) -> Principal:
-        if session is None:
+    async def _check(self, found: tuple[Session, Account | None] | None) -> Principal:
+        if found is None:
             raise AuthError("unknown token", code="token_invalid")
+        session, account = found
+        if account is None:
+            raise NotFound(f"no account {session.account_id!r}", code="account_not_found")
         # Before the revocation check: suspending revokes every session too, and the client must learn why
         # (signing in again will not help until the operator enables the account).
-        account = await self.get(session.account_id)
         if account.status is AccountStatus.SUSPENDED:
             raise AuthError("the account is disabled", code="account_disabled")
         if account.status is AccountStatus.TERMINATED:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from ..storage.records import parse_time, transaction
+from ..storage.rows import insert_row, select_all, select_one
 from .models import Account, AccountStatus, Role, Session
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "session_by_id",
     "sessions_of",
     "touch_session",
+    "with_account",
 ]
 
 
@@ -58,7 +60,7 @@ def _session(row: dict[str, Any]) -> Session:
 
 
 def _one(db: sqlite_utils.Database, table: str, where: str, args: list[Any]) -> dict[str, Any] | None:
-    return next(db.table(table).rows_where(where, args, limit=1), None)
+    return select_one(db, f"SELECT * FROM {table} WHERE {where} LIMIT 1", args)
 
 
 def account_by_id(db: sqlite_utils.Database, account_id: str) -> Account | None:
@@ -81,7 +83,8 @@ def password_hash(db: sqlite_utils.Database, account_id: str) -> str | None:
 
 def accounts_where(db: sqlite_utils.Database, where: str | None, args: list[Any]) -> list[Account]:
     """Accounts matching an SQL condition, oldest first."""
-    return [_account(r) for r in db.table("accounts").rows_where(where, args, order_by="created_at, id")]
+    sql = f"SELECT * FROM accounts {'WHERE ' + where if where else ''} ORDER BY created_at, id"
+    return [_account(r) for r in select_all(db, sql, args)]
 
 
 def insert_account(db: sqlite_utils.Database, row: dict[str, Any], code: tuple[str, str] | None) -> None:
@@ -97,13 +100,18 @@ def insert_account(db: sqlite_utils.Database, row: dict[str, Any], code: tuple[s
 def insert_session(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     """Record a new session."""
     with transaction(db):
-        db.table("sessions").insert(row)
+        insert_row(db, "sessions", row)
 
 
 def session_by_digest(db: sqlite_utils.Database, token_hash: str) -> Session | None:
     """The session whose token has this digest."""
     row = _one(db, "sessions", "token_hash = ?", [token_hash])
     return None if row is None else _session(row)
+
+
+def with_account(db: sqlite_utils.Database, session: Session | None) -> tuple[Session, Account | None] | None:
+    """The session and its account, read in the same call (one trip to the writer thread per request)."""
+    return None if session is None else (session, account_by_id(db, session.account_id))
 
 
 def session_by_id(db: sqlite_utils.Database, session_id: str) -> Session | None:
@@ -114,7 +122,7 @@ def session_by_id(db: sqlite_utils.Database, session_id: str) -> Session | None:
 
 def sessions_of(db: sqlite_utils.Database, account_id: str) -> list[Session]:
     """Every session of an account, newest first."""
-    rows = db.table("sessions").rows_where("account_id = ?", [account_id], order_by="created_at desc")
+    rows = select_all(db, "SELECT * FROM sessions WHERE account_id = ? ORDER BY created_at DESC", [account_id])
     return [_session(r) for r in rows]
 
 

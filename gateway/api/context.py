@@ -55,7 +55,9 @@ class ApiContext:
     low_battery_percent: float
 
 
-def get_context(request: Request) -> ApiContext:
+# async although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
+# every request.
+async def get_context(request: Request) -> ApiContext:
     """The API context stored on the application."""
     ctx: ApiContext = request.app.state.ctx
     return ctx

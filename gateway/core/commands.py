@@ -91,10 +91,10 @@ class CommandService:
         db: Database,
         clock: Clock,
         timeout: float,
-        persist_entities: Callable[[], Awaitable[None]],
+        ensure_stored: Callable[[str], Awaitable[None]],
     ) -> None:
         self._registry = registry
-        self._persist_entities = persist_entities
+        self._ensure_stored = ensure_stored
         self._link = link
         self._db = db
         self._clock = clock
@@ -269,7 +269,7 @@ class CommandService:
             None,
         )
         # The command row references its entity, which the persister may not have written yet.
-        await self._persist_entities()
+        await self._ensure_stored(job.entity.id)
         await self._db.run(lambda db: insert_command(db, row))
 
     async def _finish(

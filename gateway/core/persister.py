@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import StorageError
 from ..storage import Database
@@ -26,6 +26,16 @@ class Persister:
         self._interval = interval
         self.last_error: StorageError | None = None
         self._writers: list[Callable[[], Awaitable[bool]]] = []
+        self._stored: set[str] = set()  # entity keys that have a row in the database
+
+    def note_stored(self, keys: Iterable[str]) -> None:
+        """These entities already have rows (loaded at start)."""
+        self._stored.update(keys)
+
+    async def ensure_stored(self, entity_id: str) -> None:
+        """Flush now if ``entity_id`` has no row yet (a command row references it); StorageError as flush."""
+        if entity_id not in self._stored:
+            await self.flush()
 
     def also_write(self, writer: Callable[[], Awaitable[bool]]) -> None:
         """Run ``writer`` with every flush, after the registry's changes: it writes what a failed write held back,
@@ -50,6 +60,7 @@ class Persister:
                 except StorageError:
                     self._registry.restore_changes(devices, rows, events)
                     raise
+                self._stored.update(r.key for r in rows)
             for writer in self._writers:
                 wrote = await writer() or wrote
         except StorageError as exc:

@@ -388,7 +388,9 @@ def _row(entity: Entity) -> EntityRow:
         device_id=entity.device_id,
         component=str(entity.component),
         kind=str(entity.kind),
-        unique_id=entity.config.unique_id,
+        # A removed entity gives its unique_id up (the index is unique): the same device may come back under
+        # another discovery topic, and its new row must not collide with the old one.
+        unique_id=None if entity.removed_at else entity.config.unique_id,
         name=entity.name,
         config=entity.raw_config,
         discovered_at=entity.discovered_at.isoformat(),

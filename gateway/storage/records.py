@@ -11,6 +11,8 @@ from typing import Any
 
 import sqlite_utils
 
+from .rows import insert_row, insert_rows, select_all, select_one, update_row, upsert_rows
+
 __all__ = [
     "CommandRow",
     "DeviceRow",
@@ -105,7 +107,8 @@ def transaction(db: sqlite_utils.Database) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.conn.execute("ROLLBACK")
+        if db.conn.in_transaction:  # SQLite has already rolled back after some errors (SQLITE_FULL among them)
+            db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
 
@@ -126,11 +129,13 @@ def write_batch(
                 (device.id, device.name, device.manufacturer, device.model, device.sw_version, device.first_seen),
             )
         if entities:
-            db.table("entities").upsert_all([_asdict(e) for e in entities], pk="key")
+            # Removed entities first: they give up their unique_id, which a new entity in the same batch may take.
+            ordered = sorted(entities, key=lambda e: e.removed_at is None)
+            values = ([getattr(e, c) for c in _ENTITY_COLUMNS] for e in ordered)
+            upsert_rows(db, "entities", "key", _ENTITY_COLUMNS, values)
         if events:
-            db.table("events").insert_all(
-                {"at": e.at, "entity_key": e.entity_key, "type": e.type, "data": json.dumps(e.data)} for e in events
-            )
+            event_values = ((e.at, e.entity_key, e.type, json.dumps(e.data)) for e in events)
+            insert_rows(db, "events", ("at", "entity_key", "type", "data"), event_values)
 
 
 def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
@@ -141,7 +146,7 @@ def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
 def insert_command(db: sqlite_utils.Database, row: CommandRow) -> None:
     """Record a new command before anything is published."""
     with transaction(db):
-        db.table("commands").insert(_asdict(row))
+        insert_row(db, "commands", _asdict(row))
 
 
 def update_command(
@@ -149,9 +154,8 @@ def update_command(
 ) -> None:
     """Record a command's outcome."""
     with transaction(db):
-        db.table("commands").update(
-            command_id, {"status": status, "reason": reason, "detail": detail, "finished_at": finished_at}
-        )
+        outcome = {"status": status, "reason": reason, "detail": detail, "finished_at": finished_at}
+        update_row(db, "commands", "id", command_id, outcome)
 
 
 def fail_unfinished_commands(db: sqlite_utils.Database, reason: str, detail: str, finished_at: str) -> list[str]:
@@ -167,15 +171,15 @@ def fail_unfinished_commands(db: sqlite_utils.Database, reason: str, detail: str
 
 def get_command(db: sqlite_utils.Database, command_id: str) -> CommandRow | None:
     """One command by id."""
-    row = next(db.table("commands").rows_where("id = ?", [command_id], limit=1), None)
+    row = select_one(db, "SELECT * FROM commands WHERE id = ?", [command_id])
     return None if row is None else CommandRow(**row)
 
 
 def recent_commands(db: sqlite_utils.Database, entity_key: str | None = None, limit: int = 50) -> list[CommandRow]:
     """The newest commands, optionally for one entity."""
-    where, args = ("entity_key = ?", [entity_key]) if entity_key else (None, [])
-    rows = db.table("commands").rows_where(where, args, order_by="created_at desc, rowid desc", limit=limit)
-    return [CommandRow(**row) for row in rows]
+    where, args = ("WHERE entity_key = ?", [entity_key]) if entity_key else ("", [])
+    sql = f"SELECT * FROM commands {where} ORDER BY created_at DESC, rowid DESC LIMIT ?"
+    return [CommandRow(**row) for row in select_all(db, sql, [*args, limit])]
 
 
 def start_run(db: sqlite_utils.Database, now: str) -> tuple[int, dict[str, Any] | None]:
@@ -190,13 +194,16 @@ def start_run(db: sqlite_utils.Database, now: str) -> tuple[int, dict[str, Any] 
 def heartbeat_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
     """Note that the gateway is still running (bounds an unclean stop's time)."""
     with transaction(db):
-        db.table("gateway_runs").update(run_id, {"heartbeat_at": now})
+        update_row(db, "gateway_runs", "id", run_id, {"heartbeat_at": now})
 
 
 def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
     """Record a clean stop."""
     with transaction(db):
         db.table("gateway_runs").update(run_id, {"heartbeat_at": now, "stopped_at": now})
+
+
+_ENTITY_COLUMNS = tuple(EntityRow.__dataclass_fields__)
 
 
 def _asdict(row: Any) -> dict[str, Any]:
