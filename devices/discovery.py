@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -99,15 +99,17 @@ class DiscoveryKey:
     component: Component
     node_id: str | None
     object_id: str
+    # Derived once: it is the entity's id, looked up on every message and command.
+    key: str = field(init=False, repr=False, compare=False)
+    """Stable textual id, e.g. ``light/u101-light/light``."""
 
-    @property
-    def key(self) -> str:
-        """Stable textual id, e.g. ``light/u101-light/light``."""
-        return (
-            f"{self.component}/{self.node_id}/{self.object_id}"
+    def __post_init__(self) -> None:
+        parts = (
+            (self.component.value, self.node_id, self.object_id)
             if self.node_id
-            else f"{self.component}/{self.object_id}"
+            else (self.component.value, self.object_id)
         )
+        object.__setattr__(self, "key", "/".join(parts))
 
 
 def discovery_topic(prefix: str, key: DiscoveryKey) -> str:

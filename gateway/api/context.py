@@ -59,63 +59,72 @@ class ApiContext:
 # every request.
 async def get_context(request: Request) -> ApiContext:
     """The API context stored on the application."""
+    return _context(request)
+
+
+def _context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+# The authentication dependencies below take the request and the bearer credentials directly rather than
+# through further dependencies: every level of FastAPI's dependency tree costs time on every request.
 
 
-async def current_principal(
-    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+async def current_principal(request: Request, credentials: Bearer) -> Principal:
     """The signed-in caller; 401 with the precise code otherwise."""
     if credentials is None:
         raise AuthError("sign in first: send Authorization: Bearer <token>", code="unauthenticated")
-    return await ctx.accounts.authenticate(credentials.credentials)
+    return await _context(request).accounts.authenticate(credentials.credentials)
 
 
 Who = Annotated[Principal, Depends(current_principal)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency admitting only these roles (checked before any id is looked up, so 403 leaks nothing)."""
-    allowed = ", ".join(str(r) for r in roles)
+def _check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        allowed = ", ".join(str(r) for r in roles)
+        raise AccessDenied(f"this needs the role {allowed}; you are {principal.role}", code="role_forbidden")
+    return principal
 
-    async def check(principal: Who) -> Principal:
-        if principal.role not in roles:
-            raise AccessDenied(f"this needs the role {allowed}; you are {principal.role}", code="role_forbidden")
-        return principal
+
+def require(*roles: Role) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
+    """A dependency admitting only these roles (checked before any id is looked up, so 403 leaks nothing)."""
+
+    async def check(request: Request, credentials: Bearer) -> Principal:
+        return _check_role(await current_principal(request, credentials), roles)
 
     return check
 
 
 APP_VERSION_HEADER = "X-App-Version"
+StatedVersion = Annotated[
+    str | None,
+    Header(
+        max_length=32,
+        description="The resident app's version, e.g. 2.4.1; below the operator's minimum: app_update_required",
+    ),
+]
 
 
-async def app_version(
-    ctx: Ctx,
-    x_app_version: Annotated[
-        str | None,
-        Header(
-            max_length=32,
-            description="The resident app's version, e.g. 2.4.1; below the operator's minimum: app_update_required",
-        ),
-    ] = None,
-) -> AppVersionCheck:
+async def app_version(request: Request, x_app_version: StatedVersion = None) -> AppVersionCheck:
     """The version the client states, checked for form (422 ``app_version_invalid``)."""
-    return ctx.policy.app_check(x_app_version)
+    return _context(request).policy.app_check(x_app_version)
 
 
 AppHeader = Annotated[AppVersionCheck, Depends(app_version)]
 
 
-async def resident_app(
-    principal: Annotated[Principal, Depends(require(Role.RESIDENT))], ctx: Ctx, app: AppHeader
-) -> Principal:
+async def resident_app(request: Request, credentials: Bearer, x_app_version: StatedVersion = None) -> Principal:
     """A resident, through an app version the operator still allows (403 ``app_update_required``)."""
-    ctx.policy.check_app(app)
+    # Signed in first, then the version: a caller without a session learns that before anything else.
+    principal = _check_role(await current_principal(request, credentials), (Role.RESIDENT,))
+    policy = _context(request).policy
+    policy.check_app(policy.app_check(x_app_version))
     return principal
 
 

@@ -61,6 +61,8 @@ class ApiServer:
             access_log=False,
             timeout_graceful_shutdown=3,
             server_header=False,
+            # No proxy in front: X-Forwarded-For from a local client must not rewrite who the caller is.
+            proxy_headers=False,
             limit_concurrency=512,
             timeout_keep_alive=30,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -255,7 +254,7 @@ class Registry:
         self.metrics.accepted["state"] += 1
         self._dirty.add(entity.id)
         if changed:
-            self.record_event(entity.id, "state", json.loads(state.model_dump_json()))
+            self.record_event(entity.id, "state", state.model_dump(mode="json"))
         for listener in self._listeners:
             listener.on_state(entity)
 
