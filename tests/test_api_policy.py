@@ -13,10 +13,11 @@ import aiomqtt
 import pytest
 
 from devices import LockStatus
-from gateway.accounts import AccountStatus
+from gateway.api.runner import MAX_DECISION_AGE
 from gateway.clock import ManualClock
+from gateway.core.commands import CommandResult, CommandStatus
 from gateway.errors import PolicyRefused
-from gateway.policy import AppVersionCheck
+from gateway.policy import Allowed, AppVersionCheck
 from tests.api_harness import (
     AGREEMENT,
     Api,
@@ -397,25 +398,80 @@ async def test_rules_survive_a_restart(
 
 
 @EMBEDDED
-async def test_a_scheduler_acting_for_a_resident_gets_the_same_decisions(
+async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
-        policy, accounts = api.service.policy, api.service.accounts
-        alice = await accounts.get(b.alice_id)
-        lock = "lock/u101-lock/lock"
-        allowed = await policy.authorize(alice, None, AppVersionCheck(), lock, UNLOCK)  # no app session: a schedule
-        assert allowed.request.device.unit_id == "a" and allowed.at == clock.now()
+    """A schedule has no app session; it decides with PolicyService.authorize and hands the decision to the same
+    CommandRunner the API uses. Each link failing alone publishes nothing; once all hold, the command goes out."""
+    async with (
+        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        building(api) as b,
+        spying(api) as spy,
+    ):
+        policy, accounts, runner = api.service.policy, api.service.accounts, api.service.runner
+        lock, op = "lock/u101-lock/lock", bearer(api.operator)
+
+        async def decide_for_alice(entity_id: str = lock) -> Allowed:
+            alice = await accounts.get(b.alice_id)
+            return await policy.authorize(alice, None, AppVersionCheck(), entity_id, UNLOCK)
+
+        async def scheduled(entity_id: str = lock) -> CommandResult:
+            _, outcome = runner.submit(await decide_for_alice(entity_id), timeout=5)
+            return await outcome
+
+        async def refused(code: str, link: str, entity_id: str = lock) -> PolicyRefused:
+            before = await command_rows(api)
+            with pytest.raises(PolicyRefused) as caught:
+                await scheduled(entity_id)
+            assert (caught.value.code, caught.value.link) == (code, link)
+            assert await command_rows(api) == before
+            return caught.value
+
         await set_contract(api, status="suspended")
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(alice, None, AppVersionCheck(), lock, UNLOCK)
-        assert (refused.value.code, refused.value.link) == ("lessor_contract_inactive", "contract")
+        await refused("lessor_contract_inactive", "contract")
         await set_contract(api)
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(alice, None, AppVersionCheck(), "lock/u102-lock/lock", UNLOCK)
-        assert refused.value.code == "device_not_in_unit"
-        await accounts.set_status(b.alice_id, AccountStatus.SUSPENDED, "moved abroad")
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(await accounts.get(b.alice_id), None, AppVersionCheck(), lock, UNLOCK)
-        assert refused.value.code == "account_disabled" and "moved abroad" in str(refused.value)
-        assert b.sims["a"].lock.state.status is LockStatus.LOCKED
+        await assert_lock_untouched(api, b, spy)
+
+        await set_contract(api, plan={"device_kinds": ["light", "thermostat", "leak_sensor", "battery_sensor"]})
+        await refused("plan_excludes_device_kind", "plan")
+        await set_contract(api)
+        await assert_lock_untouched(api, b, spy)
+
+        await publish(api, "2026-02")
+        await refused("agreement_not_accepted", "agreement")
+        assert (await accept(api, b.alice, "2026-02")).status_code == 200
+        await assert_lock_untouched(api, b, spy)
+
+        await refused("device_not_in_unit", "device", "lock/u102-lock/lock")  # bob's lock
+        await assert_lock_untouched(api, b, spy)
+        assert b.sims["b"].lock.state.status is LockStatus.LOCKED
+
+        r = await api.http.post(f"/operator/accounts/{b.alice_id}/disable", json={"reason": "moved abroad"}, headers=op)
+        assert r.status_code == 200, r.text
+        assert "moved abroad" in str(await refused("account_disabled", "account"))
+        assert (await api.http.post(f"/operator/accounts/{b.alice_id}/enable", headers=op)).status_code == 200
+        b.alice = await api.login("alice")
+        await assert_lock_untouched(api, b, spy)
+
+        # a decision goes stale: the chain may have changed since (here the contract ended in between)
+        allowed = await decide_for_alice()
+        assert allowed.request.device.unit_id == "a" and allowed.at == clock.now()
+        await set_contract(api, ends_at=(clock.now() + MAX_DECISION_AGE).isoformat())
+        clock.advance(MAX_DECISION_AGE + timedelta(microseconds=1))
+        with pytest.raises(PolicyRefused) as stale:
+            runner.submit(allowed, timeout=5)
+        assert stale.value.code == "decision_stale"
+        await set_contract(api)
+        with pytest.raises(TypeError, match="authorize"):
+            runner.submit(allowed.request, timeout=5)  # type: ignore[arg-type]
+        await assert_lock_untouched(api, b, spy)
+
+        # every link holds: the schedule's unlock goes out (so the spy would have seen any of the above), once
+        allowed = await decide_for_alice()
+        _, outcome = runner.submit(allowed, timeout=5)
+        result = await outcome
+        assert result.status is CommandStatus.CONFIRMED and result.actor == f"account:{b.alice_id}"
+        assert spy.saw("lock") and b.sims["a"].lock.state.status is LockStatus.UNLOCKED
+        with pytest.raises(PolicyRefused) as spent:
+            runner.submit(allowed, timeout=5)
+        assert spent.value.code == "decision_spent"
