@@ -258,3 +258,26 @@ def _discovered(gateway: Gateway, device_id: str) -> Callable[[], bool]:
 def new_username() -> str:
     """A fresh username."""
     return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Resident:
+    """Property p1, its manager, unit ``a`` and a signed-in resident alice."""
+
+    manager: str
+    account_id: str
+    token: str
+    username: str = "alice"
+
+
+async def resident(api: Api) -> Resident:
+    """Set up a property, a manager, a unit and a resident (no devices: these tests are about accounts; the plan
+    allows several app devices, as sessions here are about expiry and revocation, not the single-device licence)."""
+    r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
+    assert r.status_code == 201, r.text
+    await set_contract(api, plan={"app_devices_per_account": 5})
+    manager = await api.staff("maria.manager", "manager", "p1")
+    r = await api.http.post("/properties/p1/units", json={"label": "u101", "id": "a"}, headers=bearer(manager))
+    assert r.status_code == 201, r.text
+    account_id, token = await api.move_in(manager, "p1", "a", "alice")
+    return Resident(manager, account_id, token)

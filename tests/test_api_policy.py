@@ -170,7 +170,7 @@ async def test_each_link_failing_alone_gives_its_own_code_and_actuates_nothing(
         # (3) the account, disabled by the operator: effective on the very next request
         r = await api.http.post(f"/operator/accounts/{b.alice_id}/disable", json={"reason": "chargeback"}, headers=op)
         assert r.status_code == 200, r.text
-        await refused(401, "account_disabled")
+        assert (await refused(401, "account_disabled"))["reason"] == "chargeback"  # the resident learns why
         r = await api.http.post(f"/operator/accounts/{b.alice_id}/enable", headers=op)
         assert r.status_code == 200, r.text
         b.alice = await api.login("alice")
