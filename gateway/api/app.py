@@ -12,6 +12,8 @@ from .routes_auth import router as auth_router
 from .routes_checks import operator_router as checks_operator_router
 from .routes_checks import property_router as checks_property_router
 from .routes_checks import resident_router as checks_resident_router
+from .routes_console import page_router as console_page_router
+from .routes_console import router as console_router
 from .routes_operator import router as operator_router
 from .routes_property import router as property_router
 from .routes_resident import router as resident_router
@@ -97,8 +99,10 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         checks_resident_router,
         checks_property_router,
         checks_operator_router,
+        console_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(console_page_router)  # the console's web page, at /console
     install_problem_handlers(app)
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}

@@ -330,9 +330,9 @@ class PolicyService:
         log.info("arbitration opt-out recorded", extra={"account": account_id})
         return now, True
 
-    async def property_acceptances(self, property_id: str) -> list[store.UnitAcceptance]:
-        """Per unit, each resident and the latest version they accepted (console)."""
-        return await self._db.run(lambda db: store.property_acceptances(db, property_id))
+    async def property_agreements(self, property_id: str) -> list[store.ResidentAgreement]:
+        """Each current resident of the property with every acceptance and their opt-out (console)."""
+        return await self._db.run(lambda db: store.property_agreements(db, property_id))
 
     def forget(self, account_id: str) -> None:
         """Drop a cached record (e.g. after the account ended); it is read again from the database if needed."""
