@@ -205,13 +205,14 @@ async def accept(api: Api, token: str, version: str = AGREEMENT) -> httpx.Respon
 
 
 @contextlib.asynccontextmanager
-async def building(api: Api, plan: dict[str, Any] | None = None) -> AsyncIterator[Building]:
+async def building(api: Api, plan: dict[str, Any] | None = None, *, agreement: bool = True) -> AsyncIterator[Building]:
     """Set up property p1 (an active contract with ``plan``, agreement version AGREEMENT in effect) with two bound,
-    simulated units and a resident in each who has accepted the agreement."""
+    simulated units and a resident in each who has accepted the agreement (``agreement`` False: no version is
+    published, so nobody has accepted one)."""
     r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
     assert r.status_code == 201, r.text
     await set_contract(api, plan=plan or {})
-    if not any(
+    if agreement and not any(
         v["version"] == AGREEMENT
         for v in (await api.http.get("/operator/agreements", headers=bearer(api.operator))).json()
     ):
@@ -245,7 +246,7 @@ async def building(api: Api, plan: dict[str, Any] | None = None) -> AsyncIterato
         )
         alice_id, alice = await api.move_in(manager, "p1", "a", "alice")
         bob_id, bob = await api.move_in(manager, "p1", "b", "bob")
-        for token in (alice, bob):
+        for token in (alice, bob) if agreement else ():
             r = await accept(api, token)
             assert r.status_code == 200, r.text
         yield Building(api, manager, installer, alice, alice_id, bob, bob_id, sims)

@@ -227,6 +227,9 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
         assert body["in_force"] is True and body["lapse"] is None
         r = await command(api, b.alice, lock, {"action": "lock"})
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+        bobs_lock = b.entity("b", "lock", "lock")
+        r = await command(api, b.bob, bobs_lock, UNLOCK)  # bob's door is left unlocked
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
 
         async with api.http.stream("GET", "/me/stream", headers=bearer(b.alice)) as stream:
             assert stream.status_code == 200
@@ -237,7 +240,7 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
             before = await command_rows(api)
             body = problem(await command(api, b.alice, lock, UNLOCK), 403, "lessor_contract_inactive")
             assert body["reason"] == "ended" and datetime.fromisoformat(body["ends_at"]) == ends
-            problem(await command(api, b.bob, b.entity("b", "lock", "lock"), UNLOCK), 403, "lessor_contract_inactive")
+            problem(await command(api, b.bob, bobs_lock, {"action": "lock"}), 403, "lessor_contract_inactive")
             # the open stream ends at its next keepalive
             async with asyncio.timeout(5):
                 async for _ in stream.aiter_lines():
@@ -246,8 +249,9 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
         spy.topics.clear()
         await asyncio.sleep(0.2)  # nothing is scheduled to go out; give a stray publish the chance to show
         assert spy.topics == []
+        # each lock stays in its last state: nothing locks or unlocks because the service ended
         assert b.sims["a"].lock.state.status is LockStatus.LOCKED
-        assert b.sims["b"].lock.state.status is LockStatus.LOCKED
+        assert b.sims["b"].lock.state.status is LockStatus.UNLOCKED
         assert api.gateway.registry.get("lock/u101-lock/lock") is not None
 
         # the manager's console shows why
@@ -258,6 +262,49 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
 
         # renewed: control comes back, again with no restart
         await set_contract(api, ends_at=(ends + timedelta(days=365)).isoformat())
+        r = await command(api, b.alice, lock, UNLOCK)
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+
+
+@EMBEDDED
+async def test_no_contract_on_record_refuses_control_over_http(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    """The API cannot remove a contract; a gateway whose record is gone (restored from an older backup, say) starts
+    with none, and residents are told so."""
+    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+        alice = b.alice
+        await api.gateway.db.run(lambda db: db.conn.execute("DELETE FROM contracts WHERE property_id = 'p1'"))
+    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api:
+        before = await command_rows(api)
+        body = problem(await command(api, alice, "lock.u101-lock.lock", UNLOCK), 403, "lessor_contract_inactive")
+        assert (body["reason"], body["link"]) == ("no_contract", "contract")
+        assert await command_rows(api) == before
+        status = (await api.http.get("/me/service", headers=bearer(alice))).json()
+        assert (status["can_control"], status["contract_lapse"]) == (False, "no_contract")
+
+
+@EMBEDDED
+async def test_no_agreement_in_effect_refuses_control_until_one_is_published_and_accepted(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with (
+        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        building(api, agreement=False) as b,
+        spying(api) as spy,
+    ):
+        lock = b.entity("a", "lock", "lock")
+        body = problem(await command(api, b.alice, lock, UNLOCK), 403, "agreement_unavailable")
+        assert body["link"] == "agreement"
+        status = (await api.http.get("/me/service", headers=bearer(b.alice))).json()
+        assert status["refusal"]["code"] == "agreement_unavailable" and status["agreement_version"] is None
+        assert (await api.http.get("/me/agreement", headers=bearer(b.alice))).json()["current"] is None
+        assert await command_rows(api) == 0
+
+        await publish(api, AGREEMENT)
+        problem(await command(api, b.alice, lock, UNLOCK), 403, "agreement_not_accepted")
+        assert (await accept(api, b.alice)).status_code == 200
+        await assert_lock_untouched(api, b, spy)  # nothing went out while refused
         r = await command(api, b.alice, lock, UNLOCK)
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
 
