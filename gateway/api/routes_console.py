@@ -8,15 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
+from ..building import Unit
 from ..errors import NotFound
-from ..policy import opt_out_deadline
+from ..policy import AgreementVersion, contract_lapse, opt_out_deadline
 from ..policy.store import ResidentAgreement
-from .context import Ctx, Manager, own_property
+from .context import ApiContext, Ctx, Manager, own_property
 from .problems import PROBLEM_RESPONSES
 from .routes_rules import contract_out
 from .schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
 
-__all__ = ["SECURITY_HEADERS", "page_router", "resident_acceptance", "router"]
+__all__ = ["SECURITY_HEADERS", "agreements_by_unit", "page_router", "resident_acceptance", "router"]
 
 router = APIRouter(prefix="/properties", tags=["property"], responses=PROBLEM_RESPONSES)
 page_router = APIRouter(include_in_schema=False)
@@ -42,6 +43,17 @@ _MEDIA_TYPES = {
 _ASSETS = {name: (resources.files("gateway.api") / "console" / name).read_bytes() for name in _MEDIA_TYPES}
 
 
+async def agreements_by_unit(
+    ctx: ApiContext, property_id: str
+) -> tuple[AgreementVersion | None, set[str] | None, list[tuple[Unit, list[ResidentAgreement]]]]:
+    """The agreement version in effect, the versions that count as up to date (the one in effect and any published
+    after it; None while none is in effect), and each unit of the property with its current residents' records."""
+    current = ctx.policy.current_version()
+    fresh = None if current is None else ctx.policy.acceptable_versions()
+    rows = await ctx.policy.property_agreements(property_id)
+    return current, fresh, [(u, [r for r in rows if r.unit_id == u.id]) for u in ctx.building.units(property_id)]
+
+
 def resident_acceptance(r: ResidentAgreement, up_to_date_versions: set[str] | None) -> dict[str, Any]:
     """A resident's latest acceptance, as both console views show it (``None``: no version is in effect)."""
     latest = r.latest
@@ -64,10 +76,8 @@ async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
     pid = own_property(principal, ctx, property_id)
     now = ctx.gateway.clock.now()
     contract = ctx.policy.contract(pid)
-    shown = None if contract is None else contract_out(ctx, contract)
-    current = ctx.policy.current_version()
-    fresh = None if current is None else ctx.policy.acceptable_versions()
-    rows = await ctx.policy.property_agreements(pid)
+    lapse = contract_lapse(contract, now)
+    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
     units = [
         ConsoleUnitOut(
             unit_id=u.id,
@@ -75,26 +85,24 @@ async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
             residents=[
                 ConsoleResidentOut(
                     **resident_acceptance(r, fresh),
-                    acceptances=[
-                        ConsoleAcceptanceOut(version=a.version, accepted_at=a.accepted_at) for a in r.acceptances
-                    ],
+                    acceptances=[ConsoleAcceptanceOut.model_validate(a) for a in r.acceptances],
                     arbitration_opt_out_at=r.record.opted_out_at,
                     opt_out_deadline=opt_out_deadline(r.record),
                 )
-                for r in rows
-                if r.unit_id == u.id
+                for r in residents
             ],
         )
-        for u in ctx.building.units(pid)
+        for u, residents in by_unit
     ]
-    await ctx.audit.record(principal, "property.read_console", property_id=pid, detail={"residents": len(rows)})
+    shown_residents = sum(len(u.residents) for u in units)
+    await ctx.audit.record(principal, "property.read_console", property_id=pid, detail={"residents": shown_residents})
     return ConsoleOut(
         property_id=pid,
         property_name=ctx.building.property(pid).name,
         at=now,
-        service_in_force=shown is not None and shown.in_force,
-        lapse="no_contract" if shown is None else shown.lapse,
-        contract=shown,
+        service_in_force=lapse is None,
+        lapse=lapse,
+        contract=None if contract is None else contract_out(ctx, contract),
         current_version=None if current is None else current.version,
         current_effective_at=None if current is None else current.effective_at,
         units=units,

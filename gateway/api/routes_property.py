@@ -12,7 +12,7 @@ from ..building.health import property_health
 from ..errors import NotFound
 from .context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .routes_console import resident_acceptance
+from .routes_console import agreements_by_unit, resident_acceptance
 from .routes_rules import contract_of, contract_out
 from .schemas import (
     AccountOut,
@@ -202,17 +202,14 @@ async def property_contract(property_id: Id, principal: Staff, ctx: Ctx) -> Cont
 async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleAgreementsOut:
     """Per unit, who has accepted which version of the end-user agreement (manager; an audited read)."""
     pid = own_property(principal, ctx, property_id)
-    current = ctx.policy.current_version()
-    # up to date: the version in effect, or one published after it
-    fresh = None if current is None else ctx.policy.acceptable_versions()
-    rows = await ctx.policy.property_agreements(pid)
+    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
     units = [
         UnitAcceptancesOut(
             unit_id=u.id,
             label=u.label,
-            residents=[ResidentAcceptanceOut(**resident_acceptance(r, fresh)) for r in rows if r.unit_id == u.id],
+            residents=[ResidentAcceptanceOut(**resident_acceptance(r, fresh)) for r in residents],
         )
-        for u in ctx.building.units(pid)
+        for u, residents in by_unit
     ]
     await ctx.audit.record(principal, "property.read_agreements", property_id=pid)
     return ConsoleAgreementsOut(
