@@ -93,9 +93,14 @@ class RequestError(GatewayError):
 
 
 class AuthError(RequestError):
-    """No valid credentials: bad login, unknown, expired or revoked session, disabled account (401)."""
+    """No valid credentials: bad login, unknown, expired or revoked session, disabled account (401); ``extra``
+    carries what the client needs to act on it (e.g. why the account was disabled)."""
 
     code = "unauthenticated"
+
+    def __init__(self, message: str, *, code: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, code=code)
+        self.extra: dict[str, Any] = dict(extra or {})
 
 
 class TooManyAttempts(AuthError):

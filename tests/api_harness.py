@@ -205,13 +205,14 @@ async def accept(api: Api, token: str, version: str = AGREEMENT) -> httpx.Respon
 
 
 @contextlib.asynccontextmanager
-async def building(api: Api, plan: dict[str, Any] | None = None) -> AsyncIterator[Building]:
+async def building(api: Api, plan: dict[str, Any] | None = None, *, agreement: bool = True) -> AsyncIterator[Building]:
     """Set up property p1 (an active contract with ``plan``, agreement version AGREEMENT in effect) with two bound,
-    simulated units and a resident in each who has accepted the agreement."""
+    simulated units and a resident in each who has accepted the agreement (``agreement`` False: no version is
+    published, so nobody has accepted one)."""
     r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
     assert r.status_code == 201, r.text
     await set_contract(api, plan=plan or {})
-    if not any(
+    if agreement and not any(
         v["version"] == AGREEMENT
         for v in (await api.http.get("/operator/agreements", headers=bearer(api.operator))).json()
     ):
@@ -245,7 +246,7 @@ async def building(api: Api, plan: dict[str, Any] | None = None) -> AsyncIterato
         )
         alice_id, alice = await api.move_in(manager, "p1", "a", "alice")
         bob_id, bob = await api.move_in(manager, "p1", "b", "bob")
-        for token in (alice, bob):
+        for token in (alice, bob) if agreement else ():
             r = await accept(api, token)
             assert r.status_code == 200, r.text
         yield Building(api, manager, installer, alice, alice_id, bob, bob_id, sims)
@@ -258,3 +259,26 @@ def _discovered(gateway: Gateway, device_id: str) -> Callable[[], bool]:
 def new_username() -> str:
     """A fresh username."""
     return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Resident:
+    """Property p1, its manager, unit ``a`` and a signed-in resident alice."""
+
+    manager: str
+    account_id: str
+    token: str
+    username: str = "alice"
+
+
+async def resident(api: Api) -> Resident:
+    """Set up a property, a manager, a unit and a resident (no devices: these tests are about accounts; the plan
+    allows several app devices, as sessions here are about expiry and revocation, not the single-device licence)."""
+    r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
+    assert r.status_code == 201, r.text
+    await set_contract(api, plan={"app_devices_per_account": 5})
+    manager = await api.staff("maria.manager", "manager", "p1")
+    r = await api.http.post("/properties/p1/units", json={"label": "u101", "id": "a"}, headers=bearer(manager))
+    assert r.status_code == 201, r.text
+    account_id, token = await api.move_in(manager, "p1", "a", "alice")
+    return Resident(manager, account_id, token)

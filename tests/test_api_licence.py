@@ -94,6 +94,55 @@ async def test_second_app_device_displaces_the_first_when_the_plan_says_so(
         assert await works(api, phone) and await works(api, laptop)
 
 
+async def test_lowering_the_app_device_limit_ends_surplus_sessions_at_once_keeping_the_most_recently_used(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with (
+        running_api(make_gateway, broker, prefix, clock) as api,
+        building(api, {"app_devices_per_account": 3}) as b,
+    ):
+        phone = b.alice  # signed in first, by the building's set-up
+        clock.advance(timedelta(minutes=2))
+        tablet = (await sign_in(api, "alice", "tablet")).json()["token"]
+        bob_tablet = (await sign_in(api, "bob", "tablet")).json()["token"]
+        clock.advance(timedelta(minutes=2))
+        laptop = (await sign_in(api, "alice", "laptop")).json()["token"]
+        clock.advance(timedelta(minutes=2))
+        assert await works(api, phone)  # the oldest sign-in, but now the most recently used
+        console = await api.login("maria.manager")  # staff are not app users: no limit applies to them
+
+        await set_contract(api, plan={"app_devices_per_account": 2})
+        body = problem(await api.http.get("/me/unit", headers=bearer(tablet)), 401, "session_displaced")
+        assert "plan now allows fewer app devices" in body["detail"]
+        assert await works(api, laptop) and await works(api, phone)
+        # bob has two, within the new limit (seen by the operator: using them would change which is more recent)
+        bobs = (await api.http.get(f"/operator/accounts/{b.bob_id}/sessions", headers=bearer(api.operator))).json()
+        assert [s["revoked_at"] for s in bobs] == [None, None]
+        clock.advance(timedelta(minutes=2))
+        assert await works(api, phone)  # alice's most recently used again
+
+        await set_contract(api, plan={"app_devices_per_account": 1})
+        problem(await api.http.get("/me/unit", headers=bearer(laptop)), 401, "session_displaced")
+        problem(await api.http.get("/me/unit", headers=bearer(b.bob)), 401, "session_displaced")  # used least lately
+        assert await works(api, phone) and await works(api, bob_tablet)
+        for manager in (b.manager, console):
+            assert (await api.http.get("/properties/p1/units", headers=bearer(manager))).status_code == 200
+        sessions = (await api.http.get("/me/sessions", headers=bearer(phone))).json()
+        assert {s["client"]: s["revoked_reason"] for s in sessions} == {
+            None: None,
+            "tablet": "plan limit lowered",
+            "laptop": "plan limit lowered",
+        }
+
+        # audited, one entry per ended session; recording the same limit again ends nothing more
+        await set_contract(api, plan={"app_devices_per_account": 1})
+        audit = (await api.http.get("/operator/audit", headers=bearer(api.operator))).json()["entries"]
+        ended = [e for e in audit if e["action"] == "session.ended_by_plan"]
+        assert sorted(e["unit_id"] for e in ended) == ["a", "a", "b"]
+        assert all(e["actor_role"] == "operator" and e["property_id"] == "p1" for e in ended)
+        assert await works(api, phone) and await works(api, bob_tablet)
+
+
 async def test_resident_lists_ends_and_reports_own_sessions(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:

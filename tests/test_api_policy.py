@@ -13,10 +13,11 @@ import aiomqtt
 import pytest
 
 from devices import LockStatus
-from gateway.accounts import AccountStatus
+from gateway.api.runner import MAX_DECISION_AGE
 from gateway.clock import ManualClock
+from gateway.core.commands import CommandResult, CommandStatus
 from gateway.errors import PolicyRefused
-from gateway.policy import AppVersionCheck
+from gateway.policy import Allowed, AppVersionCheck
 from tests.api_harness import (
     AGREEMENT,
     Api,
@@ -169,7 +170,7 @@ async def test_each_link_failing_alone_gives_its_own_code_and_actuates_nothing(
         # (3) the account, disabled by the operator: effective on the very next request
         r = await api.http.post(f"/operator/accounts/{b.alice_id}/disable", json={"reason": "chargeback"}, headers=op)
         assert r.status_code == 200, r.text
-        await refused(401, "account_disabled")
+        assert (await refused(401, "account_disabled"))["reason"] == "chargeback"  # the resident learns why
         r = await api.http.post(f"/operator/accounts/{b.alice_id}/enable", headers=op)
         assert r.status_code == 200, r.text
         b.alice = await api.login("alice")
@@ -226,6 +227,9 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
         assert body["in_force"] is True and body["lapse"] is None
         r = await command(api, b.alice, lock, {"action": "lock"})
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+        bobs_lock = b.entity("b", "lock", "lock")
+        r = await command(api, b.bob, bobs_lock, UNLOCK)  # bob's door is left unlocked
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
 
         async with api.http.stream("GET", "/me/stream", headers=bearer(b.alice)) as stream:
             assert stream.status_code == 200
@@ -236,7 +240,7 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
             before = await command_rows(api)
             body = problem(await command(api, b.alice, lock, UNLOCK), 403, "lessor_contract_inactive")
             assert body["reason"] == "ended" and datetime.fromisoformat(body["ends_at"]) == ends
-            problem(await command(api, b.bob, b.entity("b", "lock", "lock"), UNLOCK), 403, "lessor_contract_inactive")
+            problem(await command(api, b.bob, bobs_lock, {"action": "lock"}), 403, "lessor_contract_inactive")
             # the open stream ends at its next keepalive
             async with asyncio.timeout(5):
                 async for _ in stream.aiter_lines():
@@ -245,8 +249,9 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
         spy.topics.clear()
         await asyncio.sleep(0.2)  # nothing is scheduled to go out; give a stray publish the chance to show
         assert spy.topics == []
+        # each lock stays in its last state: nothing locks or unlocks because the service ended
         assert b.sims["a"].lock.state.status is LockStatus.LOCKED
-        assert b.sims["b"].lock.state.status is LockStatus.LOCKED
+        assert b.sims["b"].lock.state.status is LockStatus.UNLOCKED
         assert api.gateway.registry.get("lock/u101-lock/lock") is not None
 
         # the manager's console shows why
@@ -257,6 +262,49 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
 
         # renewed: control comes back, again with no restart
         await set_contract(api, ends_at=(ends + timedelta(days=365)).isoformat())
+        r = await command(api, b.alice, lock, UNLOCK)
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+
+
+@EMBEDDED
+async def test_no_contract_on_record_refuses_control_over_http(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    """The API cannot remove a contract; a gateway whose record is gone (restored from an older backup, say) starts
+    with none, and residents are told so."""
+    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+        alice = b.alice
+        await api.gateway.db.run(lambda db: db.conn.execute("DELETE FROM contracts WHERE property_id = 'p1'"))
+    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api:
+        before = await command_rows(api)
+        body = problem(await command(api, alice, "lock.u101-lock.lock", UNLOCK), 403, "lessor_contract_inactive")
+        assert (body["reason"], body["link"]) == ("no_contract", "contract")
+        assert await command_rows(api) == before
+        status = (await api.http.get("/me/service", headers=bearer(alice))).json()
+        assert (status["can_control"], status["contract_lapse"]) == (False, "no_contract")
+
+
+@EMBEDDED
+async def test_no_agreement_in_effect_refuses_control_until_one_is_published_and_accepted(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with (
+        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        building(api, agreement=False) as b,
+        spying(api) as spy,
+    ):
+        lock = b.entity("a", "lock", "lock")
+        body = problem(await command(api, b.alice, lock, UNLOCK), 403, "agreement_unavailable")
+        assert body["link"] == "agreement"
+        status = (await api.http.get("/me/service", headers=bearer(b.alice))).json()
+        assert status["refusal"]["code"] == "agreement_unavailable" and status["agreement_version"] is None
+        assert (await api.http.get("/me/agreement", headers=bearer(b.alice))).json()["current"] is None
+        assert await command_rows(api) == 0
+
+        await publish(api, AGREEMENT)
+        problem(await command(api, b.alice, lock, UNLOCK), 403, "agreement_not_accepted")
+        assert (await accept(api, b.alice)).status_code == 200
+        await assert_lock_untouched(api, b, spy)  # nothing went out while refused
         r = await command(api, b.alice, lock, UNLOCK)
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
 
@@ -397,25 +445,80 @@ async def test_rules_survive_a_restart(
 
 
 @EMBEDDED
-async def test_a_scheduler_acting_for_a_resident_gets_the_same_decisions(
+async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
-        policy, accounts = api.service.policy, api.service.accounts
-        alice = await accounts.get(b.alice_id)
-        lock = "lock/u101-lock/lock"
-        allowed = await policy.authorize(alice, None, AppVersionCheck(), lock, UNLOCK)  # no app session: a schedule
-        assert allowed.request.device.unit_id == "a" and allowed.at == clock.now()
+    """A schedule has no app session; it decides with PolicyService.authorize and hands the decision to the same
+    CommandRunner the API uses. Each link failing alone publishes nothing; once all hold, the command goes out."""
+    async with (
+        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        building(api) as b,
+        spying(api) as spy,
+    ):
+        policy, accounts, runner = api.service.policy, api.service.accounts, api.service.runner
+        lock, op = "lock/u101-lock/lock", bearer(api.operator)
+
+        async def decide_for_alice(entity_id: str = lock) -> Allowed:
+            alice = await accounts.get(b.alice_id)
+            return await policy.authorize(alice, None, AppVersionCheck(), entity_id, UNLOCK)
+
+        async def scheduled(entity_id: str = lock) -> CommandResult:
+            _, outcome = runner.submit(await decide_for_alice(entity_id), timeout=5)
+            return await outcome
+
+        async def refused(code: str, link: str, entity_id: str = lock) -> PolicyRefused:
+            before = await command_rows(api)
+            with pytest.raises(PolicyRefused) as caught:
+                await scheduled(entity_id)
+            assert (caught.value.code, caught.value.link) == (code, link)
+            assert await command_rows(api) == before
+            return caught.value
+
         await set_contract(api, status="suspended")
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(alice, None, AppVersionCheck(), lock, UNLOCK)
-        assert (refused.value.code, refused.value.link) == ("lessor_contract_inactive", "contract")
+        await refused("lessor_contract_inactive", "contract")
         await set_contract(api)
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(alice, None, AppVersionCheck(), "lock/u102-lock/lock", UNLOCK)
-        assert refused.value.code == "device_not_in_unit"
-        await accounts.set_status(b.alice_id, AccountStatus.SUSPENDED, "moved abroad")
-        with pytest.raises(PolicyRefused) as refused:
-            await policy.authorize(await accounts.get(b.alice_id), None, AppVersionCheck(), lock, UNLOCK)
-        assert refused.value.code == "account_disabled" and "moved abroad" in str(refused.value)
-        assert b.sims["a"].lock.state.status is LockStatus.LOCKED
+        await assert_lock_untouched(api, b, spy)
+
+        await set_contract(api, plan={"device_kinds": ["light", "thermostat", "leak_sensor", "battery_sensor"]})
+        await refused("plan_excludes_device_kind", "plan")
+        await set_contract(api)
+        await assert_lock_untouched(api, b, spy)
+
+        await publish(api, "2026-02")
+        await refused("agreement_not_accepted", "agreement")
+        assert (await accept(api, b.alice, "2026-02")).status_code == 200
+        await assert_lock_untouched(api, b, spy)
+
+        await refused("device_not_in_unit", "device", "lock/u102-lock/lock")  # bob's lock
+        await assert_lock_untouched(api, b, spy)
+        assert b.sims["b"].lock.state.status is LockStatus.LOCKED
+
+        r = await api.http.post(f"/operator/accounts/{b.alice_id}/disable", json={"reason": "moved abroad"}, headers=op)
+        assert r.status_code == 200, r.text
+        assert "moved abroad" in str(await refused("account_disabled", "account"))
+        assert (await api.http.post(f"/operator/accounts/{b.alice_id}/enable", headers=op)).status_code == 200
+        b.alice = await api.login("alice")
+        await assert_lock_untouched(api, b, spy)
+
+        # a decision goes stale: the chain may have changed since (here the contract ended in between)
+        allowed = await decide_for_alice()
+        assert allowed.request.device.unit_id == "a" and allowed.at == clock.now()
+        await set_contract(api, ends_at=(clock.now() + MAX_DECISION_AGE).isoformat())
+        clock.advance(MAX_DECISION_AGE + timedelta(microseconds=1))
+        with pytest.raises(PolicyRefused) as stale:
+            runner.submit(allowed, timeout=5)
+        assert stale.value.code == "decision_stale"
+        await set_contract(api)
+        with pytest.raises(TypeError, match="authorize"):
+            runner.submit(allowed.request, timeout=5)  # type: ignore[arg-type]
+        await assert_lock_untouched(api, b, spy)
+
+        # every link holds: the schedule's unlock goes out (so the spy would have seen any of the above), once
+        allowed = await decide_for_alice()
+        _, outcome = runner.submit(allowed, timeout=5)
+        result = await outcome
+        assert result.status is CommandStatus.CONFIRMED and result.actor == f"account:{b.alice_id}"
+        assert spy.saw("lock") and b.sims["a"].lock.state.status is LockStatus.UNLOCKED
+        with pytest.raises(PolicyRefused) as spent:
+            runner.submit(allowed, timeout=5)
+        assert spent.value.code == "decision_spent"

@@ -8,7 +8,6 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,35 +21,12 @@ from gateway.accounts import Passwords
 from gateway.api import ApiService
 from gateway.clock import ManualClock
 from gateway.config import ApiSettings
-from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, running_api, set_contract
+from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, resident, running_api
 from tests.brokers import BrokerHandle
 from tests.conftest import GatewayFactory
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 WRONG = "not the right password at all"
-
-
-@dataclass
-class Resident:
-    """Property p1, its manager, unit ``a`` and a signed-in resident alice."""
-
-    manager: str
-    account_id: str
-    token: str
-    username: str = "alice"
-
-
-async def resident(api: Api) -> Resident:
-    """Set up a property, a manager, a unit and a resident (no devices: these tests are about accounts; the plan
-    allows several app devices, as sessions here are about expiry and revocation, not the single-device licence)."""
-    r = await api.http.post("/properties", json={"id": "p1", "name": "Elm Court"}, headers=bearer(api.operator))
-    assert r.status_code == 201, r.text
-    await set_contract(api, plan={"app_devices_per_account": 5})
-    manager = await api.staff("maria.manager", "manager", "p1")
-    r = await api.http.post("/properties/p1/units", json={"label": "u101", "id": "a"}, headers=bearer(manager))
-    assert r.status_code == 201, r.text
-    account_id, token = await api.move_in(manager, "p1", "a", "alice")
-    return Resident(manager, account_id, token)
 
 
 async def me(api: Api, token: str) -> httpx.Response:
@@ -228,8 +204,11 @@ async def test_disable_and_enable(
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "suspended"
         assert r.json()["status_reason"] == "unpaid"
-        assert_problem(await me(api, res.token), 401, "account_disabled")
-        assert_problem(await login(api, "alice", PASSWORD), 401, "account_disabled")
+        # the resident learns why, on the next request and when signing in again
+        body = assert_problem(await me(api, res.token), 401, "account_disabled")
+        assert body["reason"] == "unpaid" and "unpaid" in body["detail"], body
+        body = assert_problem(await login(api, "alice", PASSWORD), 401, "account_disabled")
+        assert body["reason"] == "unpaid", body
         # a wrong password tells nothing about the account's state
         assert_problem(await login(api, "alice", WRONG), 401, "login_failed")
         r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))

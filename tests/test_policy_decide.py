@@ -34,8 +34,11 @@ from gateway.policy import (
     Plan,
     Refusal,
     RefusalCode,
+    admission_refusal,
+    binding_refusal,
     decide,
     opt_out_deadline,
+    opt_out_refusal,
     service_refusal,
 )
 
@@ -136,8 +139,25 @@ def _check(request: ControlRequest, link: Link, code: RefusalCode) -> Refusal:
 # --- every link holds -----------------------------------------------------------------------------------------------
 
 
+def _allowed(decision: Decision) -> Allowed:
+    assert isinstance(decision, Allowed), decision
+    assert decision.request is BASE and decision.at == NOW
+    return decision
+
+
 def test_baseline_is_allowed() -> None:
-    assert decide(BASE, NOW) == Allowed(BASE, NOW)
+    _allowed(decide(BASE, NOW))
+
+
+def test_an_allowed_is_made_by_decide_only_and_spent_once() -> None:
+    with pytest.raises(TypeError, match="decide"):
+        Allowed(BASE, NOW, key=object())
+    allowed = _allowed(decide(BASE, NOW))
+    with pytest.raises(AttributeError):
+        allowed.request = replace(BASE, command=ControlCommand("lock/x/lock", DeviceKind.LOCK, {}))  # type: ignore[misc]
+    assert allowed.spend() is True
+    assert allowed.spend() is False  # a second command on the same decision is refused by the runner
+    assert decide(BASE, NOW) is not decide(BASE, NOW)  # every decision is a ticket of its own
 
 
 def test_breakers_cover_every_link_in_order() -> None:
@@ -152,9 +172,9 @@ def test_breakers_cover_every_link_in_order() -> None:
 def test_account_suspended_names_the_reason() -> None:
     refusal = _check(BREAKERS[Link.ACCOUNT](BASE), Link.ACCOUNT, RefusalCode.ACCOUNT_DISABLED)
     assert "unpaid" in refusal.detail
-    assert refusal.extra == {}
+    assert refusal.extra == {"reason": "unpaid"}
     plain = _check(_account(BASE, status=AccountStatus.SUSPENDED), Link.ACCOUNT, RefusalCode.ACCOUNT_DISABLED)
-    assert plain.detail == "the account is disabled"
+    assert (plain.detail, plain.extra) == ("the account is disabled", {"reason": None})
 
 
 @pytest.mark.parametrize(
@@ -316,7 +336,7 @@ def test_decide_reports_first_failing_link(flags: dict[Link, bool]) -> None:
     failing = {link for link, fails in flags.items() if fails}
     decision = decide(_breaking(failing), NOW)
     if not failing:
-        assert decision == Allowed(BASE, NOW)
+        _allowed(decision)
         return
     first = next(link for link in ORDER if link in failing)
     assert _refused(decision).link is first
@@ -394,3 +414,48 @@ def test_opt_out_deadline() -> None:
     first = NOW - 3 * DAY
     record = AgreementRecord({"v1": first, "v2": NOW}, first_accepted_at=first, opted_out_at=None)
     assert opt_out_deadline(record) == first + OPT_OUT_WINDOW == datetime(2026, 5, 28, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("after", "closed"),
+    [(OPT_OUT_WINDOW - TICK, False), (OPT_OUT_WINDOW, False), (OPT_OUT_WINDOW + TICK, True), (31 * DAY, True)],
+)
+def test_opt_out_window_closes_one_microsecond_after_the_deadline(after: timedelta, closed: bool) -> None:
+    first = NOW - 40 * DAY
+    record = AgreementRecord({"v1": first}, first_accepted_at=first)
+    refusal = opt_out_refusal(record, first + after)
+    if not closed:
+        assert refusal is None
+        return
+    assert refusal is not None
+    assert (refusal.link, refusal.code) == (Link.AGREEMENT, RefusalCode.OPT_OUT_WINDOW_CLOSED)
+    assert refusal.extra == {"deadline": (first + OPT_OUT_WINDOW).isoformat()}
+
+
+def test_opt_out_before_any_acceptance_has_no_window_to_close() -> None:
+    assert opt_out_refusal(AgreementRecord(), NOW) is None  # the caller answers agreement_not_accepted
+
+
+# --- plan limits on binding and move-in -----------------------------------------------------------------------------
+
+
+def test_binding_within_the_plan() -> None:
+    plan = Plan(device_kinds=frozenset({DeviceKind.LIGHT, DeviceKind.LOCK}), devices_per_unit=2)
+    assert binding_refusal(plan, DeviceKind.LIGHT, 1, rebinding=False) is None
+    assert binding_refusal(plan, DeviceKind.LIGHT, 2, rebinding=True) is None  # already one of the two
+    assert binding_refusal(plan, None, 0, rebinding=False) is None  # no entities known: nothing to judge
+    full = binding_refusal(plan, DeviceKind.LIGHT, 2, rebinding=False)
+    assert full is not None and (full.code, full.extra) == (RefusalCode.PLAN_LIMIT_DEVICES_PER_UNIT, {"limit": 2})
+    kind = binding_refusal(plan, DeviceKind.THERMOSTAT, 0, rebinding=False)
+    assert kind is not None and kind.code is RefusalCode.PLAN_LIMIT_DEVICE_KINDS
+    assert kind.extra == {"kind": "thermostat", "allowed": ["light", "lock"]}
+    # the kind is judged first: a device the plan does not cover is refused even by a full unit
+    assert binding_refusal(plan, DeviceKind.THERMOSTAT, 2, rebinding=False) == kind
+
+
+def test_admission_within_the_plan() -> None:
+    plan = Plan(accounts_per_unit=2)
+    assert admission_refusal(plan, 1) is None
+    refusal = admission_refusal(plan, 2)
+    assert refusal is not None and refusal.link is Link.PLAN
+    assert (refusal.code, refusal.extra) == (RefusalCode.PLAN_LIMIT_ACCOUNTS_PER_UNIT, {"limit": 2})

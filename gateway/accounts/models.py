@@ -48,6 +48,11 @@ class Account:
     activated_at: datetime | None
     ended_at: datetime | None
 
+    @property
+    def actor(self) -> str:
+        """How commands and audit entries name this account."""
+        return f"account:{self.id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -78,4 +83,4 @@ class Principal:
     @property
     def actor(self) -> str:
         """How commands and audit entries name this caller."""
-        return f"account:{self.account.id}"
+        return self.account.actor

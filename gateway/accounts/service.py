@@ -27,13 +27,22 @@ from .credentials import (
 )
 from .models import Account, AccountStatus, Principal, Role, Session
 
-__all__ = ["AccountService", "Admission", "AuthSettings", "NewAccount", "SessionGrant", "SessionLimit"]
+__all__ = [
+    "AccountService",
+    "Admission",
+    "AuthSettings",
+    "NewAccount",
+    "SessionGrant",
+    "SessionLimit",
+    "status_error",
+]
 
 log = logging.getLogger(__name__)
 RevokedCallback = Callable[[str, str | None], None]
 """Told (account id, session id) when sessions end; session id None means every session of the account."""
 
 DISPLACED = "displaced"  # revocation reason of a session ended by a sign-in on another app device
+PLAN_LIMIT_LOWERED = "plan limit lowered"  # ended because the plan now allows fewer app devices at a time
 REPORTED_LOST = "reported lost"
 
 
@@ -189,8 +198,9 @@ class AccountService:
             await self._fail(username)
             raise AuthError("wrong username or password", code="login_failed")
         await self._db.run(lambda db: store.clear_attempts(db, username))
-        if account.status is not AccountStatus.ACTIVE:
-            raise AuthError("the account is disabled", code="account_disabled")
+        error = status_error(account)  # only once the password is right: the state is the owner's to learn
+        if error is not None:
+            raise error
         limit = None if admit is None else await admit(account)
         return await self.open_session(account, client, limit=limit, replace_session=replace_session)
 
@@ -221,11 +231,7 @@ class AccountService:
         def admit(db: sqlite_utils.Database) -> tuple[list[Session], list[Session]]:
             # One writer transaction: two sign-ins at once cannot both squeeze under the limit.
             with transaction(db):
-                live = [
-                    s
-                    for s in store.sessions_of(db, account.id)
-                    if s.revoked_at is None and s.expires_at > now and s.last_used_at > idle_since
-                ]
+                live = [s for s in store.sessions_of(db, account.id) if _live(s, now, idle_since)]
                 live.sort(key=lambda s: s.created_at)
                 ended: list[Session] = []
                 if replace_session is not None:
@@ -297,12 +303,17 @@ class AccountService:
             raise NotFound(f"no account {session.account_id!r}", code="account_not_found")
         # Before the revocation check: suspending revokes every session too, and the client must learn why
         # (signing in again will not help until the operator enables the account).
-        if account.status is AccountStatus.SUSPENDED:
-            raise AuthError("the account is disabled", code="account_disabled")
-        if account.status is AccountStatus.TERMINATED:
-            raise AuthError("the account has ended and can never be used again", code="account_terminated")
+        error = status_error(account)
+        if error is not None:
+            raise error
         if session.revoked_reason == DISPLACED:
             raise AuthError("you signed in on another app device, which ended this session", code="session_displaced")
+        if session.revoked_reason == PLAN_LIMIT_LOWERED:
+            raise AuthError(
+                "the building's plan now allows fewer app devices at a time and this one was used least recently; "
+                "sign in again (ending another device's session) to use it",
+                code="session_displaced",
+            )
         if session.revoked_at is not None:
             raise AuthError(f"the session was ended ({session.revoked_reason})", code="session_revoked")
         now = self._clock.now()
@@ -310,8 +321,6 @@ class AccountService:
             raise AuthError("the session expired; sign in again", code="session_expired")
         if now >= session.last_used_at + self.settings.idle_timeout:
             raise AuthError("the session expired after being idle; sign in again", code="session_expired")
-        if account.status is not AccountStatus.ACTIVE:
-            raise AuthError("the account is disabled", code="account_disabled")
         if now - session.last_used_at >= self.settings.touch_interval:
             await self._db.run(lambda db: store.touch_session(db, session.id, now.isoformat()))
         return Principal(account, session)
@@ -339,6 +348,33 @@ class AccountService:
             raise NotFound(f"no live session {session_id!r}", code="session_not_found")
         self._notify(account_id, session_id)
         return session
+
+    async def trim_sessions(self, property_id: str, max_sessions: int) -> list[tuple[Account, Session]]:
+        """End the live sessions of each active resident of the property beyond ``max_sessions`` (a lowered plan
+        limit), keeping the most recently used; return the accounts and sessions ended."""
+        now = self._clock.now()
+        idle_since = now - self.settings.idle_timeout
+        where = "property_id = ? AND role = ? AND status = ?"
+
+        def trim(db: sqlite_utils.Database) -> list[tuple[Account, Session]]:
+            ended: list[tuple[Account, Session]] = []
+            with transaction(db):  # with open_session's: a sign-in meanwhile cannot slip past the new limit
+                for account in store.accounts_where(
+                    db, where, [property_id, str(Role.RESIDENT), str(AccountStatus.ACTIVE)]
+                ):
+                    live = [s for s in store.sessions_of(db, account.id) if _live(s, now, idle_since)]
+                    live.sort(key=lambda s: (s.last_used_at, s.created_at), reverse=True)
+                    for surplus in live[max_sessions:]:
+                        store.revoke_sessions(db, account.id, now.isoformat(), PLAN_LIMIT_LOWERED, surplus.id)
+                        ended.append((account, surplus))
+            return ended
+
+        ended = await self._db.run(trim)
+        for account, session in ended:
+            self._notify(account.id, session.id)
+        if ended:
+            log.info("sessions over the plan's limit ended", extra={"property": property_id, "count": len(ended)})
+        return ended
 
     def _notify(self, account_id: str, session_id: str | None) -> None:
         for callback in self._revoked_listeners:
@@ -472,6 +508,24 @@ class AccountService:
             locked_until = (now + self.settings.lock_duration).isoformat()
             log.warning("sign-in locked after repeated failures", extra={"username": username[:64]})
         await self._db.run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
+
+
+def _live(session: Session, now: datetime, idle_since: datetime) -> bool:
+    return session.revoked_at is None and session.expires_at > now and session.last_used_at > idle_since
+
+
+def status_error(account: Account) -> AuthError | None:
+    """Why the account cannot be used now (suspended, with the operator's reason; terminated; not activated)."""
+    if account.status is AccountStatus.SUSPENDED:
+        reason = f": {account.status_reason}" if account.status_reason else ""
+        return AuthError(
+            f"the account is disabled{reason}", code="account_disabled", extra={"reason": account.status_reason}
+        )
+    if account.status is AccountStatus.TERMINATED:
+        return AuthError("the account has ended and can never be used again", code="account_terminated")
+    if account.status is not AccountStatus.ACTIVE:
+        return AuthError("the account is not activated yet", code="account_not_active")
+    return None
 
 
 def _seconds(delta: timedelta) -> int:

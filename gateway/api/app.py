@@ -12,6 +12,8 @@ from .routes_auth import router as auth_router
 from .routes_checks import operator_router as checks_operator_router
 from .routes_checks import property_router as checks_property_router
 from .routes_checks import resident_router as checks_resident_router
+from .routes_console import page_router as console_page_router
+from .routes_console import router as console_router
 from .routes_operator import router as operator_router
 from .routes_property import router as property_router
 from .routes_resident import router as resident_router
@@ -29,35 +31,42 @@ This is home automation: lights, door locks and thermostats of the resident's ow
 security or alarm system.
 
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`, such as
-`unauthenticated`, `session_expired`, `session_revoked`, `account_disabled`, `login_failed`,
+`unauthenticated`, `token_invalid`, `session_expired`, `session_revoked`, `account_disabled`, `login_failed`,
 `login_throttled`, `account_locked`, `role_forbidden`, `unit_not_found`, `device_not_found`,
 `entity_not_found`, `command_not_found`, `property_not_found`, `account_not_found`,
 `validation_failed` (422, `field` names the field), `body_too_large`, `device_offline`,
 `device_jammed`, `command_timeout`, `broker_unavailable`, `out_of_range`, `unsupported_feature`,
 `command_invalid`, `username_taken`, `device_already_bound`, `activation_invalid`,
 `password_too_weak`, `own_account` (an operator disabling or ending their own account),
-`account_terminated`, `session_displaced` (signed in on another app device), `session_not_found`.
+`account_terminated`, `account_not_activated` (409, enabling an account never activated),
+`session_displaced` (signed in on another app device), `session_not_found`.
 
 Before any device command goes out, every link of the service's chain of permissions is checked by one
-decision function; the first link that fails is reported (403, with `link` and details), and nothing is sent
-to the device. In order:
+decision function, and commands go out only on what a decision allowed; the first link that fails is reported
+(with `link` and details) and nothing is sent to the device. In order:
 
-1. account: `account_disabled`, `account_terminated`, `account_not_active`, `role_forbidden`;
-2. session: `session_revoked`, `session_expired`;
-3. app version: `app_update_required` (with `minimum_version`; send `X-App-Version`, an app that sends no
+1. account: checked when the token is, so over HTTP these are 401: `account_disabled` (with the operator's
+   `reason`), `account_terminated`, `account_not_active`; a staff account gets `role_forbidden` (403);
+2. session: 401 as well: `session_revoked`, `session_expired`, `session_displaced` (another app device took
+   its place, or the plan now allows fewer app devices at a time);
+3. app version: `app_update_required` (403, with `minimum_version`; send `X-App-Version`, an app that sends no
    version counts as older than any minimum);
-4. device: `device_not_in_unit` (404);
-5. the lessor's contract: `lessor_contract_inactive` (with `reason`: `no_contract`, `not_started`, `ended`,
+4. device: over HTTP an entity outside your unit answers `entity_not_found` (404), exactly as one that does not
+   exist; a caller inside the gateway (a schedule) gets `device_not_in_unit`;
+5. the lessor's contract: `lessor_contract_inactive` (403, with `reason`: `no_contract`, `not_started`, `ended`,
    `suspended`, `terminated`, `service_withdrawn`); devices are left exactly as they are;
-6. the plan: `plan_excludes_device_kind`;
-7. the end-user agreement: `agreement_unavailable`, `agreement_not_accepted` (with the `version` to accept).
+6. the plan: `plan_excludes_device_kind` (403, with `kind`);
+7. the end-user agreement: `agreement_unavailable`, `agreement_not_accepted` (403, with the `version` to accept).
+
+A decision allows one command, at once: a caller inside the gateway that holds one too long or uses it twice
+gets `decision_stale` or `decision_spent` and must decide again.
 
 Other refusals of the service's rules: `plan_limit_app_devices` (409, a sign-in from one app device too many,
-with the live sessions; `replace_session_id` ends a lost device's session), `plan_limit_devices_per_unit`,
-`plan_limit_device_kinds`, `plan_limit_accounts_per_unit`, `lessor_contract_missing` (409),
-`opt_out_window_closed` (403, with the `deadline`), `age_confirmation_required`, `agreement_version_not_current`,
-`agreement_version_exists`, `agreement_out_of_order`, `effective_at_in_past`, `app_version_invalid`,
-`contract_not_found`, `contract_dates_invalid`.
+with the live `sessions`; `replace_session_id` ends a lost device's session), `plan_limit_devices_per_unit`,
+`plan_limit_device_kinds`, `plan_limit_accounts_per_unit` (409, with the `limit`), `lessor_contract_missing`
+(409), `opt_out_window_closed` (403, with the `deadline`), `age_confirmation_required`,
+`agreement_version_not_current`, `agreement_version_exists`, `agreement_out_of_order`, `effective_at_in_past`,
+`app_version_invalid`, `contract_not_found`, `contract_dates_invalid`.
 
 The monthly self-test (rule 5) checks that the home automation works: the building's uplink, the broker round
 trip, and each device asked for its state (nothing is switched, locked or unlocked). It is not a security or
@@ -90,8 +99,10 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         checks_resident_router,
         checks_property_router,
         checks_operator_router,
+        console_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(console_page_router)  # the console's web page, at /console
     install_problem_handlers(app)
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}

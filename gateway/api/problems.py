@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -43,15 +43,42 @@ TYPE_PREFIX = "urn:aptgateway:problem:"
 class Problem(BaseModel):
     """An RFC 9457 problem: ``code`` is stable and machine-readable; ``detail`` is for people."""
 
+    # Only for the OpenAPI document: responses are built by problem_response. The extension members below are
+    # those a client acts on; each appears only with the codes named in its description.
     model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
     status: int
     detail: str
-    code: str
+    code: str = Field(description="Stable machine-readable code; the API description lists every code")
     instance: str | None = None
-    field: str | None = None
+    field: str | None = Field(default=None, description="The request field the problem is about")
+    link: str | None = Field(
+        default=None,
+        description="The rule of the service that refused: account, session, app, device, contract, plan, "
+        "agreement or decision",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="lessor_contract_inactive: no_contract, not_started, ended, suspended, terminated or "
+        "service_withdrawn; account_disabled: the operator's reason (may be null)",
+    )
+    version: str | None = Field(default=None, description="agreement_not_accepted: the version to accept")
+    minimum_version: str | None = Field(default=None, description="app_update_required: the minimum app version")
+    your_version: str | None = Field(default=None, description="app_update_required: the version the app sent")
+    deadline: str | None = Field(default=None, description="opt_out_window_closed: the last moment (ISO 8601)")
+    starts_at: str | None = Field(default=None, description="lessor_contract_inactive: when the contract starts")
+    ends_at: str | None = Field(default=None, description="lessor_contract_inactive: when the contract ends")
+    kind: str | None = Field(default=None, description="plan_excludes_device_kind, plan_limit_device_kinds")
+    allowed: list[str] | None = Field(default=None, description="plan_limit_device_kinds: the kinds the plan covers")
+    limit: int | None = Field(default=None, description="plan_limit_*: the plan's limit")
+    sessions: list[dict[str, Any]] | None = Field(
+        default=None, description="plan_limit_app_devices: the live sessions (id, client, created_at, last_used_at)"
+    )
+    retry_after: int | None = Field(default=None, description="Seconds to wait before trying again")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="validation_failed: every failed field")
+    command: dict[str, Any] | None = Field(default=None, description="A command that did not confirm, as recorded")
 
 
 class ProblemError(GatewayError):
@@ -164,6 +191,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if isinstance(exc, TooManyAttempts):
             headers["Retry-After"] = str(exc.retry_after)
             extra["retry_after"] = exc.retry_after
+        if isinstance(exc, AuthError):
+            extra.update(exc.extra)
         if isinstance(exc, PolicyRefused):
             extra.update(exc.extra, link=exc.link)
         if status >= 500:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ..accounts import Principal
-from ..policy import contract_lapse, opt_out_deadline, service_refusal
+from ..policy import contract_lapse, opt_out_deadline, opt_out_refusal, service_refusal
 from ..policy.store import Acceptance
 from .context import APP_VERSION_HEADER, AppHeader, Ctx, Resident, resident_unit
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
@@ -114,5 +114,7 @@ async def _agreement_view(principal: Principal, ctx: Ctx) -> MyAgreementOut:
         acceptances=[acceptance_out(a) for a in await ctx.policy.acceptances(principal.account.id)],
         arbitration_opt_out_at=state.record.opted_out_at,
         opt_out_deadline=deadline,
-        may_opt_out=state.record.opted_out_at is None and deadline is not None and now <= deadline,
+        may_opt_out=state.record.opted_out_at is None
+        and deadline is not None
+        and opt_out_refusal(state.record, now) is None,
     )

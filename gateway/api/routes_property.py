@@ -12,6 +12,7 @@ from ..building.health import property_health
 from ..errors import NotFound
 from .context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
 from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from .routes_console import agreements_by_unit, resident_acceptance
 from .routes_rules import contract_of, contract_out
 from .schemas import (
     AccountOut,
@@ -201,28 +202,14 @@ async def property_contract(property_id: Id, principal: Staff, ctx: Ctx) -> Cont
 async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleAgreementsOut:
     """Per unit, who has accepted which version of the end-user agreement (manager; an audited read)."""
     pid = own_property(principal, ctx, property_id)
-    current = ctx.policy.current_version()
-    fresh = ctx.policy.acceptable_versions()  # up to date: the version in effect, or one published after it
-    rows = await ctx.policy.property_acceptances(pid)
+    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
     units = [
         UnitAcceptancesOut(
             unit_id=u.id,
             label=u.label,
-            residents=[
-                ResidentAcceptanceOut(
-                    account_id=r.account_id,
-                    username=r.username,
-                    display_name=r.display_name,
-                    status=r.status,
-                    accepted_version=r.version,
-                    accepted_at=r.accepted_at,
-                    up_to_date=current is not None and r.version in fresh,
-                )
-                for r in rows
-                if r.unit_id == u.id
-            ],
+            residents=[ResidentAcceptanceOut(**resident_acceptance(r, fresh)) for r in residents],
         )
-        for u in ctx.building.units(pid)
+        for u, residents in by_unit
     ]
     await ctx.audit.record(principal, "property.read_agreements", property_id=pid)
     return ConsoleAgreementsOut(

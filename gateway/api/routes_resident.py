@@ -101,10 +101,8 @@ async def send_command(
     entity = ctx.gateway.registry.get(entity_key(entity_id))
     if entity is None or ctx.building.unit_of_device(entity.device_id) != unit_id:
         raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
-    await ctx.policy.authorize(principal.account, principal.session, app, entity.id, body.command)
-    command_id, outcome = ctx.runner.submit(
-        entity.id, body.command, actor=principal.actor, unit_id=unit_id, timeout=body.timeout
-    )
+    allowed = await ctx.policy.authorize(principal.account, principal.session, app, entity.id, body.command)
+    command_id, outcome = ctx.runner.submit(allowed, timeout=body.timeout)
     if not body.wait:
         response.status_code = 202
         response.headers["Location"] = f"/api/v1/me/commands/{command_id}"

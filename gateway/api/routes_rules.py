@@ -66,7 +66,9 @@ async def set_contract(property_id: Id, body: ContractRequest, principal: Operat
     """Record the lessor's contract for a property (replacing the previous record); applies on the next request.
 
     Suspending or terminating it, withdrawing the service, or an end date passing stops all control by
-    residents (``lessor_contract_inactive``); devices stay exactly as they are.
+    residents (``lessor_contract_inactive``); devices stay exactly as they are. Lowering the plan's
+    ``app_devices_per_account`` ends, at once, each resident's sessions beyond it, keeping the most recently
+    used (their next request: ``session_displaced``; audited as ``session.ended_by_plan``).
     """
     ctx.building.property(property_id)
     contract = await ctx.policy.set_contract(
@@ -86,6 +88,17 @@ async def set_contract(property_id: Id, body: ContractRequest, principal: Operat
     await ctx.audit.record(
         principal, "contract.set", property_id=property_id, target=property_id, detail=body.model_dump(mode="json")
     )
+    # A lowered app-device limit applies to who is signed in now, not only to the next sign-in (rule 3).
+    limit = contract.plan.app_devices_per_account
+    for account, session in await ctx.accounts.trim_sessions(property_id, limit):
+        await ctx.audit.record(
+            principal,
+            "session.ended_by_plan",
+            property_id=property_id,
+            unit_id=account.unit_id,
+            target=session.id,
+            detail={"account": account.id, "client": session.client, "app_devices_per_account": limit},
+        )
     return contract_out(ctx, contract)
 
 

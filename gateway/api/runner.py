@@ -1,4 +1,5 @@
-"""Runs API commands in tasks of its own, so a client that disconnects or polls never cuts one short."""
+"""The one way a command acting for a resident goes out: on a policy decision, in a task of its own (so a client
+that disconnects or polls never cuts one short)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,29 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from ..clock import Clock
 from ..core.commands import CommandResult, CommandService
-from ..errors import GatewayError
+from ..errors import GatewayError, PolicyRefused
+from ..policy import Allowed, RefusalCode
 
-__all__ = ["CommandRunner"]
+__all__ = ["MAX_DECISION_AGE", "CommandRunner"]
 
 log = logging.getLogger(__name__)
 _FAILURES_KEPT = 1000
+MAX_DECISION_AGE = timedelta(seconds=5)
+"""A decision older than this is refused (``decision_stale``): the chain may have changed since; decide again."""
 
 
 class CommandRunner:
     """Owns a TaskGroup with one named task per command in flight; in-flight ids remember their unit."""
 
-    def __init__(self, commands: CommandService) -> None:
+    def __init__(self, commands: CommandService, clock: Clock) -> None:
         self._commands = commands
+        self._clock = clock
         self._tasks: asyncio.TaskGroup | None = None
         self._inflight: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._actors: dict[str, str] = {}  # in-flight command id -> who asked
@@ -43,11 +50,30 @@ class CommandRunner:
         assert self._tasks is not None
         await self._tasks.__aexit__(None, None, None)
 
-    def submit(
-        self, entity_id: str, command: dict[str, Any], *, actor: str, unit_id: str, timeout: float | None
-    ) -> tuple[str, asyncio.Future[CommandResult]]:
-        """Start a command; return its id and a future of its outcome at once."""
+    def submit(self, decision: Allowed, *, timeout: float | None) -> tuple[str, asyncio.Future[CommandResult]]:
+        """Start exactly the command ``decision`` allowed, for its account; return the command's id and a future
+        of its outcome at once. PolicyRefused for a decision that is stale or was used already."""
         assert self._tasks is not None
+        if not isinstance(decision, Allowed):  # only an Allowed from PolicyService.authorize opens this door
+            raise TypeError(f"submit needs the Allowed from PolicyService.authorize, not {type(decision).__name__}")
+        if self._clock.now() - decision.at > MAX_DECISION_AGE:
+            raise PolicyRefused(
+                "the decision for this command is too old; decide again",
+                code=RefusalCode.DECISION_STALE,
+                link="decision",
+                extra={"decided_at": decision.at.isoformat()},
+            )
+        if not decision.spend():
+            raise PolicyRefused(
+                "a command went out on this decision already; decide again",
+                code=RefusalCode.DECISION_SPENT,
+                link="decision",
+            )
+        request = decision.request
+        entity_id, command = request.command.entity_id, dict(request.command.body)
+        actor = request.account.actor
+        unit_id = request.device.unit_id
+        assert unit_id is not None  # decide allows only devices of the account's own unit
         command_id = uuid.uuid4().hex
         outcome: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         # An outcome nobody waits for (202 and poll) must not be reported as never retrieved.

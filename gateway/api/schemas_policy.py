@@ -17,7 +17,11 @@ __all__ = [
     "AgreementVersionOut",
     "AppRequirementsOut",
     "AppVersionRequest",
+    "ConsoleAcceptanceOut",
     "ConsoleAgreementsOut",
+    "ConsoleOut",
+    "ConsoleResidentOut",
+    "ConsoleUnitOut",
     "ContractOut",
     "ContractRequest",
     "InternetProviderBody",
@@ -196,3 +200,43 @@ class ConsoleAgreementsOut(Response):
     property_id: str
     current_version: str | None
     units: list[UnitAcceptancesOut]
+
+
+class ConsoleAcceptanceOut(Response):
+    """One acceptance as the console shows it: which version, and when."""
+
+    version: str
+    accepted_at: datetime
+
+
+class ConsoleResidentOut(ResidentAcceptanceOut):
+    """A resident, every version they accepted and when, and their arbitration opt-out."""
+
+    acceptances: list[ConsoleAcceptanceOut] = Field(description="Oldest first")
+    arbitration_opt_out_at: datetime | None
+    opt_out_deadline: datetime | None = Field(description="30 days after the first acceptance")
+
+
+class ConsoleUnitOut(Response):
+    """One unit and its current residents."""
+
+    unit_id: str
+    label: str
+    residents: list[ConsoleResidentOut]
+
+
+class ConsoleOut(Response):
+    """The property manager console in one call: the lessor's contract and, per unit, the residents' agreement."""
+
+    property_id: str
+    property_name: str
+    at: datetime = Field(description="When this view was taken (the gateway's clock)")
+    service_in_force: bool
+    lapse: str | None = Field(
+        description="Why the service is not in force: no_contract, not_started, ended, suspended, terminated or "
+        "service_withdrawn; null while it is"
+    )
+    contract: ContractOut | None = Field(description="Null until the operator records the lessor's contract")
+    current_version: str | None = Field(description="The agreement version in effect")
+    current_effective_at: datetime | None
+    units: list[ConsoleUnitOut]

@@ -46,7 +46,7 @@ class ApiService:
         self.checks = ChecksService(gateway, self.building, self.policy)
         stale_after = timedelta(seconds=settings.stale_after_seconds)
         self.hub = StreamHub(self.building, clock, stale_after, settings.stream_keepalive_seconds)
-        self.runner = CommandRunner(gateway.commands)
+        self.runner = CommandRunner(gateway.commands, clock)
         self.accounts.on_sessions_revoked(self.hub.close_account)
         gateway.registry.add_listener(self.hub)
         self.context = ApiContext(

@@ -1,6 +1,15 @@
 """The service's rules: the lessor's contract and plan, the end-user agreement, the app version, and ``decide``."""
 
-from .decide import OPT_OUT_WINDOW, contract_lapse, decide, opt_out_deadline, service_refusal
+from .decide import (
+    OPT_OUT_WINDOW,
+    admission_refusal,
+    binding_refusal,
+    contract_lapse,
+    decide,
+    opt_out_deadline,
+    opt_out_refusal,
+    service_refusal,
+)
 from .models import (
     AgreementRecord,
     AgreementState,
@@ -10,6 +19,7 @@ from .models import (
     AppVersionCheck,
     ConnectionProvider,
     Contract,
+    ContractLapse,
     ContractStatus,
     ControlCommand,
     ControlRequest,
@@ -34,6 +44,7 @@ __all__ = [
     "AppVersionCheck",
     "ConnectionProvider",
     "Contract",
+    "ContractLapse",
     "ContractStatus",
     "ControlCommand",
     "ControlRequest",
@@ -46,10 +57,13 @@ __all__ = [
     "Refusal",
     "RefusalCode",
     "SecondLogin",
+    "admission_refusal",
+    "binding_refusal",
     "contract_lapse",
     "decide",
     "main_kind",
     "opt_out_deadline",
+    "opt_out_refusal",
     "refused",
     "service_refusal",
 ]

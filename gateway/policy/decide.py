@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from devices import DeviceKind
+
 from ..accounts import Account, AccountStatus, Role, Session
 from .models import (
+    _DECIDE_KEY,
     AgreementRecord,
     AgreementState,
     Allowed,
     AppVersionCheck,
     Contract,
+    ContractLapse,
     ContractStatus,
     ControlCommand,
     ControlRequest,
@@ -31,13 +35,16 @@ from .models import (
 __all__ = [
     "OPT_OUT_WINDOW",
     "account_refusal",
+    "admission_refusal",
     "agreement_refusal",
     "app_refusal",
+    "binding_refusal",
     "contract_lapse",
     "contract_refusal",
     "decide",
     "device_refusal",
     "opt_out_deadline",
+    "opt_out_refusal",
     "plan_refusal",
     "service_refusal",
     "session_refusal",
@@ -58,7 +65,7 @@ def decide(request: ControlRequest, now: datetime) -> Decision:
         or plan_refusal(request.plan, request.command)
         or agreement_refusal(request.agreement, now)
     )
-    return refusal or Allowed(request, now)
+    return refusal or Allowed(request, now, key=_DECIDE_KEY)
 
 
 def service_refusal(
@@ -79,7 +86,12 @@ def account_refusal(account: Account) -> Refusal | None:
     """Only an active resident account controls devices."""
     if account.status is AccountStatus.SUSPENDED:
         reason = f": {account.status_reason}" if account.status_reason else ""
-        return Refusal(Link.ACCOUNT, RefusalCode.ACCOUNT_DISABLED, f"the account is disabled{reason}")
+        return Refusal(
+            Link.ACCOUNT,
+            RefusalCode.ACCOUNT_DISABLED,
+            f"the account is disabled{reason}",
+            {"reason": account.status_reason},
+        )
     if account.status is AccountStatus.TERMINATED:
         return Refusal(Link.ACCOUNT, RefusalCode.ACCOUNT_TERMINATED, "the account has ended and cannot be used again")
     if account.status is not AccountStatus.ACTIVE:
@@ -120,30 +132,30 @@ def device_refusal(device: ControlTarget, account: Account) -> Refusal | None:
     return None
 
 
-def contract_lapse(contract: Contract | None, now: datetime) -> str | None:
+def contract_lapse(contract: Contract | None, now: datetime) -> ContractLapse | None:
     """Why the contract is not in force at ``now`` (a stable reason), or None while it is."""
     if contract is None:
-        return "no_contract"
+        return ContractLapse.NO_CONTRACT
     if contract.status is ContractStatus.SUSPENDED:
-        return "suspended"
+        return ContractLapse.SUSPENDED
     if contract.status is ContractStatus.TERMINATED:
-        return "terminated"
+        return ContractLapse.TERMINATED
     if now < contract.starts_at:
-        return "not_started"
+        return ContractLapse.NOT_STARTED
     if contract.ends_at is not None and now >= contract.ends_at:
-        return "ended"
+        return ContractLapse.ENDED
     if not contract.offers_service:
-        return "service_withdrawn"
+        return ContractLapse.SERVICE_WITHDRAWN
     return None
 
 
 _LAPSES = {
-    "no_contract": "the building has no contract for this service",
-    "suspended": "the building's contract for this service is suspended",
-    "terminated": "the building's contract for this service was terminated",
-    "not_started": "the building's contract for this service has not started yet",
-    "ended": "the building's contract for this service has ended",
-    "service_withdrawn": "the building no longer offers this service to residents",
+    ContractLapse.NO_CONTRACT: "the building has no contract for this service",
+    ContractLapse.SUSPENDED: "the building's contract for this service is suspended",
+    ContractLapse.TERMINATED: "the building's contract for this service was terminated",
+    ContractLapse.NOT_STARTED: "the building's contract for this service has not started yet",
+    ContractLapse.ENDED: "the building's contract for this service has ended",
+    ContractLapse.SERVICE_WITHDRAWN: "the building no longer offers this service to residents",
 }
 
 
@@ -152,8 +164,8 @@ def contract_refusal(contract: Contract | None, now: datetime) -> Refusal | None
     lapse = contract_lapse(contract, now)
     if lapse is None:
         return None
-    extra: dict[str, object] = {"reason": lapse}
-    if contract is not None and lapse in ("ended", "not_started"):
+    extra: dict[str, object] = {"reason": str(lapse)}
+    if contract is not None and lapse in (ContractLapse.ENDED, ContractLapse.NOT_STARTED):
         extra["starts_at"] = contract.starts_at.isoformat()
         extra["ends_at"] = None if contract.ends_at is None else contract.ends_at.isoformat()
     detail = _LAPSES[lapse] + "; devices stay as they are"
@@ -195,3 +207,49 @@ def agreement_refusal(agreement: AgreementState, now: datetime) -> Refusal | Non
 def opt_out_deadline(record: AgreementRecord) -> datetime | None:
     """The last moment the arbitration opt-out may be recorded (None before any acceptance)."""
     return None if record.first_accepted_at is None else record.first_accepted_at + OPT_OUT_WINDOW
+
+
+def opt_out_refusal(record: AgreementRecord, now: datetime) -> Refusal | None:
+    """The arbitration opt-out may be recorded up to and including its deadline, never after (nor before any
+    acceptance, which the caller answers on its own: there is no deadline yet)."""
+    deadline = opt_out_deadline(record)
+    if deadline is None or now <= deadline:
+        return None
+    return Refusal(
+        Link.AGREEMENT,
+        RefusalCode.OPT_OUT_WINDOW_CLOSED,
+        f"the arbitration opt-out had to be made by {deadline.isoformat()} (30 days after first acceptance)",
+        {"deadline": deadline.isoformat()},
+    )
+
+
+def binding_refusal(plan: Plan, kind: DeviceKind | None, bound: int, rebinding: bool) -> Refusal | None:
+    """A device joins a unit only if the plan covers its main kind and the unit (holding ``bound`` devices, this
+    one among them when ``rebinding``) has room for it."""
+    if kind is not None and kind not in plan.device_kinds:
+        return Refusal(
+            Link.PLAN,
+            RefusalCode.PLAN_LIMIT_DEVICE_KINDS,
+            f"the plan does not cover {kind} devices",
+            {"kind": str(kind), "allowed": sorted(str(k) for k in plan.device_kinds)},
+        )
+    if not rebinding and bound >= plan.devices_per_unit:
+        return Refusal(
+            Link.PLAN,
+            RefusalCode.PLAN_LIMIT_DEVICES_PER_UNIT,
+            f"the plan allows {plan.devices_per_unit} devices per unit",
+            {"limit": plan.devices_per_unit},
+        )
+    return None
+
+
+def admission_refusal(plan: Plan, residents: int) -> Refusal | None:
+    """A unit holding ``residents`` resident accounts takes one more only within the plan."""
+    if residents < plan.accounts_per_unit:
+        return None
+    return Refusal(
+        Link.PLAN,
+        RefusalCode.PLAN_LIMIT_ACCOUNTS_PER_UNIT,
+        f"the plan allows {plan.accounts_per_unit} resident accounts per unit",
+        {"limit": plan.accounts_per_unit},
+    )

@@ -24,6 +24,7 @@ __all__ = [
     "AppVersionCheck",
     "ConnectionProvider",
     "Contract",
+    "ContractLapse",
     "ContractStatus",
     "ControlCommand",
     "ControlRequest",
@@ -215,7 +216,8 @@ class Link(StrEnum):
 
 
 class RefusalCode(StrEnum):
-    """Stable codes of every refusal ``decide`` makes (listed in the API docs)."""
+    """Stable codes of every refusal the service's rules make: ``decide``, the plan's limits, the opt-out window
+    and the command runner (each is listed in the API docs)."""
 
     ACCOUNT_DISABLED = "account_disabled"
     ACCOUNT_TERMINATED = "account_terminated"
@@ -229,6 +231,25 @@ class RefusalCode(StrEnum):
     PLAN_EXCLUDES_DEVICE_KIND = "plan_excludes_device_kind"
     AGREEMENT_UNAVAILABLE = "agreement_unavailable"
     AGREEMENT_NOT_ACCEPTED = "agreement_not_accepted"
+    OPT_OUT_WINDOW_CLOSED = "opt_out_window_closed"
+    PLAN_LIMIT_DEVICE_KINDS = "plan_limit_device_kinds"
+    PLAN_LIMIT_DEVICES_PER_UNIT = "plan_limit_devices_per_unit"
+    PLAN_LIMIT_ACCOUNTS_PER_UNIT = "plan_limit_accounts_per_unit"
+    PLAN_LIMIT_APP_DEVICES = "plan_limit_app_devices"  # raised by the accounts layer, which cannot import this
+    LESSOR_CONTRACT_MISSING = "lessor_contract_missing"
+    DECISION_STALE = "decision_stale"
+    DECISION_SPENT = "decision_spent"
+
+
+class ContractLapse(StrEnum):
+    """Why a lessor's contract is not in force (``reason`` of ``lessor_contract_inactive``)."""
+
+    NO_CONTRACT = "no_contract"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    SERVICE_WITHDRAWN = "service_withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,12 +262,40 @@ class Refusal:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Allowed:
-    """Every link holds: the command may go out."""
+_DECIDE_KEY = object()  # held by ``decide`` only, so that no other code makes an Allowed by accident
 
-    request: ControlRequest
-    at: datetime
+
+class Allowed:
+    """Every link held at ``at``: exactly ``request.command`` may go out, once (made by ``decide`` only)."""
+
+    __slots__ = ("_at", "_request", "_spent")
+
+    def __init__(self, request: ControlRequest, at: datetime, *, key: object) -> None:
+        if key is not _DECIDE_KEY:
+            raise TypeError("an Allowed is made by policy.decide() only")
+        self._request = request
+        self._at = at
+        self._spent = False
+
+    @property
+    def request(self) -> ControlRequest:
+        """What was decided: the account, the device, the command."""
+        return self._request
+
+    @property
+    def at(self) -> datetime:
+        """When it was decided."""
+        return self._at
+
+    def spend(self) -> bool:
+        """Mark the decision used by the command that goes out on it; False if one already did."""
+        if self._spent:
+            return False
+        self._spent = True
+        return True
+
+    def __repr__(self) -> str:
+        return f"Allowed({self._request.command.entity_id!r}, at={self._at.isoformat()}, spent={self._spent})"
 
 
 Decision = Allowed | Refusal

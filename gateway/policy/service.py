@@ -18,7 +18,15 @@ from ..core.registry import Registry
 from ..errors import Conflict, InvalidRequest, NotFound, PolicyRefused
 from ..storage import Database
 from . import store
-from .decide import app_refusal, contract_refusal, decide, opt_out_deadline
+from .decide import (
+    admission_refusal,
+    app_refusal,
+    binding_refusal,
+    contract_refusal,
+    decide,
+    opt_out_deadline,
+    opt_out_refusal,
+)
 from .models import (
     AgreementRecord,
     AgreementState,
@@ -32,6 +40,7 @@ from .models import (
     ControlTarget,
     Plan,
     Refusal,
+    RefusalCode,
     SecondLogin,
 )
 
@@ -196,21 +205,10 @@ class PolicyService:
         async with self._limits:
             plan = self._plan(unit.property_id)
             kind = main_kind({e.kind for e in self._registry.entities_of_device(device_id)})
-            if kind is not None and kind not in plan.device_kinds:
-                raise PolicyRefused(
-                    f"the plan does not cover {kind} devices",
-                    code="plan_limit_device_kinds",
-                    link="plan",
-                    extra={"kind": str(kind), "allowed": sorted(str(k) for k in plan.device_kinds)},
-                )
             bound = self._building.devices_of_unit(unit.id)
-            if device_id not in bound and len(bound) >= plan.devices_per_unit:
-                raise PolicyRefused(
-                    f"the plan allows {plan.devices_per_unit} devices per unit",
-                    code="plan_limit_devices_per_unit",
-                    link="plan",
-                    extra={"limit": plan.devices_per_unit},
-                )
+            refusal = binding_refusal(plan, kind, len(bound), device_id in bound)
+            if refusal is not None:
+                raise refused(refusal)
             return await self._building.bind(device_id, unit.id, actor)
 
     async def admit_resident(
@@ -218,14 +216,9 @@ class PolicyService:
     ) -> T:
         """Run ``create`` (a move-in) if the unit has room for one more resident account under the plan."""
         async with self._limits:
-            plan = self._plan(unit.property_id)
-            if await count() >= plan.accounts_per_unit:
-                raise PolicyRefused(
-                    f"the plan allows {plan.accounts_per_unit} resident accounts per unit",
-                    code="plan_limit_accounts_per_unit",
-                    link="plan",
-                    extra={"limit": plan.accounts_per_unit},
-                )
+            refusal = admission_refusal(self._plan(unit.property_id), await count())
+            if refusal is not None:
+                raise refused(refusal)
             return await create()
 
     async def session_limit(self, account: Account) -> SessionLimit | None:
@@ -241,7 +234,7 @@ class PolicyService:
         if contract is None:
             raise PolicyRefused(
                 "record the lessor's contract (with its plan) for this property first",
-                code="lessor_contract_missing",
+                code=RefusalCode.LESSOR_CONTRACT_MISSING,
                 link="contract",
             )
         return contract.plan
@@ -326,25 +319,20 @@ class PolicyService:
         record = await self.record(account_id)
         if record.opted_out_at is not None:
             return record.opted_out_at, False
-        deadline = opt_out_deadline(record)
-        if deadline is None:
+        if opt_out_deadline(record) is None:
             raise Conflict("accept the agreement first", code="agreement_not_accepted")
         now = self._clock.now()
-        if now > deadline:
-            raise PolicyRefused(
-                f"the arbitration opt-out had to be made by {deadline.isoformat()} (30 days after first acceptance)",
-                code="opt_out_window_closed",
-                link="agreement",
-                extra={"deadline": deadline.isoformat()},
-            )
+        refusal = opt_out_refusal(record, now)
+        if refusal is not None:
+            raise refused(refusal)
         await self._db.run(lambda db: store.insert_opt_out(db, account_id, now, client))
         self._records.pop(account_id, None)
         log.info("arbitration opt-out recorded", extra={"account": account_id})
         return now, True
 
-    async def property_acceptances(self, property_id: str) -> list[store.UnitAcceptance]:
-        """Per unit, each resident and the latest version they accepted (console)."""
-        return await self._db.run(lambda db: store.property_acceptances(db, property_id))
+    async def property_agreements(self, property_id: str) -> list[store.ResidentAgreement]:
+        """Each current resident of the property with every acceptance and their opt-out (console)."""
+        return await self._db.run(lambda db: store.property_agreements(db, property_id))
 
     def forget(self, account_id: str) -> None:
         """Drop a cached record (e.g. after the account ended); it is read again from the database if needed."""

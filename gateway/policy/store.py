@@ -21,7 +21,7 @@ from .models import (
 
 __all__ = [
     "Acceptance",
-    "UnitAcceptance",
+    "ResidentAgreement",
     "acceptances_of",
     "get_setting",
     "insert_acceptance",
@@ -30,7 +30,7 @@ __all__ = [
     "load_contracts",
     "load_versions",
     "opt_out_of",
-    "property_acceptances",
+    "property_agreements",
     "record_of",
     "set_setting",
     "upsert_contract",
@@ -47,16 +47,21 @@ class Acceptance:
 
 
 @dataclass(frozen=True, slots=True)
-class UnitAcceptance:
-    """A resident of a property and the latest agreement version they accepted (console view)."""
+class ResidentAgreement:
+    """A current resident of a property, every acceptance of theirs (oldest first) and their record (console)."""
 
     unit_id: str
     account_id: str
     username: str
     display_name: str | None
     status: str
-    version: str | None
-    accepted_at: datetime | None
+    acceptances: tuple[Acceptance, ...]
+    record: AgreementRecord
+
+    @property
+    def latest(self) -> Acceptance | None:
+        """The latest acceptance."""
+        return self.acceptances[-1] if self.acceptances else None
 
 
 def _contract(row: dict[str, Any]) -> Contract:
@@ -147,11 +152,14 @@ def opt_out_of(db: sqlite_utils.Database, account_id: str) -> datetime | None:
 
 def record_of(db: sqlite_utils.Database, account_id: str) -> AgreementRecord:
     """The account's agreement record, as the decision needs it."""
+    return _record(acceptances_of(db, account_id), opt_out_of(db, account_id))
+
+
+def _record(acceptances: list[Acceptance], opted_out_at: datetime | None) -> AgreementRecord:
     accepted: dict[str, datetime] = {}
-    for a in acceptances_of(db, account_id):
+    for a in acceptances:
         accepted.setdefault(a.version, a.accepted_at)
-    first = min(accepted.values(), default=None)
-    return AgreementRecord(accepted, first, opt_out_of(db, account_id))
+    return AgreementRecord(accepted, min(accepted.values(), default=None), opted_out_at)
 
 
 def insert_acceptance(
@@ -173,31 +181,36 @@ def insert_opt_out(db: sqlite_utils.Database, account_id: str, at: datetime, cli
     )
 
 
-def property_acceptances(db: sqlite_utils.Database, property_id: str) -> list[UnitAcceptance]:
-    """Every current resident of a property with the latest version they accepted."""
-    rows = db.query(
-        """
-        SELECT a.unit_id, a.id, a.username, a.display_name, a.status, x.version, x.accepted_at
-        FROM accounts a
-        LEFT JOIN agreement_acceptances x ON x.id = (
-            SELECT y.id FROM agreement_acceptances y WHERE y.account_id = a.id ORDER BY y.id DESC LIMIT 1
+_RESIDENTS = "a.property_id = ? AND a.role = 'resident' AND a.status != 'terminated'"
+
+
+def property_agreements(db: sqlite_utils.Database, property_id: str) -> list[ResidentAgreement]:
+    """Every current resident of a property with all their acceptances and their opt-out (two queries)."""
+    history: dict[str, list[Acceptance]] = {}
+    for r in db.query(
+        "SELECT x.account_id, x.version, x.accepted_at, x.client FROM agreement_acceptances x "
+        f"JOIN accounts a ON a.id = x.account_id WHERE {_RESIDENTS} ORDER BY x.id",
+        [property_id],
+    ):
+        history.setdefault(r["account_id"], []).append(
+            Acceptance(r["version"], datetime.fromisoformat(r["accepted_at"]), r["client"])
         )
-        WHERE a.property_id = ? AND a.role = 'resident' AND a.status != 'terminated'
-        ORDER BY a.unit_id, a.username
-        """,
+    residents = db.query(
+        "SELECT a.unit_id, a.id, a.username, a.display_name, a.status, o.recorded_at FROM accounts a "
+        f"LEFT JOIN arbitration_opt_outs o ON o.account_id = a.id WHERE {_RESIDENTS} ORDER BY a.unit_id, a.username",
         [property_id],
     )
     return [
-        UnitAcceptance(
+        ResidentAgreement(
             r["unit_id"],
             r["id"],
             r["username"],
             r["display_name"],
             r["status"],
-            r["version"],
-            parse_time(r["accepted_at"]),
+            tuple(history.get(r["id"], ())),
+            _record(history.get(r["id"], []), parse_time(r["recorded_at"])),
         )
-        for r in rows
+        for r in residents
     ]
 
 

@@ -1,0 +1,127 @@
+"""The property manager console: one web page served by the gateway (static HTML, a script and a style sheet;
+nothing loaded from elsewhere) and the one API call behind it."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from ..building import Unit
+from ..errors import NotFound
+from ..policy import AgreementVersion, contract_lapse, opt_out_deadline
+from ..policy.store import ResidentAgreement
+from .context import ApiContext, Ctx, Manager, own_property
+from .problems import PROBLEM_RESPONSES
+from .routes_rules import contract_out
+from .schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
+
+__all__ = ["SECURITY_HEADERS", "agreements_by_unit", "page_router", "resident_acceptance", "router"]
+
+router = APIRouter(prefix="/properties", tags=["property"], responses=PROBLEM_RESPONSES)
+page_router = APIRouter(include_in_schema=False)
+
+Id = Annotated[str, Path(min_length=1, max_length=128)]
+
+# The page runs only its own script and style and talks only to this gateway; it may not be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_MEDIA_TYPES = {
+    "index.html": "text/html; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+# Read once at import: a few kilobytes, and no file access on the event loop afterwards.
+_ASSETS = {name: (resources.files("gateway.api") / "console" / name).read_bytes() for name in _MEDIA_TYPES}
+
+
+async def agreements_by_unit(
+    ctx: ApiContext, property_id: str
+) -> tuple[AgreementVersion | None, set[str] | None, list[tuple[Unit, list[ResidentAgreement]]]]:
+    """The agreement version in effect, the versions that count as up to date (the one in effect and any published
+    after it; None while none is in effect), and each unit of the property with its current residents' records."""
+    current = ctx.policy.current_version()
+    fresh = None if current is None else ctx.policy.acceptable_versions()
+    rows = await ctx.policy.property_agreements(property_id)
+    return current, fresh, [(u, [r for r in rows if r.unit_id == u.id]) for u in ctx.building.units(property_id)]
+
+
+def resident_acceptance(r: ResidentAgreement, up_to_date_versions: set[str] | None) -> dict[str, Any]:
+    """A resident's latest acceptance, as both console views show it (``None``: no version is in effect)."""
+    latest = r.latest
+    return {
+        "account_id": r.account_id,
+        "username": r.username,
+        "display_name": r.display_name,
+        "status": r.status,
+        "accepted_version": None if latest is None else latest.version,
+        "accepted_at": None if latest is None else latest.accepted_at,
+        "up_to_date": up_to_date_versions is not None and latest is not None and latest.version in up_to_date_versions,
+    }
+
+
+@router.get("/{property_id}/console", operation_id="getPropertyConsole")
+async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
+    """My property's console in one call: the lessor's contract (in force or why not, dates, internet provider)
+    and, per unit, each resident's accepted agreement versions with when, and the arbitration opt-out (manager;
+    an audited read)."""
+    pid = own_property(principal, ctx, property_id)
+    now = ctx.gateway.clock.now()
+    contract = ctx.policy.contract(pid)
+    lapse = contract_lapse(contract, now)
+    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
+    units = [
+        ConsoleUnitOut(
+            unit_id=u.id,
+            label=u.label,
+            residents=[
+                ConsoleResidentOut(
+                    **resident_acceptance(r, fresh),
+                    acceptances=[ConsoleAcceptanceOut.model_validate(a) for a in r.acceptances],
+                    arbitration_opt_out_at=r.record.opted_out_at,
+                    opt_out_deadline=opt_out_deadline(r.record),
+                )
+                for r in residents
+            ],
+        )
+        for u, residents in by_unit
+    ]
+    shown_residents = sum(len(u.residents) for u in units)
+    await ctx.audit.record(principal, "property.read_console", property_id=pid, detail={"residents": shown_residents})
+    return ConsoleOut(
+        property_id=pid,
+        property_name=ctx.building.property(pid).name,
+        at=now,
+        service_in_force=lapse is None,
+        lapse=lapse,
+        contract=None if contract is None else contract_out(ctx, contract),
+        current_version=None if current is None else current.version,
+        current_effective_at=None if current is None else current.effective_at,
+        units=units,
+    )
+
+
+@page_router.get("/console")
+async def console_page() -> Response:
+    """The console page."""
+    return _asset("index.html")
+
+
+@page_router.get("/console/{name}")
+async def console_file(name: Annotated[str, Path(max_length=32)]) -> Response:
+    """The console's script and style sheet."""
+    if name not in _MEDIA_TYPES or name == "index.html":
+        raise NotFound(f"no console file {name!r}", code="not_found")
+    return _asset(name)
+
+
+def _asset(name: str) -> Response:
+    return Response(_ASSETS[name], media_type=_MEDIA_TYPES[name], headers=SECURITY_HEADERS)
