@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import json
 import logging
@@ -123,6 +124,10 @@ async def run(args: argparse.Namespace) -> None:
                 unit = await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
                 await _wait_discovered(gateway, [f"fwsim-{unit.unit}-{name}" for name in unit.devices])
                 print("no devices found: started a simulated unit (u101)", flush=True)
+        # Everything made while starting (modules, the API's schemas, the stored entities) lives as long as the
+        # process: moved out of the collector's reach, a full collection no longer walks it (measured here: a
+        # 71 ms full collection with 20 devices, felt by whichever command was running).
+        gc.freeze()
         await asyncio.Event().wait()
 
 

@@ -57,6 +57,7 @@ class ApiServer:
         config = uvicorn.Config(
             self._app,
             lifespan="off",
+            http="httptools",  # a declared dependency: never a silent fall-back to the slower h11 parser
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=3,
