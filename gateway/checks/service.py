@@ -9,6 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from ..building import BuildingService
@@ -38,7 +39,10 @@ from .upstream import MqttUpstream, Upstream, WebhookUpstream
 if TYPE_CHECKING:
     from ..app import Gateway
 
-__all__ = ["ChecksService"]
+__all__ = ["ChecksService", "NotificationListener"]
+
+NotificationListener = Callable[[Notification], None]
+"""Told about every notification just queued (the live stream pushes it to the unit's app)."""
 
 log = logging.getLogger(__name__)
 _REMINDERS = {
@@ -86,6 +90,7 @@ class ChecksService:
             Backoff(settings.retry_initial_seconds, 2.0, settings.retry_cap_seconds),
             gateway.settings.client_id,
         )
+        self._note_listeners: list[NotificationListener] = []
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks = TaskOwner()
@@ -168,6 +173,10 @@ class ChecksService:
         await self._report_outages(now)
 
     # --- notifications --------------------------------------------------------------------------
+
+    def on_notification(self, listener: NotificationListener) -> None:
+        """Call ``listener`` with every notification once it is queued."""
+        self._note_listeners.append(listener)
 
     async def notifications(self, unit_id: str, after: int, since: datetime | None, limit: int) -> list[Notification]:
         """The unit's queued notifications after the id ``after``."""
@@ -326,6 +335,8 @@ class ChecksService:
         )
         if note is not None:
             log.info("reminder queued", extra={"unit": status.unit_id, "status": str(status.status)})
+            for listener in self._note_listeners:
+                listener(note)
 
     async def _automatic_test_due(self, status: Compliance, now: datetime) -> bool:
         """Whether to test the unit now: it owes a test, is idle, and was not tested automatically since the reason
