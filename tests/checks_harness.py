@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -136,6 +141,7 @@ def _free_port() -> int:
 
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+ROOT = Path(__file__).resolve().parents[1]
 # These tests move the clock by months; sessions here must outlive that (their expiry is tested elsewhere).
 LONG_SESSIONS = {"idle_timeout_seconds": 400 * 86400, "session_ttl_seconds": 400 * 86400}
 
@@ -246,3 +252,21 @@ async def status_is(api: Api, token: str, status: str) -> bool:
 async def delivered(hook: Webhook, count: int) -> bool:
     """Whether the webhook received at least ``count`` reports."""
     return len(hook.received) >= count
+
+
+async def crash_gateway(db: Path, broker: BrokerHandle, prefix: str) -> datetime:
+    """Run ``gateway run`` on ``db`` until it is up, kill it with SIGKILL (no clean stop); when it died."""
+    env = {**os.environ, "GATEWAY_LOG_FORMAT": "json"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--db", str(db), "--broker", f"mqtt://{broker.host}:{broker.port}",
+        "--no-api", "--simulate", "never", "--discovery-prefix", prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        while not (await process.stdout.readline()).startswith(b"gateway running"):
+            pass
+    killed_at = datetime.now(UTC)
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    return killed_at

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -21,11 +17,10 @@ from gateway.checks import selftest as selftest_module
 from gateway.clock import ManualClock
 from gateway.connectivity.store import outages_between
 from gateway.errors import StorageError
-from tests.api_harness import Api, Building, bearer, problem, running_api
+from tests.api_harness import Api, Building, bearer, problem
 from tests.brokers import BrokerHandle
 from tests.checks_harness import (
     EMBEDDED,
-    LONG_SESSIONS,
     UplinkTargetServer,
     Webhook,
     asked,
@@ -40,9 +35,6 @@ from tests.checks_harness import (
     status_is,
 )
 from tests.conftest import GatewayFactory, eventually, until
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 # --- the self-test --------------------------------------------------------------------------------
 
@@ -413,42 +405,6 @@ async def test_device_offline_period_is_an_interval_and_counts_against_uptime(
 async def _device_outages(api: Api, b: Building, count: int, *, open_: bool) -> bool:
     found = await outages(api, b.manager, "device")
     return len(found) == count and all((o["ended_at"] is None) is open_ for o in found)
-
-
-@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
-async def test_an_unclean_stop_is_recorded_as_a_power_outage_on_the_next_start(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, tmp_path: Path
-) -> None:
-    db = tmp_path / "gateway.sqlite3"
-    env = {**os.environ, "GATEWAY_LOG_FORMAT": "json"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--db", str(db), "--broker", f"mqtt://{broker.host}:{broker.port}",
-        "--no-api", "--simulate", "never", "--discovery-prefix", prefix,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    async with asyncio.timeout(30):
-        while not (await process.stdout.readline()).startswith(b"gateway running"):
-            pass
-    killed_at = datetime.now(UTC)
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
-    clock.set(killed_at + timedelta(minutes=5))
-    async with running_api(partial(make_gateway, database=db), broker, prefix, clock, **LONG_SESSIONS) as api:
-        assert api.gateway.unclean_previous_run is not None
-        r = await api.http.post("/properties", json={"id": "p1", "name": "Elm"}, headers=bearer(api.operator))
-        assert r.status_code == 201
-        manager = await api.staff("maria.manager", "manager", "p1")
-        r = await api.http.get("/properties/p1/outages", headers=bearer(manager))
-        (power,) = [o for o in r.json() if o["kind"] == "power"]
-        assert power["cause"] == "unclean_stop"
-        started = datetime.fromisoformat(power["started_at"])
-        assert killed_at - timedelta(seconds=60) <= started <= killed_at
-        assert datetime.fromisoformat(power["ended_at"]) == clock.now()
-    # A clean stop is not an outage.
-    clock.advance(timedelta(minutes=1))
-    async with running_api(partial(make_gateway, database=db), broker, prefix, clock, **LONG_SESSIONS) as api:
-        assert api.gateway.unclean_previous_run is None
 
 
 @EMBEDDED

@@ -104,8 +104,10 @@ async def my_uptime(principal: Resident, ctx: Ctx, month: MonthQuery = None) -> 
 
 @property_router.post("/{property_id}/units/{unit_id}/self-test", operation_id="runUnitSelfTest")
 async def run_unit_test(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> SelfTestResult:
-    """Test a unit's home automation now (manager; audited). Nothing is actuated."""
+    """Test a unit's home automation now (manager; audited). Nothing is actuated. Refused while the lessor's
+    contract is not in force (no service, nothing to test)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
+    ctx.policy.check_service(unit.id)
     result = await ctx.checks.run_test(unit.id, Trigger.MANAGER, principal.actor)
     await ctx.audit.record(
         principal, "self_test.run", property_id=property_id, unit_id=unit.id, detail={"passed": result.passed}
