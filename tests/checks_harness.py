@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -147,14 +147,23 @@ LONG_SESSIONS = {"idle_timeout_seconds": 400 * 86400, "session_ttl_seconds": 400
 
 
 class Wire:
-    """Every message on the simulators' topics: commands (``/set``) and state requests (``/get``)."""
+    """Every message on the devices' topics (by default the simulators'): commands and state requests."""
 
     def __init__(self) -> None:
-        self.topics: list[str] = []
+        self.messages: list[tuple[str, bytes]] = []
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics of every message seen, in order."""
+        return [topic for topic, _ in self.messages]
 
     def commands(self) -> list[str]:
-        """Topics of commands that reached a device."""
+        """Topics of commands that reached a simulator (its command topics all have ``/set``)."""
         return [t for t in self.topics if "/set" in t]
+
+    def on(self, topics: Collection[str]) -> list[tuple[str, bytes]]:
+        """Messages seen on any of ``topics``."""
+        return [(t, p) for t, p in self.messages if t in topics]
 
     def requests(self, device: str) -> list[str]:
         """State requests sent to one simulated device (e.g. ``lock``)."""
@@ -162,15 +171,17 @@ class Wire:
 
 
 @contextlib.asynccontextmanager
-async def listening(api: Api) -> AsyncIterator[Wire]:
-    """Record everything published on the simulators' topics for the block."""
+async def listening(api: Api, *filters: str) -> AsyncIterator[Wire]:
+    """Record everything published on ``filters`` (default: the simulators' topics) for the block."""
     wire = Wire()
     async with aiomqtt.Client(api.broker.host, api.broker.port, identifier=f"wire-{uuid.uuid4().hex[:6]}") as client:
-        await client.subscribe(f"{api.prefix}-sim/#", qos=1)
+        for topic_filter in filters or (f"{api.prefix}-sim/#",):
+            await client.subscribe(topic_filter, qos=1)
 
         async def collect() -> None:
             async for message in client.messages:
-                wire.topics.append(str(message.topic))
+                payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                wire.messages.append((str(message.topic), payload))
 
         async with asyncio.TaskGroup() as tasks:
             task = tasks.create_task(collect(), name="wire")

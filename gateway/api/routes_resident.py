@@ -170,7 +170,10 @@ async def my_events(
     operation_id="streamMyUnit",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events: ready, state, availability, notification"}
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events: ready, state, availability, notification",
+        }
     },
 )
 async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:

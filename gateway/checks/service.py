@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from ..building import BuildingService
