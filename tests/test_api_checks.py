@@ -12,10 +12,8 @@ import aiomqtt
 import pytest
 
 from devices import LockStatus
-from gateway.app import Gateway
 from gateway.checks import selftest as selftest_module
 from gateway.clock import ManualClock
-from gateway.connectivity.store import outages_between
 from gateway.errors import StorageError
 from tests.api_harness import Api, Building, bearer, problem
 from tests.brokers import BrokerHandle
@@ -34,7 +32,7 @@ from tests.checks_harness import (
     self_test,
     status_is,
 )
-from tests.conftest import GatewayFactory, eventually, until
+from tests.conftest import GatewayFactory, until
 
 # --- the self-test --------------------------------------------------------------------------------
 
@@ -464,43 +462,6 @@ async def test_a_broker_outage_is_an_interval_and_a_self_test_meanwhile_fails_fa
 
 async def _link_down(api: Api) -> bool:
     return not api.gateway.link.connected
-
-
-@EMBEDDED
-async def test_a_device_silent_past_its_expire_after_is_down_until_it_reports(
-    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str, clock: ManualClock
-) -> None:
-    config = {
-        "name": "Porch",
-        "state_topic": f"{prefix}-hand/porch/temp",
-        "unit_of_measurement": "°C",
-        "expire_after": 600,
-        "device": {"identifiers": ["hand-porch"]},
-    }
-    async with make_gateway(device_check_seconds=3600) as gw:
-        await mqtt.publish(f"{prefix}/sensor/porch/temp/config", json.dumps(config), qos=1, retain=True)
-        await mqtt.publish(f"{prefix}-hand/porch/temp", b"21.5", qos=1, retain=True)
-        await eventually(lambda: (e := gw.registry.get("sensor/porch/temp")) is not None and e.state is not None)
-        reported_at = clock.now()
-        clock.advance(timedelta(seconds=599))
-        await gw.connectivity.check_devices()
-        assert [o for o in gw.connectivity.open_now() if o.kind == "device"] == []
-        clock.advance(timedelta(seconds=2))
-        await gw.connectivity.check_devices()
-        (silent,) = [o for o in gw.connectivity.open_now() if o.kind == "device"]
-        assert (silent.device_id, silent.cause) == ("hand-porch", "expired")
-        assert silent.started_at == reported_at + timedelta(seconds=600)
-        clock.advance(timedelta(minutes=30))
-        await mqtt.publish(f"{prefix}-hand/porch/temp", b"20.0", qos=1)
-        await until(partial(_no_open_device_outage, gw), what="the outage closed by the next report")
-        await gw.connectivity.flush()
-        (closed,) = await gw.db.run(partial(outages_between, start=reported_at, end=clock.now()))
-        assert closed.ended_at == clock.now() and closed.duration(clock.now()) == timedelta(minutes=30, seconds=1)
-
-
-async def _no_open_device_outage(gw: Gateway) -> bool:
-    await gw.connectivity.flush()
-    return not [o for o in gw.connectivity.open_now() if o.kind == "device"]
 
 
 @EMBEDDED
