@@ -3,12 +3,15 @@ of what a previous run left undelivered, exactly once."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import httpx
+
 from gateway.clock import ManualClock
-from tests.api_harness import Api, bearer, running_api, set_contract
+from tests.api_harness import Api, bearer, problem, running_api, set_contract
 from tests.brokers import BrokerHandle
 from tests.checks_harness import (
     EMBEDDED,
@@ -111,3 +114,37 @@ async def test_reports_a_previous_run_left_undelivered_go_out_after_a_restart_ex
             assert mine["attempts"] >= 2 and mine["last_error"] is None
             await api.service.checks.outbox.deliver_pending()  # another pass sends nothing again
         assert hook.keys() == [filed["idempotency_key"]]
+
+
+@EMBEDDED
+async def test_a_retried_report_with_the_same_idempotency_key_is_the_same_report(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with (
+        Webhook() as hook,
+        checked_building(make_gateway, broker, prefix, clock, None, webhook=hook.url, automatic=False) as b,
+    ):
+        api = b.api
+
+        async def post(token: str, description: str, key: str | None) -> httpx.Response:
+            headers = bearer(token) | ({} if key is None else {"Idempotency-Key": key})
+            return await api.http.post("/me/reports", json={"description": description}, headers=headers)
+
+        first = await post(b.alice, "the heating does not answer", "app-7f3a")
+        assert first.status_code == 201, first.text
+        again = await post(b.alice, "the heating does not answer", "app-7f3a")
+        assert again.status_code == 200 and again.json() == first.json()
+        problem(await post(b.alice, "the lights do not answer", "app-7f3a"), 409, "idempotency_key_reused")
+        # The key is the account's own: Bob's app may use the same one for his own report.
+        bobs = await post(b.bob, "the heating does not answer", "app-7f3a")
+        assert bobs.status_code == 201 and bobs.json()["id"] != first.json()["id"]
+        # Without a key every POST is a report of its own.
+        one, two = await post(b.alice, "door", None), await post(b.alice, "door", None)
+        assert (one.status_code, two.status_code) == (201, 201) and one.json()["id"] != two.json()["id"]
+        problem(await post(b.alice, "door", "has spaces"), 422, "validation_failed")
+        mine = (await api.http.get("/me/reports", headers=bearer(b.alice))).json()
+        assert sorted(x["id"] for x in mine) == sorted([first.json()["id"], one.json()["id"], two.json()["id"]])
+        await until(partial(delivered, hook, 4), what="four reports delivered")
+        keys = hook.keys()
+        assert len(set(keys)) == 4 and first.json()["idempotency_key"] in keys
+        assert b.alice_id not in json.dumps([body for _, body in hook.received if body["kind"] == "resident"])

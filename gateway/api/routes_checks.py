@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from ..checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
 from ..connectivity import month_window
@@ -79,10 +79,37 @@ async def my_notifications(
     return await ctx.checks.notifications(unit_id, after, principal.account.created_at, limit)
 
 
-@resident_router.post("/reports", status_code=201, operation_id="fileMyReport")
-async def file_report(body: ReportRequest, principal: Resident, ctx: Ctx) -> Report:
+@resident_router.post(
+    "/reports",
+    status_code=201,
+    operation_id="fileMyReport",
+    responses={200: {"model": Report, "description": "The report this Idempotency-Key already filed (a retry)"}},
+)
+async def file_report(
+    body: ReportRequest,
+    principal: Resident,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[\x21-\x7e]{1,128}$",
+            description="The app's key for this report: a retry with the same key is answered with the report it "
+            "filed (200), never a second report; the same key with another description is 409 idempotency_key_reused",
+        ),
+    ] = None,
+) -> Report:
     """Report a failure of my home automation by hand; it goes to the internet provider and the operator."""
-    return await ctx.checks.file_resident_report(resident_unit(principal), principal.actor, body.description)
+    report, new = await ctx.checks.file_resident_report(
+        resident_unit(principal),
+        principal.actor,
+        body.description,
+        account_id=principal.account.id,
+        client_key=idempotency_key,
+    )
+    if not new:
+        response.status_code = 200
+    return report
 
 
 @resident_router.get("/reports", operation_id="listMyReports")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -184,19 +185,37 @@ class ChecksService:
 
     # --- reports --------------------------------------------------------------------------------
 
-    async def file_resident_report(self, unit_id: str, actor: str, description: str) -> Report:
-        """A failure report a resident files by hand."""
+    async def file_resident_report(
+        self, unit_id: str, actor: str, description: str, *, account_id: str, client_key: str | None = None
+    ) -> tuple[Report, bool]:
+        """A failure report a resident files by hand; the report and whether it is new.
+
+        With ``client_key`` (the app's Idempotency-Key) the same key from the same account is the same report; the
+        same key with another description is a Conflict (``idempotency_key_reused``).
+        """
         unit = self.building.unit(unit_id)
-        report, _ = await self.outbox.file(
+        if client_key is None:
+            token = secrets.token_hex(8)
+        else:
+            # Hashed with the account: another account's key never collides, and no account id travels upstream.
+            token = hashlib.sha256(f"{account_id}\n{client_key}".encode()).hexdigest()[:32]
+        report, new = await self.outbox.file(
             ReportKind.RESIDENT,
-            f"resident:{unit_id}:{secrets.token_hex(8)}",
+            f"resident:{unit_id}:{token}",
             f"resident of unit {unit.label} reports a failure",
             property_id=unit.property_id,
             unit_id=unit_id,
             details={"description": description},
             created_by=actor,
         )
-        return report
+        details = report.body.get("details")
+        if not new and (not isinstance(details, dict) or details.get("description") != description):
+            raise Conflict(
+                "this Idempotency-Key already filed a different report",
+                code="idempotency_key_reused",
+                field="description",
+            )
+        return report, new
 
     async def reports(self, *, property_id: str | None = None, unit_id: str | None = None) -> list[Report]:
         """Reports, newest first."""
