@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.clock import ManualClock
 from tests.api_harness import Api, bearer, problem, running_api, set_contract
@@ -148,3 +149,25 @@ async def test_a_retried_report_with_the_same_idempotency_key_is_the_same_report
         keys = hook.keys()
         assert len(set(keys)) == 4 and first.json()["idempotency_key"] in keys
         assert b.alice_id not in json.dumps([body for _, body in hook.received if body["kind"] == "resident"])
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)  # restarts more predictably than amqtt
+async def test_a_long_broker_link_outage_is_reported_to_the_operator_alone(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
+        api = b.api
+        await broker.stop()
+        await until(lambda: is_(api.gateway.link.connected, "False"), what="the gateway's link down")
+        clock.advance(THRESHOLD + SECOND)
+        await broker.start()
+        await api.gateway.wait_connected(15)
+        for sim in b.sims.values():
+            await sim.wait_online(15)
+        await api.gateway.connectivity.flush()
+        (outage,) = await outages(api, b.manager, "broker")
+        await api.service.checks.tick()
+        (report,) = await all_reports(api, "outage")
+        assert report["body"]["details"] == {**report["body"]["details"], "kind": "broker", "outage_id": outage["id"]}
+        # The gateway's own link to its local broker is not the internet connection: the provider is not told.
+        assert report["body"]["addressed_to"] == [{"role": "operator"}]

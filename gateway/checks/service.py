@@ -398,6 +398,10 @@ class ChecksService:
                     f"outage:{outage.id}:{prop.id}",
                     f"{words[str(outage.kind)]} outage since {outage.started_at.isoformat()} ({state})",
                     property_id=prop.id,
+                    # The broker link is the gateway's own connection on the local network, not the internet:
+                    # the operator's to mend. Broadband, and power (which takes the building's line down too),
+                    # go to the provider as well.
+                    to_internet_provider=outage.kind is not OutageKind.BROKER,
                     details={
                         "outage_id": outage.id,
                         "kind": str(outage.kind),
