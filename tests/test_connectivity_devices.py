@@ -160,3 +160,10 @@ async def test_a_bound_device_that_never_reported_counts_against_the_units_uptim
         devices = {d["device_id"]: d for d in units["a"]["devices"]}
         assert devices["hand-hall"]["down_seconds"] == pytest.approx(3600, abs=1)
         assert units["a"]["down_seconds"] == pytest.approx(3600, abs=1) and units["b"]["down_seconds"] == 0
+        # The month before: nothing was down yet (it is over, so all of it counts); and no outage in it.
+        r = await api.http.get("/properties/p1/uptime", params={"month": "2025-12"}, headers=bearer(b.manager))
+        assert r.json()["month"] == "2025-12" and {u["uptime"] for u in r.json()["units"]} == {1.0}
+        r = await api.http.get("/properties/p1/outages", params={"month": "2025-12"}, headers=bearer(b.manager))
+        assert r.status_code == 200 and r.json() == []
+        r = await api.http.get("/properties/p1/uptime", params={"month": "2026-13"}, headers=bearer(b.manager))
+        assert r.status_code == 422
