@@ -5,8 +5,6 @@ Nothing outside this package builds or parses device payloads.
 
 from .base import (
     MAX_PAYLOAD_BYTES,
-    STATE_REQUEST_PAYLOAD,
-    STATE_REQUEST_SUFFIX,
     AvailabilityEntry,
     Command,
     Component,
@@ -14,23 +12,24 @@ from .base import (
     DeviceKind,
     EntityConfig,
     EntityState,
+    OriginInfo,
     Outcome,
     OutcomeStatus,
     Publish,
+    StateKeys,
 )
 from .climate import ClimateCommand, ClimateConfig, ClimateState
 from .discovery import CONFIG_MODELS, DiscoveryKey, discovery_topic, parse_config, parse_discovery_topic
 from .errors import CommandInvalid, ConfigInvalid, DeviceCodecError, PayloadInvalid
 from .light import LightCommand, LightConfig, LightState
 from .lock import LockCommand, LockConfig, LockState, LockStatus
+from .probes import Firmware, QueryMethod, StateQuery, firmware_of, state_queries
 from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState
 from .templates import ValuePath, parse_template
 
 __all__ = [
     "CONFIG_MODELS",
     "MAX_PAYLOAD_BYTES",
-    "STATE_REQUEST_PAYLOAD",
-    "STATE_REQUEST_SUFFIX",
     "AvailabilityEntry",
     "BinarySensorConfig",
     "BinarySensorState",
@@ -47,6 +46,7 @@ __all__ = [
     "DiscoveryKey",
     "EntityConfig",
     "EntityState",
+    "Firmware",
     "LightCommand",
     "LightConfig",
     "LightState",
@@ -54,15 +54,21 @@ __all__ = [
     "LockConfig",
     "LockState",
     "LockStatus",
+    "OriginInfo",
     "Outcome",
     "OutcomeStatus",
     "PayloadInvalid",
     "Publish",
+    "QueryMethod",
     "SensorConfig",
     "SensorState",
+    "StateKeys",
+    "StateQuery",
     "ValuePath",
     "discovery_topic",
+    "firmware_of",
     "parse_config",
     "parse_discovery_topic",
     "parse_template",
+    "state_queries",
 ]

@@ -27,8 +27,6 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_LENGTH",
     "PENDING",
-    "STATE_REQUEST_PAYLOAD",
-    "STATE_REQUEST_SUFFIX",
     "AvailabilityEntry",
     "Command",
     "Component",
@@ -37,19 +35,17 @@ __all__ = [
     "EntityConfig",
     "EntityState",
     "FrozenModel",
+    "OriginInfo",
     "Outcome",
     "OutcomeStatus",
     "Publish",
+    "StateKeys",
     "Topic",
     "first_error",
     "load_json_object",
 ]
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-STATE_REQUEST_SUFFIX = "/get"
-"""Appended to a state topic, the topic that asks for a fresh report (Zigbee2MQTT's convention)."""
-STATE_REQUEST_PAYLOAD = b'{"state":""}'
-"""What is sent there: the attribute to read, with no value."""
 """Largest discovery config or state payload the gateway parses; larger ones are refused unread."""
 
 MAX_TOPIC_LENGTH = 256
@@ -144,6 +140,20 @@ class DeviceInfo(BaseModel):
         return (value,) if isinstance(value, str) else value
 
 
+class OriginInfo(BaseModel):
+    """The software that published the discovery config (HA ``origin`` block), e.g. Zigbee2MQTT."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: Annotated[str, Field(max_length=128)]
+    sw_version: Annotated[str, Field(max_length=64)] | None = None
+    support_url: Annotated[str, Field(max_length=256)] | None = None
+
+
+StateKeys = Mapping[str, frozenset[str] | None]
+"""Per state topic, the top-level JSON keys an entity reads its state from; None where it reads the whole payload."""
+
+
 class AvailabilityEntry(BaseModel):
     """One availability topic and its payloads (HA ``availability`` list item)."""
 
@@ -197,6 +207,7 @@ class EntityConfig(BaseModel):
     name: Annotated[str, Field(max_length=128)] | None = None
     unique_id: Annotated[str, Field(max_length=128)] | None = None
     device: DeviceInfo | None = None
+    origin: OriginInfo | None = None
     device_class: Annotated[str, Field(max_length=64)] | None = None
     availability_topic: Topic | None = None
     payload_available: str = "online"
@@ -252,14 +263,9 @@ class EntityConfig(BaseModel):
     def state_topics(self) -> frozenset[str]:
         """Topics on which the device reports state."""
 
-    def state_requests(self) -> dict[str, bytes]:
-        """Messages that ask the device to report its state again, actuating nothing, by topic.
-
-        Zigbee2MQTT's convention: ``{"state": ""}`` on ``<state topic>/get``. Never a command topic.
-        """
-        requests = {f"{t}{STATE_REQUEST_SUFFIX}": STATE_REQUEST_PAYLOAD for t in self.state_topics()}
-        # A device whose command topic happens to be <state>/get would be actuated by the request: ask nothing.
-        return {} if requests.keys() & self.command_topics() else requests
+    @abstractmethod
+    def state_keys(self) -> StateKeys:
+        """Per state topic, the JSON keys this entity's state is read from (what a bridge can be asked for)."""
 
     @abstractmethod
     def command_topics(self) -> frozenset[str]:

@@ -18,10 +18,11 @@ from .base import (
     EntityState,
     Outcome,
     Publish,
+    StateKeys,
     Topic,
 )
 from .errors import CommandInvalid, ConfigInvalid, PayloadInvalid
-from .templates import ValuePath, parse_template
+from .templates import ValuePath, first_key, parse_template
 
 __all__ = ["ClimateCommand", "ClimateConfig", "ClimateState", "HvacMode"]
 
@@ -128,6 +129,17 @@ class ClimateConfig(EntityConfig):
     def state_topics(self) -> frozenset[str]:
         """Every topic a field is reported on."""
         return frozenset(topic for topic, _ in self.readers().values())
+
+    def state_keys(self) -> StateKeys:
+        """Per state topic, the keys of the fields reported there (None if one of them is the whole payload)."""
+        keys: dict[str, frozenset[str]] = {}
+        whole: set[str] = set()
+        for topic, path in self.readers().values():
+            key = first_key(path)
+            if key is None:
+                whole.add(topic)
+            keys[topic] = keys.get(topic, frozenset()) | (key or frozenset())
+        return {topic: None if topic in whole else found for topic, found in keys.items()}
 
     def command_topics(self) -> frozenset[str]:
         """Every topic a field is set on."""

@@ -47,6 +47,7 @@ ABBREVIATIONS: Mapping[str, str] = {
     "fan_mode_stat_t": "fan_mode_state_topic",
     "fan_mode_stat_tpl": "fan_mode_state_template",
     "max_kvn": "max_kelvin",
+    "o": "origin",
     "max_mirs": "max_mireds",
     "min_kvn": "min_kelvin",
     "min_mirs": "min_mireds",
@@ -84,6 +85,7 @@ DEVICE_ABBREVIATIONS: Mapping[str, str] = {
     "sw": "sw_version",
     "hw": "hw_version",
 }
+ORIGIN_ABBREVIATIONS: Mapping[str, str] = {"sw": "sw_version", "url": "support_url"}
 AVAILABILITY_ABBREVIATIONS: Mapping[str, str] = {
     "t": "topic",
     "pl_avail": "payload_available",
@@ -144,6 +146,8 @@ def parse_config(component: Component, payload: bytes) -> EntityConfig:
         raise ConfigInvalid("'~' must be a string", code="config_invalid", field="~")
     if isinstance(body.get("device"), dict):
         body["device"] = _expand(body["device"], DEVICE_ABBREVIATIONS)
+    if isinstance(body.get("origin"), dict):
+        body["origin"] = _expand(body["origin"], ORIGIN_ABBREVIATIONS)
     if isinstance(body.get("availability"), list):
         body["availability"] = [
             _substitute(_expand(a, AVAILABILITY_ABBREVIATIONS), base) if isinstance(a, dict) else a

@@ -18,6 +18,7 @@ from .base import (
     EntityState,
     Outcome,
     Publish,
+    StateKeys,
     Topic,
     first_error,
     load_json_object,
@@ -125,6 +126,10 @@ class LightConfig(EntityConfig):
     def state_topics(self) -> frozenset[str]:
         """The single JSON state topic, if any."""
         return frozenset({self.state_topic}) if self.state_topic else frozenset()
+
+    def state_keys(self) -> StateKeys:
+        """The on/off key: asking for it gets the whole JSON state reported (brightness and colour come along)."""
+        return {self.state_topic: frozenset({"state"})} if self.state_topic else {}
 
     def command_topics(self) -> frozenset[str]:
         """The JSON command topic."""

@@ -18,10 +18,11 @@ from .base import (
     Outcome,
     OutcomeStatus,
     Publish,
+    StateKeys,
     Topic,
 )
 from .errors import CommandInvalid, PayloadInvalid
-from .templates import ValuePath, parse_template
+from .templates import ValuePath, first_key, parse_template
 
 __all__ = ["LockCommand", "LockConfig", "LockState", "LockStatus"]
 
@@ -105,6 +106,10 @@ class LockConfig(EntityConfig):
     def state_topics(self) -> frozenset[str]:
         """The state topic, if any."""
         return frozenset({self.state_topic}) if self.state_topic else frozenset()
+
+    def state_keys(self) -> StateKeys:
+        """The key the state word sits under, if the state is JSON."""
+        return {self.state_topic: first_key(self.value_path)} if self.state_topic else {}
 
     def command_topics(self) -> frozenset[str]:
         """The command topic."""

@@ -7,9 +7,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .base import Component, DeviceKind, EntityConfig, EntityState, Publish, Topic
+from .base import Component, DeviceKind, EntityConfig, EntityState, Publish, StateKeys, Topic
 from .errors import PayloadInvalid
-from .templates import ValuePath, parse_template
+from .templates import ValuePath, first_key, parse_template
 
 __all__ = ["BinarySensorConfig", "BinarySensorState", "SensorConfig", "SensorState"]
 
@@ -58,6 +58,10 @@ class _ReadOnly(EntityConfig):
     def state_topics(self) -> frozenset[str]:
         """The state topic."""
         return frozenset({self.state_topic})
+
+    def state_keys(self) -> StateKeys:
+        """The key the reading sits under, if the state is JSON."""
+        return {self.state_topic: first_key(self.value_path)}
 
     def command_topics(self) -> frozenset[str]:
         """Sensors take no commands."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigInvalid, PayloadInvalid
 
-__all__ = ["ValuePath", "parse_template"]
+__all__ = ["ValuePath", "first_key", "parse_template"]
 
 _TEMPLATE = re.compile(
     r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$"
@@ -85,6 +85,11 @@ def parse_template(template: str | None) -> ValuePath:
         return RAW
     parts = tuple(a or b or c for a, b, c in _SEGMENT.findall(expr[len("value_json") :]))
     return ValuePath(parts, json_=True)
+
+
+def first_key(path: ValuePath) -> frozenset[str] | None:
+    """The top-level JSON key a path reads (what a bridge's state request names), or None for the raw payload."""
+    return frozenset(path.path[:1]) if path.json and path.path else None
 
 
 def _decode_text(payload: bytes) -> str:

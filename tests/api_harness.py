@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,58 @@ async def command(
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for a token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+class Sse:
+    """Reads Server-Sent Events from a streaming response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        self._lines: AsyncIterator[str] = response.aiter_lines()
+        self.keepalives = 0
+
+    async def next(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]] | None:
+        """The next event as (name, data), or None once the server has ended the stream."""
+        name: str | None = None
+        data: list[str] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    line = await anext(self._lines)
+                except StopAsyncIteration:
+                    return None
+                if line.startswith(":"):
+                    self.keepalives += 1
+                elif line == "":
+                    if name is not None or data:
+                        return name or "message", json.loads("\n".join(data))
+                else:
+                    key, _, value = line.partition(":")
+                    if key == "event":
+                        name = value.strip()
+                    elif key == "data":
+                        data.append(value.removeprefix(" "))
+
+    async def until(
+        self, name: str, entity_id: str, ok: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Read until an event ``name`` about ``entity_id`` satisfying ``ok``; return every event read, it last."""
+        seen: list[tuple[str, dict[str, Any]]] = []
+        while True:
+            event = await self.next()
+            assert event is not None, f"stream ended while waiting for {name} of {entity_id}; saw {seen}"
+            seen.append(event)
+            if event[0] == name and event[1].get("id") == entity_id and ok(event[1]):
+                return seen
+
+    async def ended(self, timeout: float = 2.0) -> list[tuple[str, dict[str, Any]]]:
+        """Read what is left until the server ends the stream (within ``timeout`` seconds)."""
+        rest: list[tuple[str, dict[str, Any]]] = []
+        async with asyncio.timeout(timeout):
+            while (event := await self.next(timeout)) is not None:
+                rest.append(event)
+        return rest
 
 
 @dataclass

@@ -1,15 +1,32 @@
-"""A local uplink target that a test opens and closes, a local webhook that counts deliveries, and polling."""
+"""A local uplink target that a test opens and closes, a local webhook that counts deliveries, the two-unit
+building under the checks, a spy on the simulators' topics, and polling helpers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import aiomqtt
+import pytest
+
+from gateway.clock import ManualClock
 from gateway.config import ChecksSettings, UplinkSettings, UplinkTarget
+from tests.api_harness import Api, Building, bearer, building, running_api
+from tests.brokers import BrokerHandle
+from tests.conftest import GatewayFactory, until
 
 
 class UplinkTargetServer:
@@ -121,3 +138,146 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+ROOT = Path(__file__).resolve().parents[1]
+# These tests move the clock by months; sessions here must outlive that (their expiry is tested elsewhere).
+LONG_SESSIONS = {"idle_timeout_seconds": 400 * 86400, "session_ttl_seconds": 400 * 86400}
+
+
+class Wire:
+    """Every message on the devices' topics (by default the simulators'): commands and state requests."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics of every message seen, in order."""
+        return [topic for topic, _ in self.messages]
+
+    def commands(self) -> list[str]:
+        """Topics of commands that reached a simulator (its command topics all have ``/set``)."""
+        return [t for t in self.topics if "/set" in t]
+
+    def on(self, topics: Collection[str]) -> list[tuple[str, bytes]]:
+        """Messages seen on any of ``topics``."""
+        return [(t, p) for t, p in self.messages if t in topics]
+
+    def requests(self, device: str) -> list[str]:
+        """State requests sent to one simulated device (e.g. ``lock``)."""
+        return [t for t in self.topics if t.endswith("/get") and t.split("/")[2] == device]
+
+
+@contextlib.asynccontextmanager
+async def listening(api: Api, *filters: str) -> AsyncIterator[Wire]:
+    """Record everything published on ``filters`` (default: the simulators' topics) for the block."""
+    wire = Wire()
+    async with aiomqtt.Client(api.broker.host, api.broker.port, identifier=f"wire-{uuid.uuid4().hex[:6]}") as client:
+        for topic_filter in filters or (f"{api.prefix}-sim/#",):
+            await client.subscribe(topic_filter, qos=1)
+
+        async def collect() -> None:
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                wire.messages.append((str(message.topic), payload))
+
+        async with asyncio.TaskGroup() as tasks:
+            task = tasks.create_task(collect(), name="wire")
+            try:
+                yield wire
+            finally:
+                task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def checked_building(
+    make_gateway: GatewayFactory,
+    broker: BrokerHandle,
+    prefix: str,
+    clock: ManualClock,
+    uplink: UplinkTargetServer | None,
+    webhook: str | None = None,
+    mqtt: str | None = None,
+    *,
+    automatic: bool = True,
+) -> AsyncIterator[Building]:
+    """The API over a gateway checking ``uplink`` and reporting to ``webhook``, with the two-unit building."""
+    factory = partial(
+        make_gateway,
+        uplink=uplink_settings(None if uplink is None else uplink.target),
+        checks=checks_settings(webhook, mqtt, automatic=automatic),
+        device_check_seconds=0.05,
+    )
+    async with running_api(factory, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+        if uplink is not None:
+            await until(lambda: is_(api.gateway.connectivity.uplink.state, "up"), what="uplink up")
+        yield b
+
+
+async def is_(value: object, expected: str) -> bool:
+    """Whether ``value`` reads as ``expected`` (for polling an enum's state)."""
+    return str(value) == expected
+
+
+async def outages(api: Api, token: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """The property's outages this month, as a manager sees them."""
+    r = await api.http.get("/properties/p1/outages", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return [o for o in r.json() if kind is None or o["kind"] == kind]
+
+
+async def my_status(api: Api, token: str) -> dict[str, Any]:
+    """The resident's testing status."""
+    r = await api.http.get("/me/self-test", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert "not a security or alarm system" in body["note"]
+    return dict(body["compliance"])
+
+
+async def self_test(api: Api, token: str) -> dict[str, Any]:
+    """Run the resident's self-test and return the result."""
+    r = await api.http.post("/me/self-test", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def asked(wire: Wire, device: str) -> bool:
+    """Whether the spy saw a state request to that simulated device."""
+    return bool(wire.requests(device))
+
+
+async def nothing_pending(api: Api) -> bool:
+    """Whether the outbox has delivered everything, as the operator sees it."""
+    r = await api.http.get("/operator/connectivity", headers=bearer(api.operator))
+    return bool(r.json()["reports_pending"] == 0)
+
+
+async def status_is(api: Api, token: str, status: str) -> bool:
+    """Whether the resident's testing status is ``status``."""
+    return bool((await my_status(api, token))["status"] == status)
+
+
+async def delivered(hook: Webhook, count: int) -> bool:
+    """Whether the webhook received at least ``count`` reports."""
+    return len(hook.received) >= count
+
+
+async def crash_gateway(db: Path, broker: BrokerHandle, prefix: str) -> datetime:
+    """Run ``gateway run`` on ``db`` until it is up, kill it with SIGKILL (no clean stop); when it died."""
+    env = {**os.environ, "GATEWAY_LOG_FORMAT": "json"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--db", str(db), "--broker", f"mqtt://{broker.host}:{broker.port}",
+        "--no-api", "--simulate", "never", "--discovery-prefix", prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        while not (await process.stdout.readline()).startswith(b"gateway running"):
+            pass
+    killed_at = datetime.now(UTC)
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    return killed_at

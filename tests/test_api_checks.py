@@ -3,123 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import sys
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
 
 from devices import LockStatus
-from gateway.app import Gateway
 from gateway.checks import selftest as selftest_module
 from gateway.clock import ManualClock
-from gateway.connectivity.store import outages_between
 from gateway.errors import StorageError
-from tests.api_harness import Api, Building, bearer, building, problem, running_api
+from tests.api_harness import Api, Building, bearer, problem
 from tests.brokers import BrokerHandle
-from tests.checks_harness import UplinkTargetServer, Webhook, checks_settings, uplink_settings
-from tests.conftest import GatewayFactory, eventually, until
-
-EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
-# These tests move the clock by months; sessions here must outlive that (their expiry is tested elsewhere).
-LONG_SESSIONS = {"idle_timeout_seconds": 400 * 86400, "session_ttl_seconds": 400 * 86400}
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class Wire:
-    """Every message on the simulators' topics: commands (``/set``) and state requests (``/get``)."""
-
-    def __init__(self) -> None:
-        self.topics: list[str] = []
-
-    def commands(self) -> list[str]:
-        """Topics of commands that reached a device."""
-        return [t for t in self.topics if "/set" in t]
-
-    def requests(self, device: str) -> list[str]:
-        """State requests sent to one simulated device (e.g. ``lock``)."""
-        return [t for t in self.topics if t.endswith("/get") and t.split("/")[2] == device]
-
-
-@contextlib.asynccontextmanager
-async def listening(api: Api) -> AsyncIterator[Wire]:
-    """Record everything published on the simulators' topics for the block."""
-    wire = Wire()
-    async with aiomqtt.Client(api.broker.host, api.broker.port, identifier=f"wire-{uuid.uuid4().hex[:6]}") as client:
-        await client.subscribe(f"{api.prefix}-sim/#", qos=1)
-
-        async def collect() -> None:
-            async for message in client.messages:
-                wire.topics.append(str(message.topic))
-
-        async with asyncio.TaskGroup() as tasks:
-            task = tasks.create_task(collect(), name="wire")
-            try:
-                yield wire
-            finally:
-                task.cancel()
-
-
-@contextlib.asynccontextmanager
-async def checked_building(
-    make_gateway: GatewayFactory,
-    broker: BrokerHandle,
-    prefix: str,
-    clock: ManualClock,
-    uplink: UplinkTargetServer | None,
-    webhook: str | None = None,
-    mqtt: str | None = None,
-    *,
-    automatic: bool = True,
-) -> AsyncIterator[Building]:
-    """The API over a gateway checking ``uplink`` and reporting to ``webhook``, with the two-unit building."""
-    factory = partial(
-        make_gateway,
-        uplink=uplink_settings(None if uplink is None else uplink.target),
-        checks=checks_settings(webhook, mqtt, automatic=automatic),
-        device_check_seconds=0.05,
-    )
-    async with running_api(factory, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
-        if uplink is not None:
-            await until(lambda: _is(api.gateway.connectivity.uplink.state, "up"), what="uplink up")
-        yield b
-
-
-async def _is(value: object, expected: str) -> bool:
-    return str(value) == expected
-
-
-async def outages(api: Api, token: str, kind: str | None = None) -> list[dict[str, Any]]:
-    """The property's outages this month, as a manager sees them."""
-    r = await api.http.get("/properties/p1/outages", headers=bearer(token))
-    assert r.status_code == 200, r.text
-    return [o for o in r.json() if kind is None or o["kind"] == kind]
-
-
-async def my_status(api: Api, token: str) -> dict[str, Any]:
-    """The resident's testing status."""
-    r = await api.http.get("/me/self-test", headers=bearer(token))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    assert "not a security or alarm system" in body["note"]
-    return dict(body["compliance"])
-
-
-async def self_test(api: Api, token: str) -> dict[str, Any]:
-    """Run the resident's self-test and return the result."""
-    r = await api.http.post("/me/self-test", headers=bearer(token))
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
+from tests.checks_harness import (
+    EMBEDDED,
+    UplinkTargetServer,
+    Webhook,
+    asked,
+    checked_building,
+    delivered,
+    is_,
+    listening,
+    my_status,
+    nothing_pending,
+    outages,
+    self_test,
+    status_is,
+)
+from tests.conftest import GatewayFactory, until
 
 # --- the self-test --------------------------------------------------------------------------------
 
@@ -135,7 +48,7 @@ async def test_self_test_passes_with_every_simulator_and_actuates_nothing(
         async with listening(api) as wire:
             result = await self_test(api, b.alice)
             # The spy's copy of the request may trail the device's answer; it does arrive.
-            await until(partial(_asked, wire, "lock"), what="the lock asked for its state")
+            await until(partial(asked, wire, "lock"), what="the lock asked for its state")
         assert result["passed"] is True, result
         assert result["trigger"] == "resident" and result["unit_id"] == "a"
         assert "not a security or alarm system" in result["note"]
@@ -171,7 +84,7 @@ async def test_unresponsive_device_fails_the_test_files_a_report_and_the_lock_is
         b.sims["a"].lock.ignore_commands = True  # connected, but answers nothing
         async with listening(api) as wire:
             result = await self_test(api, b.alice)
-            await until(partial(_asked, wire, "lock"), what="the lock asked for its state")
+            await until(partial(asked, wire, "lock"), what="the lock asked for its state")
         assert result["passed"] is False
         devices = {d["device_id"]: d for d in result["devices"]}
         lock = devices["fwsim-u101-lock"]
@@ -185,7 +98,7 @@ async def test_unresponsive_device_fails_the_test_files_a_report_and_the_lock_is
         assert (status["status"], status["reason"]) == ("failing", "self_test_failed")
         assert "fwsim-u101-lock: no_answer" in status["detail"]
         # A report went to the internet provider named in the contract and to the operator, exactly once.
-        await until(lambda: _delivered(hook, 1), what="the failure report delivered")
+        await until(lambda: delivered(hook, 1), what="the failure report delivered")
         key, body = hook.received[0]
         assert body["kind"] == "self_test_failed" and body["idempotency_key"] == key
         assert body["addressed_to"] == [
@@ -207,23 +120,6 @@ async def test_unresponsive_device_fails_the_test_files_a_report_and_the_lock_is
         assert (await self_test(api, b.alice))["passed"] is True
         assert (await my_status(api, b.alice))["status"] == "ok"
         assert hook.keys() == [key]
-
-
-async def _asked(wire: Wire, device: str) -> bool:
-    return bool(wire.requests(device))
-
-
-async def _nothing_pending(api: Api) -> bool:
-    r = await api.http.get("/operator/connectivity", headers=bearer(api.operator))
-    return bool(r.json()["reports_pending"] == 0)
-
-
-async def _status_is(api: Api, token: str, status: str) -> bool:
-    return bool((await my_status(api, token))["status"] == status)
-
-
-async def _delivered(hook: Webhook, count: int) -> bool:
-    return len(hook.received) >= count
 
 
 # --- compliance -----------------------------------------------------------------------------------
@@ -264,19 +160,17 @@ async def test_due_a_calendar_month_after_the_last_pass_then_overdue_in_the_repo
         # Only the manager of the property gets the report.
         problem(await api.http.get("/properties/p1/compliance", headers=bearer(b.alice)), 403, "role_forbidden")
         problem(await api.http.get("/properties/p1/compliance", headers=bearer(b.installer)), 403, "role_forbidden")
-        # The periodic pass queues a reminder once, and runs an automatic test of an idle unit that owes one.
+        # The periodic pass queues the overdue reminder once, then tests the idle unit automatically (it passes).
         await api.service.checks.tick()
         await api.service.checks.tick()
         notes = (await api.http.get("/me/notifications", headers=bearer(b.alice))).json()
-        overdue = [n for n in notes if n["kind"] == "self_test_overdue"]
-        assert len(overdue) <= 1
+        assert [(n["kind"], n["data"]["reason"]) for n in notes] == [("self_test_overdue", "monthly")], notes
+        assert "not a security or alarm system" in notes[0]["message"]
         tests = (await api.http.get("/me/self-tests", headers=bearer(b.alice))).json()
         assert tests[0]["trigger"] == "automatic" and tests[0]["passed"] is True
         assert (await my_status(api, b.alice))["status"] == "ok"
-        r = await api.http.get(
-            "/me/notifications", params={"after": notes[-1]["id"] if notes else 0}, headers=bearer(b.alice)
-        )
-        assert r.status_code == 200
+        r = await api.http.get("/me/notifications", params={"after": notes[-1]["id"]}, headers=bearer(b.alice))
+        assert r.status_code == 200 and r.json() == []
 
 
 @EMBEDDED
@@ -295,7 +189,7 @@ async def test_broadband_outage_opens_closes_and_makes_the_test_due_at_once(
         clock.advance(timedelta(hours=1))
         down_at = clock.now()
         await uplink.close()
-        await until(lambda: _is(monitor.state, "down"), what="uplink down")
+        await until(lambda: is_(monitor.state, "down"), what="uplink down")
         clock.advance(timedelta(minutes=30))
         await api.gateway.connectivity.flush()
         (opened,) = await outages(api, b.manager, "broadband")
@@ -306,7 +200,7 @@ async def test_broadband_outage_opens_closes_and_makes_the_test_due_at_once(
         status = await my_status(api, b.alice)
         assert (status["status"], status["reason"]) == ("due", "after_broadband")
         await uplink.open()
-        await until(lambda: _is(monitor.state, "up"), what="uplink up")
+        await until(lambda: is_(monitor.state, "up"), what="uplink up")
         await api.gateway.connectivity.flush()
         (closed,) = await outages(api, b.manager, "broadband")
         assert closed["id"] == opened["id"] and closed["ended_at"] is not None
@@ -387,7 +281,7 @@ async def test_a_report_is_held_while_the_uplink_is_down_and_delivered_exactly_o
         api = b.api
         monitor = api.gateway.connectivity.uplink
         await uplink.close()
-        await until(lambda: _is(monitor.state, "down"), what="uplink down")
+        await until(lambda: is_(monitor.state, "down"), what="uplink down")
         r = await api.http.post(
             "/me/reports", json={"description": "the hall light does not answer"}, headers=bearer(b.alice)
         )
@@ -407,17 +301,17 @@ async def test_a_report_is_held_while_the_uplink_is_down_and_delivered_exactly_o
         assert tests[0]["trigger"] == "automatic" and tests[0]["uplink"]["reason"] == "uplink_unreachable"
         assert (await my_status(api, b.alice))["status"] == "failing"
         await uplink.open()
-        await until(partial(_nothing_pending, api), what="every report delivered once the uplink is back")
+        await until(partial(nothing_pending, api), what="every report delivered once the uplink is back")
         await monitor.wait_checks(10)
         await api.service.checks.tick()  # the outage's report is filed once, however often the pass runs
-        await until(partial(_nothing_pending, api), what="nothing left to deliver")
+        await until(partial(nothing_pending, api), what="nothing left to deliver")
         keys = hook.keys()
         assert len(keys) == len(set(keys)), keys
         kinds = sorted(body["kind"] for _, body in hook.received)
         assert kinds.count("resident") == 1 and kinds.count("outage") == 1, kinds
         assert kinds.count("self_test_failed") == 2, kinds  # units a and b, each tested once during the outage
         # Once the outage is over, the automatic test runs again (a new reason to test) and passes.
-        await until(partial(_status_is, api, b.alice, "ok"), what="unit a tested again after the outage")
+        await until(partial(status_is, api, b.alice, "ok"), what="unit a tested again after the outage")
         outage_body = next(body for _, body in hook.received if body["kind"] == "outage")
         assert outage_body["details"]["kind"] == "broadband"
         r = await api.http.get("/me/reports", headers=bearer(b.alice))
@@ -447,7 +341,7 @@ async def test_failed_deliveries_are_retried_and_recorded(
         row = next(x for x in rows if x["id"] == report_id)
         assert row["delivered_at"] is None and "503" in row["last_error"]
         hook.status = 200
-        await until(lambda: _delivered(hook, 1), what="delivery once the upstream answers")
+        await until(lambda: delivered(hook, 1), what="delivery once the upstream answers")
         assert hook.keys() == [row["idempotency_key"]]
 
 
@@ -471,7 +365,7 @@ async def test_reports_go_to_an_upstream_mqtt_topic(
             async with checked_building(make_gateway, broker, prefix, clock, None, mqtt=url) as b:
                 r = await b.api.http.post("/me/reports", json={"description": "no answer"}, headers=bearer(b.alice))
                 assert r.status_code == 201
-                await until(lambda: _is(len(received), "1"), what="the report on the upstream topic")
+                await until(lambda: is_(len(received), "1"), what="the report on the upstream topic")
                 assert received[0]["kind"] == "resident" and received[0]["id"] == r.json()["id"]
                 assert received[0]["idempotency_key"] == r.json()["idempotency_key"]
             task.cancel()
@@ -509,42 +403,6 @@ async def test_device_offline_period_is_an_interval_and_counts_against_uptime(
 async def _device_outages(api: Api, b: Building, count: int, *, open_: bool) -> bool:
     found = await outages(api, b.manager, "device")
     return len(found) == count and all((o["ended_at"] is None) is open_ for o in found)
-
-
-@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
-async def test_an_unclean_stop_is_recorded_as_a_power_outage_on_the_next_start(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, tmp_path: Path
-) -> None:
-    db = tmp_path / "gateway.sqlite3"
-    env = {**os.environ, "GATEWAY_LOG_FORMAT": "json"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "run", "--db", str(db), "--broker", f"mqtt://{broker.host}:{broker.port}",
-        "--no-api", "--simulate", "never", "--discovery-prefix", prefix,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    async with asyncio.timeout(30):
-        while not (await process.stdout.readline()).startswith(b"gateway running"):
-            pass
-    killed_at = datetime.now(UTC)
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
-    clock.set(killed_at + timedelta(minutes=5))
-    async with running_api(partial(make_gateway, database=db), broker, prefix, clock, **LONG_SESSIONS) as api:
-        assert api.gateway.unclean_previous_run is not None
-        r = await api.http.post("/properties", json={"id": "p1", "name": "Elm"}, headers=bearer(api.operator))
-        assert r.status_code == 201
-        manager = await api.staff("maria.manager", "manager", "p1")
-        r = await api.http.get("/properties/p1/outages", headers=bearer(manager))
-        (power,) = [o for o in r.json() if o["kind"] == "power"]
-        assert power["cause"] == "unclean_stop"
-        started = datetime.fromisoformat(power["started_at"])
-        assert killed_at - timedelta(seconds=60) <= started <= killed_at
-        assert datetime.fromisoformat(power["ended_at"]) == clock.now()
-    # A clean stop is not an outage.
-    clock.advance(timedelta(minutes=1))
-    async with running_api(partial(make_gateway, database=db), broker, prefix, clock, **LONG_SESSIONS) as api:
-        assert api.gateway.unclean_previous_run is None
 
 
 @EMBEDDED
@@ -604,43 +462,6 @@ async def test_a_broker_outage_is_an_interval_and_a_self_test_meanwhile_fails_fa
 
 async def _link_down(api: Api) -> bool:
     return not api.gateway.link.connected
-
-
-@EMBEDDED
-async def test_a_device_silent_past_its_expire_after_is_down_until_it_reports(
-    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str, clock: ManualClock
-) -> None:
-    config = {
-        "name": "Porch",
-        "state_topic": f"{prefix}-hand/porch/temp",
-        "unit_of_measurement": "°C",
-        "expire_after": 600,
-        "device": {"identifiers": ["hand-porch"]},
-    }
-    async with make_gateway(device_check_seconds=3600) as gw:
-        await mqtt.publish(f"{prefix}/sensor/porch/temp/config", json.dumps(config), qos=1, retain=True)
-        await mqtt.publish(f"{prefix}-hand/porch/temp", b"21.5", qos=1, retain=True)
-        await eventually(lambda: (e := gw.registry.get("sensor/porch/temp")) is not None and e.state is not None)
-        reported_at = clock.now()
-        clock.advance(timedelta(seconds=599))
-        await gw.connectivity.check_devices()
-        assert [o for o in gw.connectivity.open_now() if o.kind == "device"] == []
-        clock.advance(timedelta(seconds=2))
-        await gw.connectivity.check_devices()
-        (silent,) = [o for o in gw.connectivity.open_now() if o.kind == "device"]
-        assert (silent.device_id, silent.cause) == ("hand-porch", "expired")
-        assert silent.started_at == reported_at + timedelta(seconds=600)
-        clock.advance(timedelta(minutes=30))
-        await mqtt.publish(f"{prefix}-hand/porch/temp", b"20.0", qos=1)
-        await until(partial(_no_open_device_outage, gw), what="the outage closed by the next report")
-        await gw.connectivity.flush()
-        (closed,) = await gw.db.run(partial(outages_between, start=reported_at, end=clock.now()))
-        assert closed.ended_at == clock.now() and closed.duration(clock.now()) == timedelta(minutes=30, seconds=1)
-
-
-async def _no_open_device_outage(gw: Gateway) -> bool:
-    await gw.connectivity.flush()
-    return not [o for o in gw.connectivity.open_now() if o.kind == "device"]
 
 
 @EMBEDDED

@@ -1,4 +1,5 @@
-"""Pure tests of rule 5's building blocks: months and downtime, uplink targets and damping, compliance, state requests.
+"""Pure tests of rule 5's building blocks: months and downtime, uplink targets and damping, compliance, and what reports
+say about a device.
 
 No MQTT broker and no gateway: the uplink monitor probes TCP and HTTP servers this file opens on 127.0.0.1 itself.
 """
@@ -16,18 +17,21 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import gateway.connectivity.uplink as uplink_module
-from devices import STATE_REQUEST_PAYLOAD, ClimateConfig, EntityConfig, LightConfig, LockConfig, SensorConfig
+from devices import Component, DiscoveryKey, LockConfig, SensorConfig, SensorState
 from gateway.checks import ComplianceRules, Trigger, evaluate, requirements
 from gateway.checks.models import CheckStatus, Compliance, ComplianceStatus, DeviceCheck, SelfTestResult, StepCheck
 from gateway.clock import Clock, ManualClock
 from gateway.config import UplinkSettings, UplinkTarget
+from gateway.connectivity.freshness import down_since, fresh_report
 from gateway.connectivity.models import TEST_EVENTS, Outage, OutageKind, add_months, downtime, month_window
 from gateway.connectivity.uplink import ProbeResult, UplinkMonitor, UplinkState, probe
+from gateway.core.entity import Entity, StateError
 from gateway.errors import ConfigError
 
 T0 = datetime(2026, 3, 15, 8, 30, tzinfo=UTC)  # the last pass, unless a test says otherwise
 DUE = datetime(2026, 4, 15, 8, 30, tzinfo=UTC)  # a calendar month after T0
 TICK = timedelta(microseconds=1)
+SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 RULES = ComplianceRules()
@@ -501,54 +505,57 @@ def test_events_that_do_not_ask_for_a_test_change_nothing(
         assert _status(T0 + later, events=events).status in (DUE_, OVERDUE)
 
 
-# --- state requests -----------------------------------------------------------------------------------------
+# --- what reports say: down for connectivity, fresh enough for the self-test ---------------------------------------
 
 
-def test_state_requests_ask_on_state_topic_get_for_each_device_type() -> None:
-    """``{"state":""}`` on ``<state topic>/get``, once per distinct state topic."""
-    climate = ClimateConfig(
-        mode_command_topic="u1/tstat/set/mode", mode_state_topic="u1/tstat/state",
-        temperature_command_topic="u1/tstat/set/temperature", temperature_state_topic="u1/tstat/state",
-        current_temperature_topic="u1/tstat/current",
-    )  # fmt: skip
-    assert STATE_REQUEST_PAYLOAD == b'{"state":""}'
-    assert climate.state_requests() == dict.fromkeys(["u1/tstat/state/get", "u1/tstat/current/get"], b'{"state":""}')
-    lock = LockConfig(command_topic="u1/lock/set", state_topic="u1/lock/state")
-    assert lock.state_requests() == {"u1/lock/state/get": STATE_REQUEST_PAYLOAD}
-    light = LightConfig(schema_="json", command_topic="u1/light/set", state_topic="u1/light/state")
-    assert light.state_requests() == {"u1/light/state/get": STATE_REQUEST_PAYLOAD}
-    assert SensorConfig(state_topic="u1/temp").state_requests() == {"u1/temp/get": STATE_REQUEST_PAYLOAD}
-    assert LockConfig(command_topic="u1/lock/set").state_requests() == {}
-
-
-def test_no_state_request_where_it_would_land_on_a_command_topic() -> None:
-    """A command topic ``<state topic>/get`` would actuate the device: ask nothing at all."""
-    assert LockConfig(command_topic="u1/lock/state/get", state_topic="u1/lock/state").state_requests() == {}
-    climate = ClimateConfig(mode_command_topic="u1/t/m/get", mode_state_topic="u1/t/m", temperature_state_topic="u1/t")
-    assert climate.state_requests() == {}
-
-
-_topic = st.text(alphabet="ab/", min_size=1, max_size=6)
-
-
-@st.composite
-def _configs(draw: st.DrawFn) -> EntityConfig:
-    state = draw(_topic)
-    near = st.one_of(_topic, st.just(f"{state}/get"))
-    if draw(st.booleans()):
-        return LockConfig(command_topic=draw(near), state_topic=draw(st.one_of(st.none(), st.just(state))))
-    return ClimateConfig(
-        mode_command_topic=draw(st.one_of(st.none(), near)), mode_state_topic=state,
-        temperature_command_topic=draw(st.one_of(st.none(), near)), temperature_state_topic=draw(_topic),
-        current_temperature_topic=draw(st.one_of(st.none(), _topic)),
+def _entity(*, availability: bool = False, expire_after: int | None = None, reported: datetime | None = T0) -> Entity:
+    """A temperature sensor discovered a day before T0 that last reported at ``reported`` (None: never)."""
+    config = SensorConfig(
+        state_topic="u1/temp", expire_after=expire_after, availability_topic="u1/status" if availability else None
+    )
+    state = None if reported is None else SensorState(value=20.5, unit=None)
+    return Entity(
+        key=DiscoveryKey(Component.SENSOR, "u1", "temp"), device_id="u1", config=config, raw_config="{}",
+        discovered_at=T0 - DAY, state=state, state_at=reported, last_seen=reported,
+        available=True if availability else None,
     )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
-@given(config=_configs())
-def test_a_state_request_never_goes_to_a_command_topic(config: EntityConfig) -> None:
-    """Either one request per state topic, none of them a command topic, or none at all."""
-    requests = config.state_requests()
-    assert not requests.keys() & config.command_topics()
-    wanted = {f"{t}/get" for t in config.state_topics()}
-    assert requests == ({} if wanted & config.command_topics() else dict.fromkeys(wanted, STATE_REQUEST_PAYLOAD))
+def test_a_device_is_down_when_offline_refused_silent_expired_or_never_heard_from() -> None:
+    """Each cause from the moment it began; a device that reports nothing (no state topic) is judged by its will."""
+    silence = DAY
+    assert down_since(_entity(), T0 + DAY, silence) is None
+    assert down_since(_entity(), T0 + DAY + TICK, silence) == ("silent", T0 + DAY)
+    assert down_since(_entity(availability=True), T0 + 30 * DAY, silence) is None  # its last will speaks for it
+    assert down_since(_entity(expire_after=600), T0 + 601 * SECOND, silence) == ("expired", T0 + 600 * SECOND)
+    never = _entity(reported=None)
+    assert down_since(never, T0, silence) is None  # discovered a day ago: exactly its interval
+    assert down_since(never, T0 + TICK, silence) == ("never_reported", T0)
+    assert down_since(_entity(reported=None, expire_after=60), T0 - DAY + 61 * SECOND, silence) == (
+        "never_reported",
+        T0 - DAY + 60 * SECOND,
+    )
+    refused = _entity(availability=True)
+    refused.state_error = StateError("payload_out_of_range", "reading 900.0 out of range", T0 + MINUTE)
+    assert down_since(refused, T0 + 2 * MINUTE, silence) == ("invalid_report", T0 + MINUTE)
+    offline = _entity(availability=True)
+    offline.available, offline.availability_at = False, T0 + MINUTE
+    assert down_since(offline, T0 + 2 * MINUTE, silence) == ("offline", T0 + MINUTE)
+    optimistic = _entity()
+    optimistic.config = LockConfig(command_topic="u1/lock/set")
+    assert down_since(optimistic, T0 + 90 * DAY, silence) is None
+
+
+def test_a_device_that_cannot_be_asked_passes_by_a_recent_valid_report() -> None:
+    """Its newest valid report within the interval of the entity that made it; refused or expired ones fail it."""
+    door, battery = _entity(reported=T0 - 3 * DAY), _entity(reported=T0 - MINUTE)
+    assert fresh_report([door, battery], T0, DAY) == (
+        None,
+        "its latest valid report is 60 s old, within the expected 86400 s",
+    )
+    reason, detail = fresh_report([door], T0, DAY)
+    assert reason == "stale_report" and "259200 s old, beyond the expected 86400 s" in detail
+    assert fresh_report([_entity(reported=None)], T0, DAY)[0] == "never_reported"
+    assert fresh_report([_entity(expire_after=600, reported=T0 - 601 * SECOND), battery], T0, DAY)[0] == "stale_report"
+    battery.state_error = StateError("payload_not_json", "not JSON", T0)
+    assert fresh_report([door, battery], T0, DAY)[0] == "invalid_report"

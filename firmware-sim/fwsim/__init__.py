@@ -3,6 +3,7 @@
 from .address import BrokerAddress
 from .backoff import Backoff
 from .battery import BATTERY, BatteryPowered
+from .bridged import ZIGBEE2MQTT_ORIGIN, TasmotaSensorSim, Zigbee2MqttContactSim, Zigbee2MqttDevice, Zigbee2MqttTrvSim
 from .device import MANUFACTURER, OFFLINE, ONLINE, DeviceOptions, SimulatedDevice
 from .faults import Fault, FaultInvalid, FaultKind, parse_fault
 from .fleet import Fleet, unit_id
@@ -19,6 +20,7 @@ __all__ = [
     "OFFLINE",
     "ONLINE",
     "UNIT_DEVICES",
+    "ZIGBEE2MQTT_ORIGIN",
     "Backoff",
     "BatteryPowered",
     "BrokerAddress",
@@ -34,8 +36,12 @@ __all__ = [
     "LightSim",
     "LockSim",
     "SimulatedDevice",
+    "TasmotaSensorSim",
     "ThermostatSim",
     "UnitSim",
+    "Zigbee2MqttContactSim",
+    "Zigbee2MqttDevice",
+    "Zigbee2MqttTrvSim",
     "parse_fault",
     "unit_id",
 ]

@@ -22,6 +22,7 @@ from devices import (
     Publish,
     SensorConfig,
     discovery_topic,
+    state_queries,
 )
 
 from .address import BrokerAddress
@@ -96,7 +97,7 @@ class SimulatedDevice:
         self.ignore_commands = False
         self._entities: dict[str, EntityConfig] = {}
         self._routes: dict[str, str] = {}
-        self._state_requests: dict[str, list[str]] = {}  # <state topic>/get -> entities reporting there
+        self._state_requests: dict[str, list[str]] = {}  # request topic -> entities whose state answers it
         self.link = DeviceLink(
             address,
             client_id=self.client_id,
@@ -181,8 +182,20 @@ class SimulatedDevice:
         self._entities[object_id] = config
         for command_topic in config.command_topics():
             self._routes[command_topic] = object_id
-        for request_topic in config.state_requests():
-            self._state_requests.setdefault(request_topic, []).append(object_id)
+        # The requests the gateway's codec would send this firmware are the ones it answers.
+        for query in state_queries([config]):
+            for request in query.requests:
+                self.listen_for_request(request.topic, object_id)
+
+    def listen_for_request(self, topic: str, object_id: str) -> None:
+        """Answer state requests on ``topic`` with the state of ``object_id`` (as ``answers`` decides)."""
+        ids = self._state_requests.setdefault(topic, [])
+        if object_id not in ids:
+            ids.append(object_id)
+
+    def answers(self, topic: str, payload: bytes) -> list[str]:
+        """The entities whose state a request on ``topic`` gets reported (every one listening there by default)."""
+        return list(self._state_requests[topic])
 
     @property
     def configs(self) -> Mapping[str, EntityConfig]:
@@ -275,7 +288,8 @@ class SimulatedDevice:
             if self.ignore_commands:
                 log.info("%s: ignoring state request on %s (fault)", self.client_id, topic)
                 return
-            await self.publish_state(*self._state_requests[topic])
+            if object_ids := self.answers(topic, payload):
+                await self.publish_state(*object_ids)
 
     def _on_command(self, topic: str, payload: bytes) -> None:
         object_id = self._routes[topic]

@@ -42,8 +42,23 @@ class ThermostatSim(SimulatedDevice):
             raise ValueError("drift_interval and drift_step must be positive")
         self.drift_interval = drift_interval
         self.drift_step = drift_step
+        self.config = self.climate_config()
+        self.add_entity(_CLIMATE, self.config)
+        self.temperature_sensor: SensorConfig | None = None
+        if temperature_sensor:
+            self.temperature_sensor = SensorConfig(
+                state_topic=self.topic(_TEMPERATURE),
+                device_class="temperature",
+                unit_of_measurement="°C",
+                **self.entity_fields(_TEMPERATURE, "Temperature"),
+            )
+            self.add_entity(_TEMPERATURE, self.temperature_sensor)
+        self._state = ClimateState(mode="heat", target_temperature=21.0, current_temperature=20.0, fan_mode="auto")
+
+    def climate_config(self) -> ClimateConfig:
+        """The thermostat entity's discovery config (subclasses lay its topics out as their firmware does)."""
         state_topic = self.topic("state")
-        self.config = ClimateConfig(
+        return ClimateConfig(
             modes=("off", "heat", "cool", "auto"),
             mode_command_topic=self.topic("set", "mode"),
             mode_state_topic=state_topic,
@@ -63,17 +78,6 @@ class ThermostatSim(SimulatedDevice):
             temperature_unit="C",
             **self.entity_fields(_CLIMATE, "Thermostat"),
         )
-        self.add_entity(_CLIMATE, self.config)
-        self.temperature_sensor: SensorConfig | None = None
-        if temperature_sensor:
-            self.temperature_sensor = SensorConfig(
-                state_topic=self.topic(_TEMPERATURE),
-                device_class="temperature",
-                unit_of_measurement="°C",
-                **self.entity_fields(_TEMPERATURE, "Temperature"),
-            )
-            self.add_entity(_TEMPERATURE, self.temperature_sensor)
-        self._state = ClimateState(mode="heat", target_temperature=21.0, current_temperature=20.0, fan_mode="auto")
 
     @property
     def state(self) -> ClimateState:

@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from ..checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
 from ..connectivity import month_window
@@ -79,10 +79,37 @@ async def my_notifications(
     return await ctx.checks.notifications(unit_id, after, principal.account.created_at, limit)
 
 
-@resident_router.post("/reports", status_code=201, operation_id="fileMyReport")
-async def file_report(body: ReportRequest, principal: Resident, ctx: Ctx) -> Report:
+@resident_router.post(
+    "/reports",
+    status_code=201,
+    operation_id="fileMyReport",
+    responses={200: {"model": Report, "description": "The report this Idempotency-Key already filed (a retry)"}},
+)
+async def file_report(
+    body: ReportRequest,
+    principal: Resident,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[\x21-\x7e]{1,128}$",
+            description="The app's key for this report: a retry with the same key is answered with the report it "
+            "filed (200), never a second report; the same key with another description is 409 idempotency_key_reused",
+        ),
+    ] = None,
+) -> Report:
     """Report a failure of my home automation by hand; it goes to the internet provider and the operator."""
-    return await ctx.checks.file_resident_report(resident_unit(principal), principal.actor, body.description)
+    report, new = await ctx.checks.file_resident_report(
+        resident_unit(principal),
+        principal.actor,
+        body.description,
+        account_id=principal.account.id,
+        client_key=idempotency_key,
+    )
+    if not new:
+        response.status_code = 200
+    return report
 
 
 @resident_router.get("/reports", operation_id="listMyReports")
@@ -104,8 +131,10 @@ async def my_uptime(principal: Resident, ctx: Ctx, month: MonthQuery = None) -> 
 
 @property_router.post("/{property_id}/units/{unit_id}/self-test", operation_id="runUnitSelfTest")
 async def run_unit_test(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> SelfTestResult:
-    """Test a unit's home automation now (manager; audited). Nothing is actuated."""
+    """Test a unit's home automation now (manager; audited). Nothing is actuated. Refused while the lessor's
+    contract is not in force (no service, nothing to test)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
+    ctx.policy.check_service(unit.id)
     result = await ctx.checks.run_test(unit.id, Trigger.MANAGER, principal.actor)
     await ctx.audit.record(
         principal, "self_test.run", property_id=property_id, unit_id=unit.id, detail={"passed": result.passed}

@@ -168,12 +168,15 @@ async def my_events(
     operation_id="streamMyUnit",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events: ready, state, availability"}
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events: ready, state, availability, notification",
+        }
     },
 )
 async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:
-    """Live state and availability changes of my unit (Server-Sent Events); ends when the session ends, or the
-    service does (the lessor's contract)."""
+    """Live state and availability changes of my unit and its reminders (Server-Sent Events); ends when the
+    session ends, or the service does (the lessor's contract)."""
     unit_id = resident_unit(principal)
     ctx.policy.check_service(unit_id)
     subscriber = ctx.hub.subscribe(unit_id, principal.account.id, principal.session.id)

@@ -49,6 +49,7 @@ class ApiService:
         self.runner = CommandRunner(gateway.commands, clock)
         self.accounts.on_sessions_revoked(self.hub.close_account)
         gateway.registry.add_listener(self.hub)
+        self.checks.on_notification(self.hub.notify)
         self.context = ApiContext(
             gateway=gateway,
             accounts=self.accounts,

@@ -1,4 +1,4 @@
-"""Live state and availability changes for one unit, as Server-Sent Events."""
+"""Live state and availability changes and queued reminders for one unit, as Server-Sent Events."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ..building import BuildingService
+from ..checks import Notification
 from ..clock import Clock
 from ..core.entity import Entity
 from .views import entity_out
@@ -31,7 +32,8 @@ class Subscriber:
 
 
 class StreamHub:
-    """Fans entity changes out to the open streams of the unit the device is bound to (a registry listener)."""
+    """Fans entity changes out to the open streams of the unit the device is bound to (a registry listener), and
+    the unit's reminders as they are queued."""
 
     def __init__(self, building: BuildingService, clock: Clock, stale_after: timedelta, keepalive: float) -> None:
         self._building = building
@@ -50,6 +52,15 @@ class StreamHub:
     def on_availability(self, entity: Entity) -> None:
         """Send the availability change to the unit's streams."""
         self._publish(entity, "availability")
+
+    def notify(self, note: Notification) -> None:
+        """Send a just-queued reminder to its unit's streams (the same body as ``GET /me/notifications``)."""
+        subscribers = self._subscribers.get(note.unit_id)
+        if not subscribers:
+            return
+        frame = _frame(next(self._ids), "notification", note.model_dump(mode="json"))
+        for sub in subscribers:
+            self._put(sub, frame)
 
     # --- streams ------------------------------------------------------------------------------------
 

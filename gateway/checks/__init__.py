@@ -16,7 +16,7 @@ from .models import (
 )
 from .outbox import Outbox
 from .selftest import SelfTestRunner
-from .service import ChecksService
+from .service import ChecksService, NotificationListener
 from .upstream import MqttUpstream, Upstream, WebhookUpstream, report_payload
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "DeviceCheck",
     "MqttUpstream",
     "Notification",
+    "NotificationListener",
     "Outbox",
     "Report",
     "ReportKind",

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from devices import QueryMethod
+
 __all__ = [
     "NOT_AN_ALARM",
     "CheckStatus",
@@ -59,12 +61,15 @@ class StepCheck(_Frozen):
 
 
 class DeviceCheck(_Frozen):
-    """One device's state round trip (asks for its state; never actuates anything)."""
+    """One device's check: asked for its state (never actuated), or, where no safe request is known, judged by how
+    recent its latest valid report is."""
 
     device_id: str
     name: str
     kind: str | None
     status: CheckStatus
+    method: QueryMethod | None = None  # asked, or fresh_report; None when neither was tried (offline, no broker)
+    firmware: str | None = None  # what speaks for the device (zigbee2mqtt, tasmota, esphome, fwsim, unknown, ...)
     latency_ms: float | None = None
     reason: str | None = None
     detail: str | None = None

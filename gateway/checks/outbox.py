@@ -72,8 +72,10 @@ class Outbox:
         unit_id: str | None = None,
         details: dict[str, Any] | None = None,
         created_by: str | None = None,
+        to_internet_provider: bool = True,
     ) -> tuple[Report, bool]:
-        """Queue a report unless one with the same key exists; the stored report and whether it is new."""
+        """Queue a report unless one with the same key exists; the stored report and whether it is new. It is
+        addressed to the operator, and to the internet provider unless ``to_internet_provider`` is False."""
         now = self.clock.now()
         report = Report(
             id=f"rp_{secrets.token_hex(8)}",
@@ -83,7 +85,7 @@ class Outbox:
             unit_id=unit_id,
             created_at=now,
             created_by=created_by,
-            body=self._body(kind, summary, property_id, unit_id, details or {}, now),
+            body=self._body(kind, summary, property_id, unit_id, details or {}, now, to_internet_provider),
             attempts=0,
             last_attempt_at=None,
             last_error=None,
@@ -167,6 +169,7 @@ class Outbox:
         unit_id: str | None,
         details: dict[str, Any],
         now: datetime,
+        to_internet_provider: bool,
     ) -> dict[str, object]:
         contract = self.policy.contract(property_id) if property_id is not None else None
         provider: dict[str, object] = {"role": "internet_provider"}
@@ -189,7 +192,7 @@ class Outbox:
             "gateway": self.gateway_id,
             "property": prop,
             "unit": unit,
-            "addressed_to": [provider, {"role": "operator"}],
+            "addressed_to": [provider, {"role": "operator"}] if to_internet_provider else [{"role": "operator"}],
             "details": details,
             "note": NOT_AN_ALARM,
         }

@@ -7,11 +7,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
+
+from devices import QueryMethod, StateQuery, state_queries
 
 from ..building import BuildingService
+from ..connectivity.freshness import fresh_report
 from ..core.entity import Entity
 from ..errors import BrokerUnavailable
 from ..policy import main_kind
@@ -50,6 +54,8 @@ class SelfTestRunner:
         self.gateway = gateway
         self.building = building
         self.device_timeout = device_timeout
+        # A device that cannot be asked must have reported within this (or its own expire_after).
+        self.report_interval = timedelta(seconds=gateway.settings.device_silence_seconds)
         self._waiters: dict[str, list[_StateWaiter]] = {}
         self._running: dict[str, asyncio.Future[SelfTestResult]] = {}
         self._listeners: list[ResultListener] = []
@@ -164,7 +170,7 @@ class SelfTestRunner:
         entities = self.gateway.registry.entities_of_device(device_id)
         kind = main_kind({e.kind for e in entities})
         name = entities[0].config.device.name if entities and entities[0].config.device else None
-        base = {"device_id": device_id, "name": name or device_id, "kind": None if kind is None else str(kind)}
+        base: dict[str, Any] = {"device_id": device_id, "name": name or device_id, "kind": kind and str(kind)}
         if not entities:
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="not_discovered", detail="no entities known")
         if broker.status is CheckStatus.FAILED:
@@ -172,35 +178,62 @@ class SelfTestRunner:
         if any(e.available is False for e in entities):
             detail = "the device's last will or availability topic says it is offline"
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="device_offline", detail=detail)
-        requests = {topic: payload for e in entities for topic, payload in e.config.state_requests().items()}
-        expected = {e.id for e in entities if e.config.state_requests()}
-        if not requests:
-            detail = "the device offers no way to ask for its state without actuating it"
+        reporting = [e for e in entities if e.config.state_topics()]
+        if not reporting:
+            detail = "the device reports no state, so nothing can show that it works"
             return DeviceCheck(**base, status=CheckStatus.SKIPPED, reason="not_testable", detail=detail)
-        waiter = _StateWaiter(set(expected))
-        for entity_id in expected:
+        # Never a command topic of any device: a request that landed on one could actuate it.
+        forbidden = {t for e in self.gateway.registry.entities() for t in e.config.command_topics()}
+        queries = state_queries([e.config for e in reporting], forbidden)
+        base["firmware"] = str(queries[0].firmware)
+        asked = {e.id: q for e, q in zip(reporting, queries, strict=True) if q.method is QueryMethod.ASKED}
+        if asked:
+            return await self._ask(base, reporting, asked)
+        reason, detail = fresh_report(reporting, self.gateway.clock.now(), self.report_interval)
+        why = ", ".join(sorted({q.reason for q in queries if q.reason}))
+        return DeviceCheck(
+            **base,
+            status=CheckStatus.PASSED if reason is None else CheckStatus.FAILED,
+            method=QueryMethod.FRESH_REPORT,
+            reason=reason,
+            detail=f"not asked ({why}): {detail}",
+        )
+
+    async def _ask(self, base: dict[str, Any], reporting: list[Entity], asked: dict[str, StateQuery]) -> DeviceCheck:
+        """Send the state requests and wait for every asked entity to report."""
+        base = {**base, "method": QueryMethod.ASKED}
+        requests = {p.topic: p for q in asked.values() for p in q.requests}
+        waiter = _StateWaiter(set(asked))
+        for entity_id in asked:
             self._waiters.setdefault(entity_id, []).append(waiter)
+        asked_at = self.gateway.clock.now()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.device_timeout):
-                for topic, payload in sorted(requests.items()):
-                    await self.gateway.link.publish(topic, payload, qos=1)
+                for topic, request in sorted(requests.items()):
+                    await self.gateway.link.publish(topic, request.payload, qos=request.qos)
                 await waiter.done
         except TimeoutError:
             missing = ", ".join(sorted(waiter.pending))
+            errors = [(e.id, e.state_error) for e in reporting if e.id in waiter.pending and e.state_error]
+            refused = [(entity_id, error.code) for entity_id, error in errors if error.at >= asked_at]
+            if refused:
+                detail = f"its answer was refused: {refused[0][1]} from {refused[0][0]}"
+                return DeviceCheck(**base, status=CheckStatus.FAILED, reason="invalid_report", detail=detail)
             detail = f"no state report within {self.device_timeout:g} s from {missing}"
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="no_answer", detail=detail)
         except BrokerUnavailable as exc:
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="broker_unavailable", detail=str(exc)[:300])
         finally:
-            for entity_id in expected:
+            for entity_id in asked:
                 waiting = self._waiters.get(entity_id, [])
                 if waiter in waiting:
                     waiting.remove(waiter)
                 if not waiting:
                     self._waiters.pop(entity_id, None)
         latency = round((time.perf_counter() - started) * 1000, 3)
-        return DeviceCheck(**base, status=CheckStatus.PASSED, latency_ms=latency)
+        detail = "answered " + ", ".join(sorted(requests))
+        return DeviceCheck(**base, status=CheckStatus.PASSED, latency_ms=latency, detail=detail)
 
 
 def _retrieved(outcome: asyncio.Future[SelfTestResult]) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -38,7 +40,10 @@ from .upstream import MqttUpstream, Upstream, WebhookUpstream
 if TYPE_CHECKING:
     from ..app import Gateway
 
-__all__ = ["ChecksService"]
+__all__ = ["ChecksService", "NotificationListener"]
+
+NotificationListener = Callable[[Notification], None]
+"""Told about every notification just queued (the live stream pushes it to the unit's app)."""
 
 log = logging.getLogger(__name__)
 _REMINDERS = {
@@ -86,6 +91,7 @@ class ChecksService:
             Backoff(settings.retry_initial_seconds, 2.0, settings.retry_cap_seconds),
             gateway.settings.client_id,
         )
+        self._note_listeners: list[NotificationListener] = []
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks = TaskOwner()
@@ -169,25 +175,47 @@ class ChecksService:
 
     # --- notifications --------------------------------------------------------------------------
 
+    def on_notification(self, listener: NotificationListener) -> None:
+        """Call ``listener`` with every notification once it is queued."""
+        self._note_listeners.append(listener)
+
     async def notifications(self, unit_id: str, after: int, since: datetime | None, limit: int) -> list[Notification]:
         """The unit's queued notifications after the id ``after``."""
         return await self.db.run(partial(store.notifications, unit_id=unit_id, after=after, since=since, limit=limit))
 
     # --- reports --------------------------------------------------------------------------------
 
-    async def file_resident_report(self, unit_id: str, actor: str, description: str) -> Report:
-        """A failure report a resident files by hand."""
+    async def file_resident_report(
+        self, unit_id: str, actor: str, description: str, *, account_id: str, client_key: str | None = None
+    ) -> tuple[Report, bool]:
+        """A failure report a resident files by hand; the report and whether it is new.
+
+        With ``client_key`` (the app's Idempotency-Key) the same key from the same account is the same report; the
+        same key with another description is a Conflict (``idempotency_key_reused``).
+        """
         unit = self.building.unit(unit_id)
-        report, _ = await self.outbox.file(
+        if client_key is None:
+            token = secrets.token_hex(8)
+        else:
+            # Hashed with the account: another account's key never collides, and no account id travels upstream.
+            token = hashlib.sha256(f"{account_id}\n{client_key}".encode()).hexdigest()[:32]
+        report, new = await self.outbox.file(
             ReportKind.RESIDENT,
-            f"resident:{unit_id}:{secrets.token_hex(8)}",
+            f"resident:{unit_id}:{token}",
             f"resident of unit {unit.label} reports a failure",
             property_id=unit.property_id,
             unit_id=unit_id,
             details={"description": description},
             created_by=actor,
         )
-        return report
+        details = report.body.get("details")
+        if not new and (not isinstance(details, dict) or details.get("description") != description):
+            raise Conflict(
+                "this Idempotency-Key already filed a different report",
+                code="idempotency_key_reused",
+                field="description",
+            )
+        return report, new
 
     async def reports(self, *, property_id: str | None = None, unit_id: str | None = None) -> list[Report]:
         """Reports, newest first."""
@@ -326,6 +354,8 @@ class ChecksService:
         )
         if note is not None:
             log.info("reminder queued", extra={"unit": status.unit_id, "status": str(status.status)})
+            for listener in self._note_listeners:
+                listener(note)
 
     async def _automatic_test_due(self, status: Compliance, now: datetime) -> bool:
         """Whether to test the unit now: it owes a test, is idle, and was not tested automatically since the reason
@@ -368,6 +398,10 @@ class ChecksService:
                     f"outage:{outage.id}:{prop.id}",
                     f"{words[str(outage.kind)]} outage since {outage.started_at.isoformat()} ({state})",
                     property_id=prop.id,
+                    # The broker link is the gateway's own connection on the local network, not the internet:
+                    # the operator's to mend. Broadband, and power (which takes the building's line down too),
+                    # go to the provider as well.
+                    to_internet_provider=outage.kind is not OutageKind.BROKER,
                     details={
                         "outage_id": outage.id,
                         "kind": str(outage.kind),

@@ -20,6 +20,7 @@ from ..mqtt.transport import LinkState
 from ..storage import Database
 from ..storage.records import parse_time
 from ..tasks import TaskOwner
+from .freshness import down_since
 from .models import Outage, OutageKind
 from .store import close_outage, insert_outage, open_outages
 from .uplink import ProbeResult, UplinkMonitor, UplinkState
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 OutageListener = Callable[[Outage], None]
 """Told about every outage opened or closed, after it is stored."""
-
-_DOWN_REASONS = frozenset({"offline", "silent", "expired"})
 
 
 class ConnectivityTracker:
@@ -198,16 +197,10 @@ class ConnectivityTracker:
 
     def _down_since(self, device_id: str, now: datetime) -> tuple[str, datetime] | None:
         for entity in self.registry.entities_of_device(device_id):
-            reason = entity.stale_reason(now, self.device_silence)
-            if reason not in _DOWN_REASONS:
-                continue
-            if reason == "offline":
-                since = entity.availability_at or now
-            elif reason == "expired" and entity.state_at is not None and entity.config.expire_after:
-                since = entity.state_at + timedelta(seconds=entity.config.expire_after)
-            else:
-                since = (entity.last_seen or entity.discovered_at) + self.device_silence
-            return str(reason), min(since, now)
+            down = down_since(entity, now, self.device_silence)
+            if down is not None:
+                reason, since = down
+                return reason, min(since, now)
         return None
 
     async def _open_once(
