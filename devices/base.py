@@ -244,8 +244,16 @@ class EntityConfig(BaseModel):
         return entries
 
     def owned_topics(self) -> frozenset[str]:
+        """The topics no other device may use: those it reports its state on and those it takes commands on.
+
+        Availability topics are not among them: a bridge's status (Zigbee2MQTT's ``bridge/state``, Z-Wave JS UI's
+        client status) is every one of its devices' availability, and listening to a topic claims nothing.
+        """
+        return self.state_topics() | self.command_topics()
+
+    def topics(self) -> frozenset[str]:
         """Every topic this entity publishes on or listens to."""
-        return self.state_topics() | self.command_topics() | {e.topic for e in self.availability_entries()}
+        return self.owned_topics() | {e.topic for e in self.availability_entries()}
 
     def to_payload(self) -> bytes:
         """The discovery config as Home Assistant reads it (used by simulators)."""

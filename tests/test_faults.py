@@ -878,11 +878,11 @@ def test_registry_routes_any_message_without_raising_and_stays_consistent(
     for added, removed in changed:
         subscribed = (subscribed | added) - removed
     assert subscribed == listened
-    # No topic is owned by two devices, and no discovery topic by any.
+    # No state or command topic is owned by two devices, and no discovery topic is used by any.
     owners: dict[str, str] = {}
     for entity in live:
+        assert not any(t.startswith("ha/") for t in entity.config.topics())
         for topic in entity.config.owned_topics():
-            assert not topic.startswith("ha/")
             assert owners.setdefault(topic, entity.device_id) == entity.device_id
     # What the persister would write is plain JSON.
     _devices, rows, events = registry.take_changes()

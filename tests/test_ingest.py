@@ -124,6 +124,43 @@ async def test_a_removed_device_rediscovered_under_another_topic_keeps_persistin
     ]
 
 
+async def test_devices_of_one_bridge_share_its_status_topic_as_availability(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    """Zigbee2MQTT lists ``bridge/state`` in every device's availability: both devices are taken, and follow it."""
+
+    def bulb(name: str) -> dict[str, object]:
+        return {
+            "schema": "json",
+            "name": None,
+            "unique_id": f"0x{name}_light_z2m",
+            "state_topic": f"z2m/{name}",
+            "command_topic": f"z2m/{name}/set",
+            "availability": [{"topic": "z2m/bridge/state", "value_template": "{{ value_json.state }}"}],
+            "device": {"identifiers": [f"zigbee2mqtt_0x{name}"], "manufacturer": "IKEA"},
+        }
+
+    async with make_gateway() as gw:
+        for name in ("aa", "bb"):
+            await _pub(mqtt, f"{prefix}/light/0x{name}/light/config", bulb(name))
+        await _pub(mqtt, "z2m/bridge/state", b'{"state":"online"}')
+        keys = ("light/0xaa/light", "light/0xbb/light")
+        await eventually(
+            lambda: all((e := gw.registry.get(k)) is not None and e.available is True for k in keys),
+            what="both bulbs discovered and online",
+        )
+        assert gw.metrics.rejected["topic_conflict"] == 0
+        await _pub(mqtt, "z2m/bridge/state", b'{"state":"offline"}')
+        await eventually(
+            lambda: all((e := gw.registry.get(k)) is not None and e.available is False for k in keys),
+            what="both bulbs offline with their bridge",
+        )
+        # Their own topics stay theirs: a third device claiming one is still refused.
+        await _pub(mqtt, f"{prefix}/light/0xcc/light/config", {**bulb("cc"), "state_topic": "z2m/aa"}, retain=False)
+        await eventually(lambda: gw.metrics.rejected["topic_conflict"] == 1, what="the claim refused")
+        assert gw.registry.get("light/0xcc/light") is None
+
+
 async def test_bad_configs_are_refused_with_counted_reasons_and_others_unaffected(
     make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
 ) -> None:

@@ -226,10 +226,11 @@ class Registry:
         self._dirty.add(entity.id)
 
     def _conflict(self, key: DiscoveryKey, config: EntityConfig, device_id: str) -> tuple[str, str] | None:
-        """Refuse configs that claim discovery topics, or topics or ids owned by another device."""
-        for topic in config.owned_topics():
+        """Refuse configs that use discovery topics, or claim topics or ids owned by another device."""
+        for topic in config.topics():
             if topic == self.prefix or topic.startswith(self.prefix + "/"):
                 return "topic_conflict", f"topic {topic[:80]!r} lies in the discovery tree"
+        for topic in config.owned_topics():
             claimants = self._owners.get(topic)
             owner = self._entities[next(iter(claimants))].device_id if claimants else None
             if owner is not None and owner != device_id:

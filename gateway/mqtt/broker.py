@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from amqtt.broker import Broker
 
@@ -24,6 +24,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """amqtt's broker, sending a client only the retained messages of its own subscriptions.
+
+    amqtt 0.12 calls ``_publish_retained_messages_for_subscription`` on every connection for every topic filter
+    that any client subscribed to: a new client got the retained messages of topics it never asked for (another
+    unit's lock state), the work grew with clients x retained topics (a reconnect storm of a few hundred devices
+    never settled), and the loop iterated the subscription table while other clients changed it ("dictionary
+    changed size during iteration": that connection was dropped). Only a filter the session itself holds is
+    served; a SUBSCRIBE adds the filter before amqtt serves it, so real subscriptions get theirs as before.
+    """
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
+        holders = self._subscriptions.get(subscription[0], ())
+        if any(holder is session for holder, _qos in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 class EmbeddedBroker:
@@ -48,7 +65,7 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
-        broker = Broker(config)
+        broker = _Broker(config)
         try:
             await broker.start()
         except Exception as exc:
