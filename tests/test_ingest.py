@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Mapping
 from functools import partial
 
@@ -67,6 +70,39 @@ async def test_raw_config_is_discovered_with_state_and_persisted(
     with sqlite3.connect(db_path) as conn:
         row = conn.execute("SELECT kind, state, available FROM entities WHERE key='light/hall/light'").fetchone()
     assert row == ("light", LightState(on=True, brightness=128).model_dump_json(), 1)
+
+
+async def test_a_flush_cancelled_while_its_batch_waits_for_the_writer_loses_nothing(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    """Stopping cancels the periodic flush: a batch it had taken is still written, once (no lost state, no event
+    twice), however busy the writer thread was."""
+    async with make_gateway() as gw:
+        await _discover_hall(gw, mqtt, prefix)
+        await gw.persister.flush()
+        await _pub(mqtt, "hand/hall/state", b'{"state":"OFF","brightness":3}')
+        await eventually(
+            lambda: (
+                (e := gw.registry.get("light/hall/light")) is not None and e.state == LightState(on=False, brightness=3)
+            ),
+            what="the new state in memory",
+        )
+        busy = asyncio.ensure_future(gw.db.run(lambda _db: time.sleep(0.3)))  # the writer thread is busy
+        flushing = asyncio.ensure_future(gw.persister.flush())
+        await asyncio.sleep(0.05)  # it has taken the batch and waits for the writer
+        flushing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flushing
+        await busy
+        await gw.persister.flush()  # the final flush of a stop
+        db_path = gw.settings.database
+    with sqlite3.connect(db_path) as conn:
+        state = conn.execute("SELECT state FROM entities WHERE key='light/hall/light'").fetchone()[0]
+        offs = conn.execute(
+            "SELECT count(*) FROM events WHERE type='state' AND data LIKE '%\"brightness\": 3%'"
+        ).fetchone()
+    assert state == LightState(on=False, brightness=3).model_dump_json()
+    assert offs == (1,)
 
 
 async def test_retained_config_published_before_the_gateway_starts_is_discovered(

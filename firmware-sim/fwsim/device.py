@@ -98,6 +98,9 @@ class SimulatedDevice:
         self._entities: dict[str, EntityConfig] = {}
         self._routes: dict[str, str] = {}
         self._state_requests: dict[str, list[str]] = {}  # request topic -> entities whose state answers it
+        # One state report at a time, each read when it goes out: an announce under way must not send an older
+        # state after the report of a command that has just been obeyed (the broker would retain the old one).
+        self._reporting = asyncio.Lock()
         self.link = DeviceLink(
             address,
             client_id=self.client_id,
@@ -251,7 +254,8 @@ class SimulatedDevice:
 
     async def publish_state(self, *object_ids: str) -> None:
         """Publish the state of the given entities (all if none given); skipped while offline."""
-        await self.link.send(self.state_publishes(object_ids or None))
+        async with self._reporting:
+            await self.link.send(self.state_publishes(object_ids or None))
 
     async def settle(self) -> None:
         """Wait ``command_delay``: how long the hardware takes to obey."""
@@ -263,8 +267,13 @@ class SimulatedDevice:
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         """Publish discovery configs, then state, then ``online``: what HA expects on every (re)connect."""
-        for p in [*self.discovery_publishes(), *self.state_publishes(), self.availability_publish(True)]:
+        for p in self.discovery_publishes():
             await client.publish(p.topic, p.payload, qos=p.qos, retain=p.retain)
+        async with self._reporting:
+            for p in self.state_publishes():
+                await client.publish(p.topic, p.payload, qos=p.qos, retain=p.retain)
+        p = self.availability_publish(True)
+        await client.publish(p.topic, p.payload, qos=p.qos, retain=p.retain)
 
     async def _dispatch(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         topic = message.topic.value

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import StorageError
-from ..storage import Database
+from ..storage import Database, DeviceRow, EntityRow, EventRow
 from ..storage.records import write_batch
 from .registry import Registry
 
@@ -49,18 +49,30 @@ class Persister:
             with contextlib.suppress(StorageError):  # logged, and kept for the next attempt
                 await self.flush()
 
+    async def _write(self, devices: list[DeviceRow], rows: list[EntityRow], events: list[EventRow]) -> None:
+        """Write one batch taken from the registry; StorageError with the batch put back."""
+        write = asyncio.ensure_future(self._db.run(lambda db: write_batch(db, devices, rows, events)))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
+            # putting it back could write it twice; see it through (the final flush comes next), then stop.
+            await asyncio.wait([write])
+            if write.exception() is not None:
+                self._registry.restore_changes(devices, rows, events)
+            raise
+        except StorageError:
+            self._registry.restore_changes(devices, rows, events)
+            raise
+        self._stored.update(r.key for r in rows)
+
     async def flush(self) -> None:
         """Write what changed since the last flush; raise StorageError (changes kept) if the write fails."""
         devices, rows, events = self._registry.take_changes()
         wrote = bool(devices or rows or events)
         try:
             if wrote:
-                try:
-                    await self._db.run(lambda db: write_batch(db, devices, rows, events))
-                except StorageError:
-                    self._registry.restore_changes(devices, rows, events)
-                    raise
-                self._stored.update(r.key for r in rows)
+                await self._write(devices, rows, events)
             for writer in self._writers:
                 wrote = await writer() or wrote
         except StorageError as exc:
