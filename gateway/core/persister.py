@@ -51,9 +51,15 @@ class Persister:
 
     async def _write(self, devices: list[DeviceRow], rows: list[EntityRow], events: list[EventRow]) -> None:
         """Write one batch taken from the registry; StorageError with the batch put back."""
-        write = asyncio.ensure_future(self._db.run(lambda db: write_batch(db, devices, rows, events)))
+        # Submitted at once, so that it goes before anything handed to the writer after it (a command's row
+        # references the entity this batch may be the first to write).
         try:
-            await asyncio.shield(write)
+            write = self._db.submit(lambda db: write_batch(db, devices, rows, events))
+        except StorageError:
+            self._registry.restore_changes(devices, rows, events)
+            raise
+        try:
+            await self._db.result(write)
         except asyncio.CancelledError:
             # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
             # putting it back could write it twice; see it through (the final flush comes next), then stop.

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -58,20 +58,35 @@ class Database:
 
     async def run(self, work: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``work`` with the database on the writer thread; translate sqlite errors to StorageError."""
+        return await self._outcome(self.submit(work))
+
+    def submit(self, work: Callable[[sqlite_utils.Database], T]) -> asyncio.Future[T]:
+        """Hand ``work`` to the writer thread now, in order with every other call, and return its future (await it
+        with ``result``); StorageError if the database is not open."""
 
         def call() -> T:
             if self._db is None:
                 raise StorageError("database is not open", code="storage_closed")
             return work(self._db)
 
-        return await self._submit(call)
+        return self._start(call)
 
-    async def _submit(self, fn: Callable[[], T]) -> T:
+    async def result(self, future: asyncio.Future[T]) -> T:
+        """The outcome of submitted work (sqlite errors as StorageError); a cancelled caller leaves the work to run."""
+        return await self._outcome(asyncio.shield(future))
+
+    def _start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         if self._executor is None:
             raise StorageError("database is not open", code="storage_closed")
-        loop = asyncio.get_running_loop()
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        return await self._outcome(self._start(fn))
+
+    @staticmethod
+    async def _outcome(future: Awaitable[T]) -> T:
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            return await future
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         except OSError as exc:
