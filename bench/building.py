@@ -31,11 +31,11 @@ def fleet_devices(units: int) -> dict[str, int]:
 class FleetProcess:
     """``firmware-sim fleet --units N --command-delay 0``: five MQTT clients per unit, in their own process."""
 
-    def __init__(self, units: int, broker_url: str, logdir: Path) -> None:
+    def __init__(self, units: int, broker_url: str, logdir: Path, *, first_unit: int = 1, name: str = "fleet") -> None:
         self.units = units
-        argv = [sys.executable, "-m", "fwsim", "fleet", "--units", str(units), "--broker", broker_url]
-        argv += ["--command-delay", "0", "--drift-interval", _DRIFT_OFF, "--log-level", "INFO"]
-        self.child = Child("fleet", argv, logdir)
+        argv = [sys.executable, "-m", "fwsim", "fleet", "--units", str(units), "--first-unit", str(first_unit)]
+        argv += ["--broker", broker_url, "--command-delay", "0", "--drift-interval", _DRIFT_OFF, "--log-level", "INFO"]
+        self.child = Child(name, argv, logdir)
 
     async def start(self, timeout: float) -> float:
         """Start it and wait until it says every device is online; return its own start time in seconds."""

@@ -3,10 +3,12 @@ activation, the bootstrap operator, and what is (never) stored."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from gateway.accounts import Passwords
 from gateway.api import ApiService
 from gateway.clock import ManualClock
 from gateway.config import ApiSettings
+from gateway.errors import AuthError
 from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, resident, running_api
 from tests.brokers import BrokerHandle
 from tests.conftest import GatewayFactory
@@ -190,6 +193,32 @@ async def test_operator_revoke_sessions_takes_effect_on_next_request(
         assert_problem(r, 403, "role_forbidden")
         r = await api.http.post("/operator/accounts/nobody/revoke-sessions", headers=bearer(api.operator))
         assert_problem(r, 404, "account_not_found")
+
+
+@EMBEDDED
+async def test_a_sign_in_read_queued_before_a_revocation_is_not_remembered_after_it(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    """The gateway remembers the sessions it has read; a read that was on its way while the session was revoked
+    answers its own request as it was, and is not remembered: the next request sees the revocation."""
+    async with running_api(make_gateway, broker, prefix, clock) as api:
+        res = await resident(api)
+        accounts = api.service.accounts
+        token = await api.login("alice")  # a session not read yet
+        busy = asyncio.ensure_future(api.gateway.db.run(lambda _db: time.sleep(0.3)))  # hold the writer thread
+        await asyncio.sleep(0)
+        reading = asyncio.ensure_future(accounts.authenticate(token))  # its read queues behind the sleep
+        await asyncio.sleep(0)
+        revoking = asyncio.ensure_future(accounts.revoke_sessions(res.account_id, "operator"))  # and the write
+        await asyncio.sleep(0)
+        await busy
+        assert (await reading).session.revoked_at is None  # read before the revocation was written
+        assert await revoking == 2
+        for _ in range(2):
+            with pytest.raises(AuthError) as refused:
+                await accounts.authenticate(token)
+            assert refused.value.code == "session_revoked"
+        assert_problem(await me(api, token), 401, "session_revoked")
 
 
 @EMBEDDED

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -38,10 +39,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 RevokedCallback = Callable[[str, str | None], None]
 """Told (account id, session id) when sessions end; session id None means every session of the account."""
 
 DISPLACED = "displaced"  # revocation reason of a session ended by a sign-in on another app device
+_SIGNED_IN_KEPT = 10_000
 PLAN_LIMIT_LOWERED = "plan limit lowered"  # ended because the plan now allows fewer app devices at a time
 REPORTED_LOST = "reported lost"
 
@@ -100,6 +103,17 @@ class AccountService:
         self._passwords = passwords or Passwords()
         self.settings = settings or AuthSettings()
         self._revoked_listeners: list[RevokedCallback] = []
+        # Token digest -> (session, account) as last read, so a request needs no trip to the writer thread. This
+        # service is the only code that writes accounts and sessions, and every one of its database calls goes
+        # through _run, which forgets them all first: a change is seen by the very next request.
+        self._signed_in: OrderedDict[str, tuple[Session, Account | None]] = OrderedDict()
+        self._generation = 0
+
+    async def _run(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``work`` on the writer thread, forgetting every sign-in read so far (it may change any of them)."""
+        self._generation += 1
+        self._signed_in.clear()
+        return await self._db.run(work)
 
     def on_sessions_revoked(self, callback: RevokedCallback) -> None:
         """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
@@ -143,7 +157,7 @@ class AccountService:
         """Set the first password with the one-time code; the code is spent."""
         await self._check_throttle(username)
         check_password_policy(password, username)
-        account = await self._db.run(lambda db: store.account_by_username(db, username))
+        account = await self._run(lambda db: store.account_by_username(db, username))
         now = self._clock.now()
         hashed = self._passwords.hash(password)
 
@@ -165,13 +179,13 @@ class AccountService:
                 )
             return True
 
-        if not await self._db.run(spend):
+        if not await self._run(spend):
             await self._fail(username)
             raise InvalidRequest(
                 "activation code is wrong, used or expired", code="activation_invalid", field="activation_code"
             )
         assert account is not None
-        await self._db.run(lambda db: store.clear_attempts(db, username))
+        await self._run(lambda db: store.clear_attempts(db, username))
         log.info("account activated", extra={"account": account.id})
         return await self.get(account.id)
 
@@ -192,12 +206,12 @@ class AccountService:
         sessions first (a lost app device).
         """
         await self._check_throttle(username)
-        account = await self._db.run(lambda db: store.account_by_username(db, username))
-        stored = None if account is None else await self._db.run(lambda db: store.password_hash(db, account.id))
+        account = await self._run(lambda db: store.account_by_username(db, username))
+        stored = None if account is None else await self._run(lambda db: store.password_hash(db, account.id))
         if account is None or not self._passwords.verify(stored, password):
             await self._fail(username)
             raise AuthError("wrong username or password", code="login_failed")
-        await self._db.run(lambda db: store.clear_attempts(db, username))
+        await self._run(lambda db: store.clear_attempts(db, username))
         error = status_error(account)  # only once the password is right: the state is the owner's to learn
         if error is not None:
             raise error
@@ -250,7 +264,7 @@ class AccountService:
                 store.insert_session(db, row)
                 return [], ended
 
-        refused_by, ended = await self._db.run(admit)
+        refused_by, ended = await self._run(admit)
         for old in ended:
             self._notify(account.id, old.id)
         if replace_session is not None and not any(s.id == replace_session for s in ended):
@@ -278,7 +292,7 @@ class AccountService:
                 },
             )
         digest = str(row["token_hash"])
-        session = await self._db.run(lambda db: store.session_by_digest(db, digest))
+        session = await self._run(lambda db: store.session_by_digest(db, digest))
         assert session is not None
         log.info("session opened", extra={"account": account.id, "session": session.id})
         return SessionGrant(token, session, account)
@@ -286,13 +300,21 @@ class AccountService:
     async def authenticate(self, token: str) -> Principal:
         """The caller behind a bearer token; AuthError with the precise code otherwise."""
         digest = token_digest(token)
-        found = await self._db.run(lambda db: store.with_account(db, store.session_by_digest(db, digest)))
+        found = self._signed_in.get(digest)
+        if found is None:
+            generation = self._generation
+            found = await self._db.run(lambda db: store.with_account(db, store.session_by_digest(db, digest)))
+            # Kept only if nothing was written meanwhile: a read queued before a revocation must not be kept after.
+            if found is not None and generation == self._generation:
+                self._signed_in[digest] = found
+                while len(self._signed_in) > _SIGNED_IN_KEPT:
+                    self._signed_in.popitem(last=False)
         return await self._check(found)
 
     async def recheck(self, principal: Principal) -> Principal:
         """Check a long-lived request's session again (e.g. an open stream); AuthError once it has ended."""
         session_id = principal.session.id
-        found = await self._db.run(lambda db: store.with_account(db, store.session_by_id(db, session_id)))
+        found = await self._run(lambda db: store.with_account(db, store.session_by_id(db, session_id)))
         return await self._check(found)
 
     async def _check(self, found: tuple[Session, Account | None] | None) -> Principal:
@@ -322,28 +344,26 @@ class AccountService:
         if now >= session.last_used_at + self.settings.idle_timeout:
             raise AuthError("the session expired after being idle; sign in again", code="session_expired")
         if now - session.last_used_at >= self.settings.touch_interval:
-            await self._db.run(lambda db: store.touch_session(db, session.id, now.isoformat()))
+            await self._run(lambda db: store.touch_session(db, session.id, now.isoformat()))
         return Principal(account, session)
 
     async def logout(self, principal: Principal) -> None:
         """End the caller's own session."""
         now = self._clock.now().isoformat()
-        await self._db.run(
-            lambda db: store.revoke_sessions(db, principal.account.id, now, "logout", principal.session.id)
-        )
+        await self._run(lambda db: store.revoke_sessions(db, principal.account.id, now, "logout", principal.session.id))
 
     async def revoke_sessions(self, account_id: str, reason: str) -> int:
         """End every session of an account, effective on its next request; return how many."""
         now = self._clock.now().isoformat()
-        count = await self._db.run(lambda db: store.revoke_sessions(db, account_id, now, reason))
+        count = await self._run(lambda db: store.revoke_sessions(db, account_id, now, reason))
         self._notify(account_id, None)
         return count
 
     async def end_session(self, account_id: str, session_id: str, reason: str) -> Session:
         """End one live session of an account (a credential, or a lost app device); NotFound otherwise."""
         now = self._clock.now().isoformat()
-        count = await self._db.run(lambda db: store.revoke_sessions(db, account_id, now, reason, session_id))
-        session = await self._db.run(lambda db: store.session_by_id(db, session_id))
+        count = await self._run(lambda db: store.revoke_sessions(db, account_id, now, reason, session_id))
+        session = await self._run(lambda db: store.session_by_id(db, session_id))
         if count == 0 or session is None or session.account_id != account_id:
             raise NotFound(f"no live session {session_id!r}", code="session_not_found")
         self._notify(account_id, session_id)
@@ -369,7 +389,7 @@ class AccountService:
                         ended.append((account, surplus))
             return ended
 
-        ended = await self._db.run(trim)
+        ended = await self._run(trim)
         for account, session in ended:
             self._notify(account.id, session.id)
         if ended:
@@ -382,20 +402,20 @@ class AccountService:
 
     async def sessions(self, account_id: str) -> list[Session]:
         """Every session of an account, newest first."""
-        return await self._db.run(lambda db: store.sessions_of(db, account_id))
+        return await self._run(lambda db: store.sessions_of(db, account_id))
 
     # --- status ------------------------------------------------------------------------------------
 
     async def get(self, account_id: str) -> Account:
         """The account with that id; NotFound otherwise."""
-        account = await self._db.run(lambda db: store.account_by_id(db, account_id))
+        account = await self._run(lambda db: store.account_by_id(db, account_id))
         if account is None:
             raise NotFound(f"no account {account_id!r}", code="account_not_found")
         return account
 
     async def find(self, where: str | None = None, args: list[Any] | None = None) -> list[Account]:
         """Accounts matching an SQL condition (callers pass fixed conditions, values as parameters)."""
-        return await self._db.run(lambda db: store.accounts_where(db, where, args or []))
+        return await self._run(lambda db: store.accounts_where(db, where, args or []))
 
     async def set_status(self, account_id: str, status: AccountStatus, reason: str | None) -> Account:
         """Suspend or re-enable an account; suspending revokes its sessions at once."""
@@ -404,7 +424,7 @@ class AccountService:
             raise Conflict("a terminated account can never be used again", code="account_terminated")
         if status is AccountStatus.ACTIVE and account.activated_at is None:
             raise Conflict("the account was never activated", code="account_not_activated")
-        await self._db.run(
+        await self._run(
             lambda db: db.conn.execute(
                 "UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?", (status, reason, account_id)
             )
@@ -427,13 +447,13 @@ class AccountService:
                 )
                 db.conn.execute("DELETE FROM activation_codes WHERE account_id = ?", (account.id,))
 
-        await self._db.run(end)
+        await self._run(end)
         await self.revoke_sessions(account.id, reason)
         return await self.get(account.id)
 
     async def unlock(self, username: str) -> None:
         """Clear a username's failed logins and lockout."""
-        await self._db.run(lambda db: store.clear_attempts(db, username))
+        await self._run(lambda db: store.clear_attempts(db, username))
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -470,11 +490,11 @@ class AccountService:
             store.insert_account(db, row, code)
             return True
 
-        if not await self._db.run(insert):
+        if not await self._run(insert):
             raise Conflict(f"username {row['username']!r} is taken", code="username_taken", field="username")
 
     async def _check_throttle(self, username: str) -> None:
-        row = await self._db.run(lambda db: store.get_attempts(db, username))
+        row = await self._run(lambda db: store.get_attempts(db, username))
         if row is None:
             return
         now = self._clock.now()
@@ -497,7 +517,7 @@ class AccountService:
                 )
 
     async def _fail(self, username: str) -> None:
-        row = await self._db.run(lambda db: store.get_attempts(db, username))
+        row = await self._run(lambda db: store.get_attempts(db, username))
         now = self._clock.now()
         failures = 1
         if row is not None:
@@ -507,7 +527,7 @@ class AccountService:
         if failures >= self.settings.lock_after:
             locked_until = (now + self.settings.lock_duration).isoformat()
             log.warning("sign-in locked after repeated failures", extra={"username": username[:64]})
-        await self._db.run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
+        await self._run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
 
 
 def _live(session: Session, now: datetime, idle_since: datetime) -> bool:
