@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -22,7 +23,7 @@ from .base import (
     Topic,
 )
 from .errors import CommandInvalid, ConfigInvalid, PayloadInvalid
-from .templates import ValuePath, first_key, parse_template
+from .templates import Payload, ValuePath, first_key, parse_template
 
 __all__ = ["ClimateCommand", "ClimateConfig", "ClimateState", "HvacMode"]
 
@@ -118,6 +119,11 @@ class ClimateConfig(EntityConfig):
 
     def readers(self) -> dict[str, tuple[str, ValuePath]]:
         """For each reported field, its state topic and where the value sits there."""
+        return self._readers
+
+    @cached_property
+    def _readers(self) -> dict[str, tuple[str, ValuePath]]:
+        # Once per config: it is read for every state report.
         spec = {
             "mode": (self.mode_state_topic, self.mode_state_template),
             "target_temperature": (self.temperature_state_topic, self.temperature_state_template),
@@ -152,11 +158,12 @@ class ClimateConfig(EntityConfig):
             previous.model_dump() if isinstance(previous, ClimateState) else {"unit": self.temperature_unit}
         )
         found = 0
+        received = Payload(payload)  # decoded and parsed once, however many fields it carries
         for name, (field_topic, path) in self.readers().items():
             if field_topic != topic:
                 continue
             try:
-                raw = path.extract(payload)
+                raw = path.read(received)
             except PayloadInvalid as exc:
                 if exc.code == "payload_missing_field":
                     continue  # shared JSON topics often carry only what changed

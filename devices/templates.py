@@ -7,13 +7,14 @@ Zigbee2MQTT, Z-Wave JS UI, Tasmota and ESPHome emit for reading a value (``{{ va
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
 
 from .errors import ConfigInvalid, PayloadInvalid
 
-__all__ = ["ValuePath", "first_key", "parse_template"]
+__all__ = ["Payload", "ValuePath", "first_key", "parse_template"]
 
 _TEMPLATE = re.compile(
     r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$"
@@ -41,19 +42,13 @@ class ValuePath:
 
     def extract(self, payload: bytes) -> Any:
         """Return the value this path selects from ``payload``; raise PayloadInvalid when absent."""
-        from .base import MAX_PAYLOAD_BYTES
+        return self.read(Payload(payload))
 
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise PayloadInvalid(
-                f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large"
-            )
-        text = _decode_text(payload)
+    def read(self, payload: Payload) -> Any:
+        """As ``extract``, from a payload that decodes and parses itself once for every path read from it."""
         if not self.json:
-            return text
-        try:
-            value: Any = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
+            return payload.text()
+        value = payload.json()
         for key in self.path:
             if not isinstance(value, dict) or key not in value:
                 raise PayloadInvalid(f"missing key {'.'.join(self.path)!r}", code="payload_missing_field")
@@ -70,9 +65,44 @@ class ValuePath:
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
+class Payload:
+    """One received payload: checked for size, decoded to text and parsed as JSON at most once each."""
+
+    __slots__ = ("_json", "_parsed", "_raw", "_text")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._text: str | None = None
+        self._json: Any = None
+        self._parsed = False
+
+    def text(self) -> str:
+        """The payload as text; PayloadInvalid when too large or not UTF-8."""
+        if self._text is None:
+            from .base import MAX_PAYLOAD_BYTES
+
+            if len(self._raw) > MAX_PAYLOAD_BYTES:
+                raise PayloadInvalid(
+                    f"payload of {len(self._raw)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large"
+                )
+            self._text = _decode_text(self._raw)
+        return self._text
+
+    def json(self) -> Any:
+        """The payload parsed as JSON; PayloadInvalid when it is not JSON."""
+        if not self._parsed:
+            try:
+                self._json = json.loads(self.text())
+            except (ValueError, RecursionError) as exc:
+                raise PayloadInvalid(f"not JSON: {exc}", code="payload_not_json") from exc
+            self._parsed = True
+        return self._json
+
+
 RAW = ValuePath((), json_=False)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few templates, read for every state report
 def parse_template(template: str | None) -> ValuePath:
     """Parse a value template into a ValuePath; raise ConfigInvalid for anything we do not evaluate."""
     if template is None:
