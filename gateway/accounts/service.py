@@ -104,8 +104,9 @@ class AccountService:
         self.settings = settings or AuthSettings()
         self._revoked_listeners: list[RevokedCallback] = []
         # Token digest -> (session, account) as last read, so a request needs no trip to the writer thread. This
-        # service is the only code that writes accounts and sessions, and every one of its database calls goes
-        # through _run, which forgets them all first: a change is seen by the very next request.
+        # service is the only code that writes accounts and sessions, and every one of its database calls but two
+        # reads (authenticate's and recheck's) goes through _run, which forgets them all first: a change is seen
+        # by the very next request.
         self._signed_in: OrderedDict[str, tuple[Session, Account | None]] = OrderedDict()
         self._generation = 0
 
@@ -314,7 +315,8 @@ class AccountService:
     async def recheck(self, principal: Principal) -> Principal:
         """Check a long-lived request's session again (e.g. an open stream); AuthError once it has ended."""
         session_id = principal.session.id
-        found = await self._run(lambda db: store.with_account(db, store.session_by_id(db, session_id)))
+        # A read that remembers nothing, so it need not forget: every open stream does it at each keepalive.
+        found = await self._db.run(lambda db: store.with_account(db, store.session_by_id(db, session_id)))
         return await self._check(found)
 
     async def _check(self, found: tuple[Session, Account | None] | None) -> Principal:
