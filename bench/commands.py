@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from devices import Command, DeviceCodecError, EntityState, OutcomeStatus
 
 from .http11 import Http11Client
 from .load import Reporter, reporters
-from .process import BenchError
+from .process import TCP_NODELAY, BenchError
 
 __all__ = [
     "Latencies",
@@ -37,7 +36,6 @@ __all__ = [
     "percentile",
 ]
 
-_TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _COMMANDABLE = ("light", "dimmer", "lock", "thermostat")
 _TIMEOUT = 10.0
 MAX_UNITS = 4  # 4 units x 5 devices = the default plan's 20 devices per unit
@@ -179,7 +177,7 @@ async def mqtt_round_trips(host: str, port: int, plan: list[Reporter], count: in
     out = Latencies()
     pacer = _Pacer(device_rate)
     confirmations = _Confirmations()
-    client = aiomqtt.Client(host, port, identifier="bench-bare-commander", socket_options=[_TCP_NODELAY])
+    client = aiomqtt.Client(host, port, identifier="bench-bare-commander", socket_options=[TCP_NODELAY])
     loop = asyncio.get_running_loop()
     async with client, asyncio.TaskGroup() as group:
         topics = sorted({t for r in plan for t in r.config.state_topics()})

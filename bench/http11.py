@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import h11
 
-from .process import BenchError
+from .process import TCP_NODELAY, BenchError
 
 __all__ = ["Http11Client", "Reply"]
 
@@ -49,7 +48,7 @@ class Http11Client:
 
     async def __aenter__(self) -> Self:
         self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        self._writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._writer.get_extra_info("socket").setsockopt(*TCP_NODELAY)
         return self
 
     async def __aexit__(

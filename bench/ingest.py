@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +21,11 @@ from .broker import BrokerUnderTest
 from .footprint import cpu_seconds
 from .gatewaydb import GatewayDb
 from .load import expected_states, reporters, round_publishes
-from .process import BenchError, Child
+from .process import TCP_NODELAY, BenchError, Child
 
 __all__ = ["MIRROR_TOPIC", "IngestResult", "run_ingest"]
 
 MIRROR_TOPIC = "bench-mirror"
-_TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _POLL = 0.05
 _SETTLE = 0.5
 _CHUNK = 200  # topic filters per SUBSCRIBE, as the gateway sends them
@@ -108,7 +106,7 @@ async def _bare_pass(
     broker: BrokerUnderTest, units: int, rounds: int, rate: float, logdir: Path, timeout: float
 ) -> tuple[Pass, int, int]:
     counter = _Counter()
-    client = aiomqtt.Client(broker.host, broker.port, identifier="bench-bare-subscriber", socket_options=[_TCP_NODELAY])
+    client = aiomqtt.Client(broker.host, broker.port, identifier="bench-bare-subscriber", socket_options=[TCP_NODELAY])
     loop = asyncio.get_running_loop()
     pub = _publisher("bare", broker, units, rounds, rate, logdir)
     try:

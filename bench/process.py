@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["REPO", "BenchError", "Child", "wait_port"]
+__all__ = ["REPO", "TCP_NODELAY", "BenchError", "Child", "wait_port"]
 
 REPO = Path(__file__).resolve().parent.parent
+TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+"""The socket option every bench client sets: without it Nagle holds small messages back."""
 _PR_SET_PDEATHSIG = 1
 _POLL = 0.02
 

@@ -7,25 +7,23 @@ a resident moved in. Resident: activate, sign in, accept the agreement.
 from __future__ import annotations
 
 import secrets
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from .process import BenchError
+from .process import TCP_NODELAY, BenchError
 
 __all__ = ["PROPERTY", "UNIT", "http_client", "set_up_resident"]
 
 PROPERTY = "bench"
 UNIT = "u001"
 AGREEMENT = "bench-1"
-_TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def http_client(api: str) -> httpx.AsyncClient:
     """A keep-alive client for ``api`` with TCP_NODELAY on its socket."""
-    transport = httpx.AsyncHTTPTransport(socket_options=[_TCP_NODELAY])
+    transport = httpx.AsyncHTTPTransport(socket_options=[TCP_NODELAY])
     return httpx.AsyncClient(base_url=api, transport=transport, timeout=30.0)
 
 

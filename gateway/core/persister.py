@@ -55,12 +55,8 @@ class Persister:
         # references the entity this batch may be the first to write).
         try:
             write = self._db.submit(lambda db: write_batch(db, devices, rows, events))
-        except StorageError:
-            self._registry.restore_changes(devices, rows, events)
-            raise
-        try:
             await self._db.result(write)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # only the await is cancelled, so the batch was submitted
             # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
             # putting it back could write it twice; see it through (the final flush comes next), then stop.
             await asyncio.wait([write])

@@ -35,14 +35,12 @@ def select_all(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) ->
 def insert_row(db: sqlite_utils.Database, table: str, row: Mapping[str, Any]) -> int | None:
     """INSERT one row; its rowid."""
     columns = list(row)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    return db.conn.execute(sql, [row[c] for c in columns]).lastrowid
+    return db.conn.execute(_insert(table, columns), [row[c] for c in columns]).lastrowid
 
 
 def insert_rows(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """INSERT many rows of the same columns with one prepared statement."""
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    db.conn.executemany(sql, rows)
+    db.conn.executemany(_insert(table, columns), rows)
 
 
 def upsert_rows(
@@ -50,11 +48,7 @@ def upsert_rows(
 ) -> None:
     """INSERT many rows, or UPDATE every other column of the row whose ``key`` is taken (``key`` is a column)."""
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT({key}) DO UPDATE SET {updates}"
-    )
-    db.conn.executemany(sql, rows)
+    db.conn.executemany(f"{_insert(table, columns)} ON CONFLICT({key}) DO UPDATE SET {updates}", rows)
 
 
 def update_row(db: sqlite_utils.Database, table: str, key: str, value: Any, changes: Mapping[str, Any]) -> int:
@@ -62,3 +56,7 @@ def update_row(db: sqlite_utils.Database, table: str, key: str, value: Any, chan
     columns = list(changes)
     sql = f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {key} = ?"
     return db.conn.execute(sql, [*(changes[c] for c in columns), value]).rowcount
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
