@@ -1,4 +1,4 @@
-"""``python -m bench`` (or ``./bench.sh``): the gateway's benchmark suite; see the README's "Benchmarks"."""
+"""``python -m bench`` (or ``./bench.sh``): the gateway's benchmark suite; see docs/bench.md."""
 
 from __future__ import annotations
 

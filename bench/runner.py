@@ -37,7 +37,7 @@ from .storms import reconnect_storm, start_storm
 __all__ = ["EMBEDDED_DEFAULT_UNITS", "FULL_UNITS", "Options", "run"]
 
 FULL_UNITS = 400
-EMBEDDED_DEFAULT_UNITS = 20  # what amqtt 0.12 reliably takes in here (see the README's Benchmarks)
+EMBEDDED_DEFAULT_UNITS = 20  # what amqtt 0.12 reliably takes in here (see docs/bench.md)
 WARM_UP_COMMANDS = 20
 HTTPX_COMMANDS = 500  # the same commands through httpx, for the note on what the client costs
 _SETTLE_SECONDS = 2.0
