@@ -15,9 +15,9 @@ from devices import LockStatus
 from gateway.checks import selftest as selftest_module
 from gateway.clock import ManualClock
 from gateway.errors import StorageError
-from tests.api_harness import Api, Building, bearer, problem
-from tests.brokers import BrokerHandle
-from tests.checks_harness import (
+from tests.support.api import Api, Building, bearer, problem
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import (
     EMBEDDED,
     UplinkTargetServer,
     Webhook,
@@ -32,7 +32,8 @@ from tests.checks_harness import (
     self_test,
     status_is,
 )
-from tests.conftest import GatewayFactory, until
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import until
 
 # --- the self-test --------------------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.clock import ManualClock
-from tests.api_harness import Api, Sse, bearer
-from tests.brokers import BrokerHandle
-from tests.checks_harness import EMBEDDED, checked_building, my_status, self_test
-from tests.conftest import GatewayFactory
+from tests.support.api import Api, Sse, bearer
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import EMBEDDED, checked_building, my_status, self_test
+from tests.support.gateway import GatewayFactory
 
 SECOND = timedelta(seconds=1)
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from gateway.clock import ManualClock
-from tests.api_harness import Api, bearer, problem, running_api, set_contract
-from tests.brokers import BrokerHandle
-from tests.checks_harness import (
+from tests.support.api import Api, bearer, problem, running_api, set_contract
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import (
     EMBEDDED,
     LONG_SESSIONS,
     UplinkTargetServer,
@@ -26,7 +26,8 @@ from tests.checks_harness import (
     nothing_pending,
     outages,
 )
-from tests.conftest import GatewayFactory, until
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import until
 
 SECOND = timedelta(seconds=1)
 THRESHOLD = timedelta(minutes=15)  # report_outage_after_seconds' default

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from gateway.clock import ManualClock
-from tests.api_harness import Api, bearer, command, problem, running_api, set_contract
-from tests.brokers import BrokerHandle
-from tests.checks_harness import (
+from tests.support.api import Api, bearer, command, problem, running_api, set_contract
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import (
     EMBEDDED,
     LONG_SESSIONS,
     checked_building,
@@ -23,7 +23,7 @@ from tests.checks_harness import (
     outages,
     self_test,
 )
-from tests.conftest import GatewayFactory
+from tests.support.gateway import GatewayFactory
 
 SECOND = timedelta(seconds=1)
 

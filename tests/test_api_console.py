@@ -11,9 +11,17 @@ import httpx
 import pytest
 
 from gateway.clock import ManualClock
-from tests.api_harness import AGREEMENT, accept, bearer, building, problem, publish, running_api, set_contract
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.api import (
+    AGREEMENT,
+    Api,
+    ApiFactory,
+    accept,
+    bearer,
+    building,
+    problem,
+    publish,
+    set_contract,
+)
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
@@ -31,9 +39,9 @@ def at(value: str | None) -> datetime | None:
 
 
 async def test_console_shows_the_contract_and_who_accepted_which_version_when(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         first = clock.now()  # alice and bob accepted in the building's set-up
         reads = 0
 
@@ -106,10 +114,8 @@ async def test_console_shows_the_contract_and_who_accepted_which_version_when(
         assert all(e["actor_role"] == "manager" and e["property_id"] == "p1" for e in entries)
 
 
-async def test_console_is_for_the_property_manager_only(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_console_is_for_the_property_manager_only(api: Api) -> None:
+    async with building(api) as b:
         for token in (b.installer, b.alice, api.operator):
             problem(await api.http.get("/properties/p1/console", headers=bearer(token)), 403, "role_forbidden")
         problem(await api.http.get("/properties/p1/console"), 401, "unauthenticated")
@@ -136,11 +142,8 @@ async def test_console_is_for_the_property_manager_only(
         problem(await api.http.get("/properties/p1/console", headers=bearer(other)), 404, "property_not_found")
 
 
-async def test_console_page_is_self_contained_and_calls_only_documented_endpoints(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_console_page_is_self_contained_and_calls_only_documented_endpoints(api: Api) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock) as api,
         httpx.AsyncClient(base_url=api.service.url, timeout=10) as web,
     ):
         page = await web.get("/console")

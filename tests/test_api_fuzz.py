@@ -34,10 +34,8 @@ from schemathesis.core.result import Err
 from schemathesis.generation.case import Case as AnyCase
 from schemathesis.schemas import APIOperation, BaseSchema
 
-from gateway.clock import ManualClock
-from tests.api_harness import bearer, building, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, eventually
+from tests.support.api import Api, bearer, building
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
@@ -230,10 +228,8 @@ def fuzz(base_url: str, callers: list[Caller], scripted: Sequence[Scripted] = ()
     return fuzzer.findings, statuses
 
 
-async def test_every_operation_answers_as_documented_for_each_role(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_every_operation_answers_as_documented_for_each_role(api: Api) -> None:
+    async with building(api) as b:
         light, lock = b.entity("a", "light", "light"), b.entity("a", "lock", "lock")
         thermostat, dimmer = b.entity("a", "thermostat", "climate"), b.entity("a", "dimmer", "light")
         leak = b.entity("a", "leak", "binary_sensor", "leak")
@@ -300,27 +296,24 @@ async def test_every_operation_answers_as_documented_for_each_role(
             assert (await api.http.get("/me", headers=bearer(token))).status_code == 200
 
 
-async def test_checks_catch_an_answer_that_breaks_the_schema(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_checks_catch_an_answer_that_breaks_the_schema(api: Api) -> None:
     """The checks can fail: guards against a fuzzing run that, misconfigured, would check nothing."""
-    async with running_api(make_gateway, broker, prefix, clock) as api:
 
-        def probe() -> list[str]:
-            schema = schemathesis.openapi.from_url(api.service.url + "/openapi.json")
-            operation = schema["/api/v1/me"]["GET"]
-            case = operation.Case(headers=bearer(api.operator))
-            with requests.Session() as session:
-                response = case.call(base_url=api.service.url, session=session, timeout=REQUEST_TIMEOUT)
-                assert response.status_code == 200
-                case.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
-                # The same answer, checked against another operation's schema, must fail.
-                other = schema["/api/v1/me/sessions"]["GET"].Case(headers=bearer(api.operator))
-                try:
-                    other.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
-                except FailureGroup as group:
-                    return [f.title for f in group.exceptions]
-            return []
+    def probe() -> list[str]:
+        schema = schemathesis.openapi.from_url(api.service.url + "/openapi.json")
+        operation = schema["/api/v1/me"]["GET"]
+        case = operation.Case(headers=bearer(api.operator))
+        with requests.Session() as session:
+            response = case.call(base_url=api.service.url, session=session, timeout=REQUEST_TIMEOUT)
+            assert response.status_code == 200
+            case.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
+            # The same answer, checked against another operation's schema, must fail.
+            other = schema["/api/v1/me/sessions"]["GET"].Case(headers=bearer(api.operator))
+            try:
+                other.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
+            except FailureGroup as group:
+                return [f.title for f in group.exceptions]
+        return []
 
-        titles = await asyncio.to_thread(probe)
-        assert titles, "a response that does not match the schema passed response_schema_conformance"
+    titles = await asyncio.to_thread(probe)
+    assert titles, "a response that does not match the schema passed response_schema_conformance"

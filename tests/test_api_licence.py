@@ -9,9 +9,7 @@ import httpx
 import pytest
 
 from gateway.clock import ManualClock
-from tests.api_harness import PASSWORD, Api, accept, bearer, building, problem, running_api, set_contract
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.api import PASSWORD, Api, accept, bearer, building, problem, set_contract
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
@@ -32,9 +30,9 @@ async def works(api: Api, token: str) -> bool:
 
 
 async def test_second_app_device_is_refused_by_default_and_a_lost_phone_can_be_replaced(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, api: Api
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+    async with building(api) as b:
         phone = b.alice  # signed in by the building's set-up
         phone_session = (await api.http.get("/me/sessions", headers=bearer(phone))).json()[0]["id"]
         body = problem(await sign_in(api, "alice", "tablet"), 409, "plan_limit_app_devices")
@@ -72,10 +70,8 @@ async def test_second_app_device_is_refused_by_default_and_a_lost_phone_can_be_r
         assert await api.login("maria.manager") and await api.login("maria.manager")
 
 
-async def test_second_app_device_displaces_the_first_when_the_plan_says_so(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_second_app_device_displaces_the_first_when_the_plan_says_so(api: Api) -> None:
+    async with building(api) as b:
         await set_contract(api, plan={"second_login": "displace"})
         r = await sign_in(api, "alice", "tablet")
         assert r.status_code == 200, r.text
@@ -95,10 +91,9 @@ async def test_second_app_device_displaces_the_first_when_the_plan_says_so(
 
 
 async def test_lowering_the_app_device_limit_ends_surplus_sessions_at_once_keeping_the_most_recently_used(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, api: Api
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock) as api,
         building(api, {"app_devices_per_account": 3}) as b,
     ):
         phone = b.alice  # signed in first, by the building's set-up
@@ -143,11 +138,8 @@ async def test_lowering_the_app_device_limit_ends_surplus_sessions_at_once_keepi
         assert await works(api, phone) and await works(api, bob_tablet)
 
 
-async def test_resident_lists_ends_and_reports_own_sessions(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_resident_lists_ends_and_reports_own_sessions(api: Api) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock) as api,
         building(api, {"app_devices_per_account": 3}) as b,
     ):
         tablet = (await sign_in(api, "alice", "tablet")).json()["token"]
@@ -174,10 +166,8 @@ async def test_resident_lists_ends_and_reports_own_sessions(
 # --- app updates -------------------------------------------------------------------------------------
 
 
-async def test_minimum_app_version(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_minimum_app_version(api: Api) -> None:
+    async with building(api) as b:
         assert (await api.http.get("/app/requirements")).json() == {"minimum_app_version": None}
         assert await works(api, b.alice)  # no minimum: no version needed
         op = bearer(api.operator)
@@ -216,10 +206,8 @@ async def test_minimum_app_version(
 # --- the plan's limits on bindings and residents -----------------------------------------------------
 
 
-async def test_plan_limits_on_binding_and_move_in(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_plan_limits_on_binding_and_move_in(api: Api) -> None:
+    async with building(api) as b:
         pm = bearer(b.manager)
         installer = bearer(b.installer)
         # five devices are bound to unit a; a plan of four refuses a fifth after one leaves
@@ -278,10 +266,8 @@ async def test_plan_limits_on_binding_and_move_in(
         problem(await api.http.get("/properties/p1/contract", headers=bearer(b.alice)), 403, "role_forbidden")
 
 
-async def test_contract_validation_and_audit(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_contract_validation_and_audit(clock: ManualClock, api: Api) -> None:
+    async with building(api) as b:
         op = bearer(api.operator)
         start = clock.now().isoformat()
         for body, code in (

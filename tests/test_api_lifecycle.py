@@ -17,10 +17,11 @@ from fwsim import LockSim
 
 from devices import LockStatus
 from gateway.clock import ManualClock
-from tests.api_harness import (
+from tests.support.api import (
     AGREEMENT,
     PASSWORD,
     Api,
+    ApiFactory,
     Building,
     Sse,
     accept,
@@ -30,8 +31,8 @@ from tests.api_harness import (
     problem,
     running_api,
 )
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.brokers import BrokerHandle
+from tests.support.gateway import GatewayFactory
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 T = TypeVar("T")
@@ -79,10 +80,8 @@ def unit_of_entity(entity_id: str) -> str:
 # --- (1) a whole tenancy ---------------------------------------------------------------------------------
 
 
-async def test_move_in_control_move_out(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_move_in_control_move_out(clock: ManualClock, api: Api) -> None:
+    async with building(api) as b:
         lock = b.entity("a", "lock", "lock")
         sim_lock = b.sims["a"].lock
         # move-in: the manager creates the account and hands over the one-time code
@@ -223,10 +222,8 @@ async def test_move_out_anonymises_history_not_yet_written(
 
 
 @EMBEDDED
-async def test_move_out_waits_for_the_residents_command_in_flight(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_move_out_waits_for_the_residents_command_in_flight(api: Api) -> None:
+    async with building(api) as b:
         b.sims["a"].light.ignore_commands = True
         r = await command(api, b.alice, b.entity("a", "light", "light"), {"on": True}, wait=False, timeout=0.5)
         assert r.status_code == 202, r.text
@@ -245,10 +242,8 @@ async def test_move_out_waits_for_the_residents_command_in_flight(
 
 
 @EMBEDDED
-async def test_command_outcomes(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_command_outcomes(api: Api) -> None:
+    async with building(api) as b:
         sims = b.sims["a"]
         light, dimmer, lock = (
             b.entity("a", "light", "light"),
@@ -334,9 +329,9 @@ async def test_command_outcomes(
 
 
 @EMBEDDED
-async def test_live_stream(make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock) -> None:
+async def test_live_stream(start_api: ApiFactory) -> None:
     two_devices = {"app_devices_per_account": 2}
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api, two_devices) as b:
+    async with start_api() as api, building(api, two_devices) as b:
         light = b.entity("a", "light", "light")
         dimmer = b.entity("a", "dimmer", "light")
         thermostat = b.entity("a", "thermostat", "climate")
@@ -389,10 +384,8 @@ async def test_live_stream(make_gateway: GatewayFactory, broker: BrokerHandle, p
 
 
 @EMBEDDED
-async def test_events_paging(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_events_paging(api: Api) -> None:
+    async with building(api) as b:
         light = b.entity("a", "light", "light")
         for on in (True, False, True, False):
             r = await command(api, b.alice, light, {"on": on})
@@ -432,10 +425,8 @@ async def test_events_paging(
 
 
 @EMBEDDED
-async def test_property_health(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, mqtt: aiomqtt.Client
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_property_health(prefix: str, mqtt: aiomqtt.Client, api: Api) -> None:
+    async with building(api) as b:
 
         async def health(token: str | None = None) -> dict[str, Any]:
             r = await api.http.get("/properties/p1/health", headers=bearer(token or b.manager))
@@ -506,10 +497,8 @@ async def test_property_health(
 
 
 @EMBEDDED
-async def test_unbound_device_leaves_the_residents_list(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_unbound_device_leaves_the_residents_list(api: Api) -> None:
+    async with building(api) as b:
         light = b.entity("a", "light", "light")
         r = await api.http.put("/me/devices/fwsim-u101-light/name", json={"name": "Reading"}, headers=bearer(b.alice))
         assert r.status_code == 200, r.text

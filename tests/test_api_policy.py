@@ -18,9 +18,10 @@ from gateway.clock import ManualClock
 from gateway.core.commands import CommandResult, CommandStatus
 from gateway.errors import PolicyRefused
 from gateway.policy import Allowed, AppVersionCheck
-from tests.api_harness import (
+from tests.support.api import (
     AGREEMENT,
     Api,
+    ApiFactory,
     Building,
     accept,
     bearer,
@@ -28,11 +29,8 @@ from tests.api_harness import (
     command,
     problem,
     publish,
-    running_api,
     set_contract,
 )
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
 
 # The contract-end test (a lock left as it was) runs on every broker; the others on the embedded one.
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
@@ -101,10 +99,10 @@ async def assert_lock_untouched(api: Api, b: Building, spy: Spy) -> None:
 
 @EMBEDDED
 async def test_each_link_failing_alone_gives_its_own_code_and_actuates_nothing(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        start_api(**LONG_SESSIONS) as api,
         building(api) as b,
         spying(api) as spy,
     ):
@@ -183,10 +181,8 @@ async def test_each_link_failing_alone_gives_its_own_code_and_actuates_nothing(
 
 
 @EMBEDDED
-async def test_resident_service_status_names_the_failing_link(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+async def test_resident_service_status_names_the_failing_link(start_api: ApiFactory) -> None:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         r = await api.http.get("/me/service", headers=bearer(b.alice))
         assert r.status_code == 200, r.text
         assert r.json() == {
@@ -214,10 +210,10 @@ async def test_resident_service_status_names_the_failing_link(
 
 
 async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays_as_it_was(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        start_api(**LONG_SESSIONS) as api,
         building(api) as b,
         spying(api) as spy,
     ):
@@ -267,15 +263,13 @@ async def test_contract_end_date_ends_control_without_restart_and_the_lock_stays
 
 
 @EMBEDDED
-async def test_no_contract_on_record_refuses_control_over_http(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_no_contract_on_record_refuses_control_over_http(start_api: ApiFactory) -> None:
     """The API cannot remove a contract; a gateway whose record is gone (restored from an older backup, say) starts
     with none, and residents are told so."""
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         alice = b.alice
         await api.gateway.db.run(lambda db: db.conn.execute("DELETE FROM contracts WHERE property_id = 'p1'"))
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api:
+    async with start_api(**LONG_SESSIONS) as api:
         before = await command_rows(api)
         body = problem(await command(api, alice, "lock.u101-lock.lock", UNLOCK), 403, "lessor_contract_inactive")
         assert (body["reason"], body["link"]) == ("no_contract", "contract")
@@ -286,10 +280,10 @@ async def test_no_contract_on_record_refuses_control_over_http(
 
 @EMBEDDED
 async def test_no_agreement_in_effect_refuses_control_until_one_is_published_and_accepted(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    start_api: ApiFactory,
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        start_api(**LONG_SESSIONS) as api,
         building(api, agreement=False) as b,
         spying(api) as spy,
     ):
@@ -313,10 +307,8 @@ async def test_no_agreement_in_effect_refuses_control_until_one_is_published_and
 
 
 @EMBEDDED
-async def test_new_agreement_version_blocks_until_accepted_again(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+async def test_new_agreement_version_blocks_until_accepted_again(clock: ManualClock, start_api: ApiFactory) -> None:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         light = b.entity("a", "light", "light")
         takes_effect = clock.now() + timedelta(days=14)
         await publish(api, "2026-02", effective_at=takes_effect, text="Version two.")
@@ -374,9 +366,9 @@ async def test_new_agreement_version_blocks_until_accepted_again(
 
 @EMBEDDED
 async def test_arbitration_opt_out_day_30_accepted_day_31_refused_and_records_survive_the_account(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         first = clock.now()  # alice and bob both accepted in the building's set-up
         carol_id, carol = await api.move_in(b.manager, "p1", "a", "carol")
         problem(
@@ -427,14 +419,12 @@ async def test_arbitration_opt_out_day_30_accepted_day_31_refused_and_records_su
 
 
 @EMBEDDED
-async def test_rules_survive_a_restart(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api, building(api) as b:
+async def test_rules_survive_a_restart(clock: ManualClock, start_api: ApiFactory) -> None:
+    async with start_api(**LONG_SESSIONS) as api, building(api) as b:
         await set_contract(api, ends_at=(clock.now() + timedelta(days=10)).isoformat(), plan={"devices_per_unit": 7})
         await api.http.put("/operator/app-version", json={"minimum_app_version": "3.1"}, headers=bearer(api.operator))
         alice_id = b.alice_id
-    async with running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api:
+    async with start_api(**LONG_SESSIONS) as api:
         contract = (await api.http.get("/operator/properties/p1/contract", headers=bearer(api.operator))).json()
         assert contract["plan"]["devices_per_unit"] == 7 and contract["in_force"] is True
         assert (await api.http.get("/app/requirements")).json() == {"minimum_app_version": "3.1"}
@@ -446,12 +436,12 @@ async def test_rules_survive_a_restart(
 
 @EMBEDDED
 async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
     """A schedule has no app session; it decides with PolicyService.authorize and hands the decision to the same
     CommandRunner the API uses. Each link failing alone publishes nothing; once all hold, the command goes out."""
     async with (
-        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        start_api(**LONG_SESSIONS) as api,
         building(api) as b,
         spying(api) as spy,
     ):

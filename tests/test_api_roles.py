@@ -9,10 +9,8 @@ import httpx
 import pytest
 
 from devices import LockStatus
-from gateway.clock import ManualClock
-from tests.api_harness import DEVICES, bearer, building, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, until
+from tests.support.api import DEVICES, Api, bearer, building
+from tests.support.polling import until
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
@@ -52,8 +50,8 @@ def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 Row = tuple[str, str, str, dict[str, Any] | None, int, str | None]
 
 
-async def test_role_matrix(make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_role_matrix(api: Api) -> None:
+    async with building(api) as b:
         r = await api.http.post("/properties", json={"id": "p2", "name": "Oak Yard"}, headers=bearer(api.operator))
         assert r.status_code == 201, r.text
         manager2 = await api.staff("mia.manager", "manager", "p2")
@@ -195,10 +193,8 @@ def _same_answer(mine: httpx.Response, unknown: httpx.Response, status: int, cod
     }
 
 
-async def test_units_are_isolated(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_units_are_isolated(api: Api) -> None:
+    async with building(api) as b:
         alice, bob = bearer(b.alice), bearer(b.bob)
         lock = b.entity("a", "lock", "lock")
         r = await api.http.post(f"/me/entities/{lock}/commands", json={"command": {"action": "unlock"}}, headers=alice)
@@ -278,84 +274,79 @@ async def test_units_are_isolated(
             assert b.alice_id not in r.text and b.bob_id not in r.text  # actors are "you" / "someone else"
 
 
-async def test_problem_shapes(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        op = bearer(api.operator)
+async def test_problem_shapes(api: Api) -> None:
+    op = bearer(api.operator)
 
-        # 401: no token, a made-up token; both say how to authenticate
-        r = await api.http.get("/me")
-        problem(r, 401, "unauthenticated")
-        assert r.headers["www-authenticate"].startswith("Bearer")
-        r = await api.http.get("/me", headers=bearer("not-a-token"))
-        problem(r, 401, "token_invalid")
-        assert r.headers["www-authenticate"].startswith("Bearer")
-        r = await api.http.get("/me", headers={"Authorization": "Basic Zm9vOmJhcg=="})
-        problem(r, 401, "unauthenticated")
-        assert "www-authenticate" in r.headers
+    # 401: no token, a made-up token; both say how to authenticate
+    r = await api.http.get("/me")
+    problem(r, 401, "unauthenticated")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = await api.http.get("/me", headers=bearer("not-a-token"))
+    problem(r, 401, "token_invalid")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = await api.http.get("/me", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    problem(r, 401, "unauthenticated")
+    assert "www-authenticate" in r.headers
 
-        # 422: malformed JSON, an unknown field, a wrong type, a missing field
-        r = await api.http.post(
-            "/auth/login", content=b'{"username": "x", "password":', headers={"content-type": "application/json"}
-        )
-        assert "field" not in problem(r, 422, "body_invalid_json")
-        r = await api.http.post("/properties", json={"id": "p3", "name": "x", "owner": "me"}, headers=op)
-        assert problem(r, 422, "validation_failed")["field"] == "owner"
-        r = await api.http.post("/properties", json={"id": 3, "name": "x"}, headers=op)
-        assert problem(r, 422, "validation_failed")["field"] == "id"
-        r = await api.http.post("/auth/login", json={"username": "x", "password": ["a"]})
-        assert problem(r, 422, "validation_failed")["field"] == "password"
-        r = await api.http.post("/properties", json={"name": "x"}, headers=op)
-        assert problem(r, 422, "validation_failed")["field"] == "id"
-        r = await api.http.post("/operator/accounts", json={"username": "someone", "role": "resident"}, headers=op)
-        assert problem(r, 422, "validation_failed")["field"] == "role"
-        r = await api.http.get("/operator/audit", params={"limit": "many"}, headers=op)
-        assert problem(r, 422, "validation_failed")["field"] == "query.limit"
-        r = await api.http.get("/properties", headers=op)
-        assert r.json() == []  # none of the refused requests created anything
+    # 422: malformed JSON, an unknown field, a wrong type, a missing field
+    r = await api.http.post(
+        "/auth/login", content=b'{"username": "x", "password":', headers={"content-type": "application/json"}
+    )
+    assert "field" not in problem(r, 422, "body_invalid_json")
+    r = await api.http.post("/properties", json={"id": "p3", "name": "x", "owner": "me"}, headers=op)
+    assert problem(r, 422, "validation_failed")["field"] == "owner"
+    r = await api.http.post("/properties", json={"id": 3, "name": "x"}, headers=op)
+    assert problem(r, 422, "validation_failed")["field"] == "id"
+    r = await api.http.post("/auth/login", json={"username": "x", "password": ["a"]})
+    assert problem(r, 422, "validation_failed")["field"] == "password"
+    r = await api.http.post("/properties", json={"name": "x"}, headers=op)
+    assert problem(r, 422, "validation_failed")["field"] == "id"
+    r = await api.http.post("/operator/accounts", json={"username": "someone", "role": "resident"}, headers=op)
+    assert problem(r, 422, "validation_failed")["field"] == "role"
+    r = await api.http.get("/operator/audit", params={"limit": "many"}, headers=op)
+    assert problem(r, 422, "validation_failed")["field"] == "query.limit"
+    r = await api.http.get("/properties", headers=op)
+    assert r.json() == []  # none of the refused requests created anything
 
-        # 413: declared length over the limit, and a streamed body without a length
-        big = b'{"username": "' + b"x" * 17_000 + b'", "password": "y"}'
-        r = await api.http.post("/auth/login", content=big, headers={"content-type": "application/json"})
-        problem(r, 413, "body_too_large")
-        r = await api.http.post("/properties", content=big, headers={**op, "content-type": "application/json"})
-        problem(r, 413, "body_too_large")
+    # 413: declared length over the limit, and a streamed body without a length
+    big = b'{"username": "' + b"x" * 17_000 + b'", "password": "y"}'
+    r = await api.http.post("/auth/login", content=big, headers={"content-type": "application/json"})
+    problem(r, 413, "body_too_large")
+    r = await api.http.post("/properties", content=big, headers={**op, "content-type": "application/json"})
+    problem(r, 413, "body_too_large")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            yield b'{"username": "'
-            for _ in range(20):
-                yield b"x" * 1024
-            yield b'", "password": "y"}'
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"username": "'
+        for _ in range(20):
+            yield b"x" * 1024
+        yield b'", "password": "y"}'
 
-        r = await api.http.post("/auth/login", content=chunks(), headers={"content-type": "application/json"})
-        assert "content-length" not in r.request.headers
-        assert r.request.headers["transfer-encoding"] == "chunked"
-        problem(r, 413, "body_too_large")
+    r = await api.http.post("/auth/login", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in r.request.headers
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    problem(r, 413, "body_too_large")
 
-        async def small() -> AsyncIterator[bytes]:
-            yield b'{"username": "nobody", '
-            yield b'"password": "wrong"}'
+    async def small() -> AsyncIterator[bytes]:
+        yield b'{"username": "nobody", '
+        yield b'"password": "wrong"}'
 
-        r = await api.http.post("/auth/login", content=small(), headers={"content-type": "application/json"})
-        problem(r, 401, "login_failed")  # a streamed body under the limit is read as usual
+    r = await api.http.post("/auth/login", content=small(), headers={"content-type": "application/json"})
+    problem(r, 401, "login_failed")  # a streamed body under the limit is read as usual
 
-        # unknown paths and methods
-        r = await api.http.get("/no/such/thing", headers=op)
-        problem(r, 404, "not_found")
-        r = await api.http.get(api.service.url + "/nowhere")
-        problem(r, 404, "not_found")
-        r = await api.http.delete("/auth/login")
-        problem(r, 405, "method_not_allowed")
-        assert "POST" in r.headers.get("allow", "")
-        r = await api.http.put("/operator/audit", json={}, headers=op)
-        problem(r, 405, "method_not_allowed")
+    # unknown paths and methods
+    r = await api.http.get("/no/such/thing", headers=op)
+    problem(r, 404, "not_found")
+    r = await api.http.get(api.service.url + "/nowhere")
+    problem(r, 404, "not_found")
+    r = await api.http.delete("/auth/login")
+    problem(r, 405, "method_not_allowed")
+    assert "POST" in r.headers.get("allow", "")
+    r = await api.http.put("/operator/audit", json={}, headers=op)
+    problem(r, 405, "method_not_allowed")
 
 
-async def test_staff_actions_are_audited(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_staff_actions_are_audited(api: Api) -> None:
+    async with building(api) as b:
         op = bearer(api.operator)
         ids: dict[str, str] = {}
         for role, token in (("manager", b.manager), ("installer", b.installer), ("operator", api.operator)):

@@ -4,19 +4,16 @@ and account states at sign-in."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from gateway.clock import ManualClock
 from gateway.policy import ContractLapse, RefusalCode
-from tests.api_harness import PASSWORD, bearer, problem, resident, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.api import PASSWORD, Api, ApiFactory, bearer, problem, resident
+from tests.support.brokers import REPO
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
-GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
+GATEWAY = REPO / "gateway"
 # The modules that make the service's rules and their API: every code they raise must be documented.
 RULE_SOURCES = (
     *sorted((GATEWAY / "policy").glob("*.py")),
@@ -33,10 +30,8 @@ def raised_codes() -> set[str]:
     return {m for path in RULE_SOURCES for m in re.findall(r'code="([a-z_]+)"', path.read_text())}
 
 
-async def test_every_rule_code_is_documented_in_the_served_openapi(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
+async def test_every_rule_code_is_documented_in_the_served_openapi(start_api: ApiFactory) -> None:
+    async with start_api() as api:
         r = await api.http.get(api.service.url + "/openapi.json")
         assert r.status_code == 200, r.text
         doc = r.json()
@@ -57,22 +52,19 @@ async def test_every_rule_code_is_documented_in_the_served_openapi(
     assert login_401["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
 
 
-async def test_signing_in_to_a_terminated_account_answers_account_terminated(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_signing_in_to_a_terminated_account_answers_account_terminated(api: Api) -> None:
     """Terminating erases the username and password, so through the API an old sign-in is just login_failed (it
     tells nobody that the name was ever used). An account terminated with its credentials still in place (a
     record from before that erasure) is refused by name once its password is proven."""
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        await api.gateway.db.run(
-            lambda db: db.conn.execute(
-                "UPDATE accounts SET status = 'terminated', status_reason = 'fraud' WHERE id = ?", (res.account_id,)
-            )
+    res = await resident(api)
+    await api.gateway.db.run(
+        lambda db: db.conn.execute(
+            "UPDATE accounts SET status = 'terminated', status_reason = 'fraud' WHERE id = ?", (res.account_id,)
         )
-        login = {"username": "alice", "password": PASSWORD}
-        body = problem(await api.http.post("/auth/login", json=login), 401, "account_terminated")
-        assert "never be used again" in body["detail"]
-        wrong = {"username": "alice", "password": WRONG}
-        problem(await api.http.post("/auth/login", json=wrong), 401, "login_failed")  # nothing learnt without it
-        problem(await api.http.get("/me", headers=bearer(res.token)), 401, "account_terminated")
+    )
+    login = {"username": "alice", "password": PASSWORD}
+    body = problem(await api.http.post("/auth/login", json=login), 401, "account_terminated")
+    assert "never be used again" in body["detail"]
+    wrong = {"username": "alice", "password": WRONG}
+    problem(await api.http.post("/auth/login", json=wrong), 401, "login_failed")  # nothing learnt without it
+    problem(await api.http.get("/me", headers=bearer(res.token)), 401, "account_terminated")

@@ -24,9 +24,9 @@ from gateway.api import ApiService
 from gateway.clock import ManualClock
 from gateway.config import ApiSettings
 from gateway.errors import AuthError
-from tests.api_harness import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, bearer, resident, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.api import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, ApiFactory, bearer, resident
+from tests.support.brokers import BrokerHandle
+from tests.support.gateway import GatewayFactory
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 WRONG = "not the right password at all"
@@ -70,11 +70,9 @@ async def new_resident(api: Api, manager: str, username: str) -> tuple[str, str]
 
 @EMBEDDED
 async def test_session_expires_at_its_absolute_lifetime_even_when_in_use(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    clock: ManualClock, start_api: ApiFactory
 ) -> None:
-    async with running_api(
-        make_gateway, broker, prefix, clock, idle_timeout_seconds=3600, session_ttl_seconds=86400
-    ) as api:
+    async with start_api(idle_timeout_seconds=3600, session_ttl_seconds=86400) as api:
         start = clock.now()
         r = await api.http.post("/auth/login", json={"username": OPERATOR, "password": PASSWORD})
         assert r.status_code == 200, r.text
@@ -101,12 +99,8 @@ async def test_session_expires_at_its_absolute_lifetime_even_when_in_use(
 
 
 @EMBEDDED
-async def test_session_expires_after_idle_timeout_but_not_while_used(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(
-        make_gateway, broker, prefix, clock, idle_timeout_seconds=3600, session_ttl_seconds=86400
-    ) as api:
+async def test_session_expires_after_idle_timeout_but_not_while_used(clock: ManualClock, start_api: ApiFactory) -> None:
+    async with start_api(idle_timeout_seconds=3600, session_ttl_seconds=86400) as api:
         token = await api.login(OPERATOR, client="console")
         idle_one = await api.login(OPERATOR, client="forgotten tab")
         # Last use is recorded at most once a minute, so every step here is well over a minute: each
@@ -128,12 +122,8 @@ async def test_session_expires_after_idle_timeout_but_not_while_used(
 
 
 @EMBEDDED
-async def test_idle_session_is_valid_just_inside_the_window(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(
-        make_gateway, broker, prefix, clock, idle_timeout_seconds=3600, session_ttl_seconds=86400
-    ) as api:
+async def test_idle_session_is_valid_just_inside_the_window(clock: ManualClock, start_api: ApiFactory) -> None:
+    async with start_api(idle_timeout_seconds=3600, session_ttl_seconds=86400) as api:
         a = await api.login(OPERATOR)
         b = await api.login(OPERATOR)
         clock.advance(timedelta(seconds=3599))
@@ -147,142 +137,127 @@ async def test_idle_session_is_valid_just_inside_the_window(
 
 
 @EMBEDDED
-async def test_logout_ends_only_that_session(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        phone = await api.login("alice", client="phone")
-        assert_problem(await api.http.post("/auth/logout"), 401, "unauthenticated")
-        r = await api.http.post("/auth/logout", headers=bearer(phone))
-        assert r.status_code == 204, r.text
-        assert r.content == b""
-        assert_problem(await me(api, phone), 401, "session_revoked")
-        assert_problem(await api.http.post("/auth/logout", headers=bearer(phone)), 401, "session_revoked")
-        # alice's other session is untouched
-        r = await me(api, res.token)
-        assert r.status_code == 200, r.text
-        assert r.json()["username"] == "alice"
-        r = await api.http.get("/me/sessions", headers=bearer(res.token))
-        sessions = {s["client"]: s for s in r.json()}
-        assert sessions["phone"]["revoked_at"] is not None
-        assert sessions["phone"]["revoked_reason"] == "logout"
-        assert sessions[None]["revoked_at"] is None
-        assert_problem(await me(api, "agw_made-up-token"), 401, "token_invalid")
+async def test_logout_ends_only_that_session(api: Api) -> None:
+    res = await resident(api)
+    phone = await api.login("alice", client="phone")
+    assert_problem(await api.http.post("/auth/logout"), 401, "unauthenticated")
+    r = await api.http.post("/auth/logout", headers=bearer(phone))
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert_problem(await me(api, phone), 401, "session_revoked")
+    assert_problem(await api.http.post("/auth/logout", headers=bearer(phone)), 401, "session_revoked")
+    # alice's other session is untouched
+    r = await me(api, res.token)
+    assert r.status_code == 200, r.text
+    assert r.json()["username"] == "alice"
+    r = await api.http.get("/me/sessions", headers=bearer(res.token))
+    sessions = {s["client"]: s for s in r.json()}
+    assert sessions["phone"]["revoked_at"] is not None
+    assert sessions["phone"]["revoked_reason"] == "logout"
+    assert sessions[None]["revoked_at"] is None
+    assert_problem(await me(api, "agw_made-up-token"), 401, "token_invalid")
 
 
 @EMBEDDED
-async def test_operator_revoke_sessions_takes_effect_on_next_request(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        second = await api.login("alice")
-        assert (await me(api, res.token)).status_code == 200
-        r = await api.http.post(f"/operator/accounts/{res.account_id}/revoke-sessions", headers=bearer(api.operator))
-        assert r.status_code == 204, r.text
-        assert_problem(await me(api, res.token), 401, "session_revoked")
-        assert_problem(await me(api, second), 401, "session_revoked")
-        # other accounts keep their sessions
-        assert (await me(api, res.manager)).status_code == 200
-        # revoking is not disabling: alice may sign in again
-        again = await api.login("alice")
-        assert (await me(api, again)).status_code == 200
-        # a resident may not revoke anyone's sessions
-        r = await api.http.post(f"/operator/accounts/{res.account_id}/revoke-sessions", headers=bearer(again))
-        assert_problem(r, 403, "role_forbidden")
-        r = await api.http.post("/operator/accounts/nobody/revoke-sessions", headers=bearer(api.operator))
-        assert_problem(r, 404, "account_not_found")
+async def test_operator_revoke_sessions_takes_effect_on_next_request(api: Api) -> None:
+    res = await resident(api)
+    second = await api.login("alice")
+    assert (await me(api, res.token)).status_code == 200
+    r = await api.http.post(f"/operator/accounts/{res.account_id}/revoke-sessions", headers=bearer(api.operator))
+    assert r.status_code == 204, r.text
+    assert_problem(await me(api, res.token), 401, "session_revoked")
+    assert_problem(await me(api, second), 401, "session_revoked")
+    # other accounts keep their sessions
+    assert (await me(api, res.manager)).status_code == 200
+    # revoking is not disabling: alice may sign in again
+    again = await api.login("alice")
+    assert (await me(api, again)).status_code == 200
+    # a resident may not revoke anyone's sessions
+    r = await api.http.post(f"/operator/accounts/{res.account_id}/revoke-sessions", headers=bearer(again))
+    assert_problem(r, 403, "role_forbidden")
+    r = await api.http.post("/operator/accounts/nobody/revoke-sessions", headers=bearer(api.operator))
+    assert_problem(r, 404, "account_not_found")
 
 
 @EMBEDDED
-async def test_a_sign_in_read_queued_before_a_revocation_is_not_remembered_after_it(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
+async def test_a_sign_in_read_queued_before_a_revocation_is_not_remembered_after_it(api: Api) -> None:
     """The gateway remembers the sessions it has read; a read that was on its way while the session was revoked
     answers its own request as it was, and is not remembered: the next request sees the revocation."""
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        accounts = api.service.accounts
-        token = await api.login("alice")  # a session not read yet
-        busy = asyncio.ensure_future(api.gateway.db.run(lambda _db: time.sleep(0.3)))  # hold the writer thread
-        await asyncio.sleep(0)
-        reading = asyncio.ensure_future(accounts.authenticate(token))  # its read queues behind the sleep
-        await asyncio.sleep(0)
-        revoking = asyncio.ensure_future(accounts.revoke_sessions(res.account_id, "operator"))  # and the write
-        await asyncio.sleep(0)
-        await busy
-        assert (await reading).session.revoked_at is None  # read before the revocation was written
-        assert await revoking == 2
-        for _ in range(2):
-            with pytest.raises(AuthError) as refused:
-                await accounts.authenticate(token)
-            assert refused.value.code == "session_revoked"
-        assert_problem(await me(api, token), 401, "session_revoked")
+    res = await resident(api)
+    accounts = api.service.accounts
+    token = await api.login("alice")  # a session not read yet
+    busy = asyncio.ensure_future(api.gateway.db.run(lambda _db: time.sleep(0.3)))  # hold the writer thread
+    await asyncio.sleep(0)
+    reading = asyncio.ensure_future(accounts.authenticate(token))  # its read queues behind the sleep
+    await asyncio.sleep(0)
+    revoking = asyncio.ensure_future(accounts.revoke_sessions(res.account_id, "operator"))  # and the write
+    await asyncio.sleep(0)
+    await busy
+    assert (await reading).session.revoked_at is None  # read before the revocation was written
+    assert await revoking == 2
+    for _ in range(2):
+        with pytest.raises(AuthError) as refused:
+            await accounts.authenticate(token)
+        assert refused.value.code == "session_revoked"
+    assert_problem(await me(api, token), 401, "session_revoked")
 
 
 @EMBEDDED
-async def test_disable_and_enable(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        r = await api.http.post(
-            f"/operator/accounts/{res.account_id}/disable", json={"reason": "unpaid"}, headers=bearer(api.operator)
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "suspended"
-        assert r.json()["status_reason"] == "unpaid"
-        # the resident learns why, on the next request and when signing in again
-        body = assert_problem(await me(api, res.token), 401, "account_disabled")
-        assert body["reason"] == "unpaid" and "unpaid" in body["detail"], body
-        body = assert_problem(await login(api, "alice", PASSWORD), 401, "account_disabled")
-        assert body["reason"] == "unpaid", body
-        # a wrong password tells nothing about the account's state
-        assert_problem(await login(api, "alice", WRONG), 401, "login_failed")
-        r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "active"
-        token = await api.login("alice")
-        assert (await me(api, token)).status_code == 200
-        # enabling does not bring back the sessions that disabling ended
-        assert_problem(await me(api, res.token), 401, "session_revoked")
+async def test_disable_and_enable(api: Api) -> None:
+    res = await resident(api)
+    r = await api.http.post(
+        f"/operator/accounts/{res.account_id}/disable", json={"reason": "unpaid"}, headers=bearer(api.operator)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "suspended"
+    assert r.json()["status_reason"] == "unpaid"
+    # the resident learns why, on the next request and when signing in again
+    body = assert_problem(await me(api, res.token), 401, "account_disabled")
+    assert body["reason"] == "unpaid" and "unpaid" in body["detail"], body
+    body = assert_problem(await login(api, "alice", PASSWORD), 401, "account_disabled")
+    assert body["reason"] == "unpaid", body
+    # a wrong password tells nothing about the account's state
+    assert_problem(await login(api, "alice", WRONG), 401, "login_failed")
+    r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    token = await api.login("alice")
+    assert (await me(api, token)).status_code == 200
+    # enabling does not bring back the sessions that disabling ended
+    assert_problem(await me(api, res.token), 401, "session_revoked")
 
 
 @EMBEDDED
-async def test_terminated_account_is_gone_for_good(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
+async def test_terminated_account_is_gone_for_good(clock: ManualClock, api: Api) -> None:
+    res = await resident(api)
+    r = await api.http.post(
+        f"/operator/accounts/{res.account_id}/terminate", json={"reason": "fraud"}, headers=bearer(api.operator)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "terminated"
+    former = r.json()["username"]
+    assert former != "alice"
+    assert r.json()["ended_at"] is not None
+    assert_problem(await me(api, res.token), 401, "account_terminated")
+    assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
+    assert_problem(await login(api, former, PASSWORD), 401, "login_failed")
+    for action, body in (("enable", None), ("disable", {"reason": "x"})):
         r = await api.http.post(
-            f"/operator/accounts/{res.account_id}/terminate", json={"reason": "fraud"}, headers=bearer(api.operator)
+            f"/operator/accounts/{res.account_id}/{action}", json=body, headers=bearer(api.operator)
         )
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "terminated"
-        former = r.json()["username"]
-        assert former != "alice"
-        assert r.json()["ended_at"] is not None
-        assert_problem(await me(api, res.token), 401, "account_terminated")
-        assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
-        assert_problem(await login(api, former, PASSWORD), 401, "login_failed")
-        for action, body in (("enable", None), ("disable", {"reason": "x"})):
-            r = await api.http.post(
-                f"/operator/accounts/{res.account_id}/{action}", json=body, headers=bearer(api.operator)
-            )
-            assert_problem(r, 409, "account_terminated")
-        assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
-        # the username is free again, but for a new, pending account: the old password is not carried over
-        new_id, code = await new_resident(api, res.manager, "alice")
-        assert new_id != res.account_id
-        assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
-        assert_problem(await me(api, res.token), 401, "account_terminated")
-        r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))
         assert_problem(r, 409, "account_terminated")
-        # the failed sign-ins above count against the name "alice", whoever holds it now
-        assert_throttled(await activate(api, "alice", code), "login_throttled")
-        clock.advance(timedelta(seconds=1))
-        assert (await activate(api, "alice", code)).status_code == 200
+    assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
+    # the username is free again, but for a new, pending account: the old password is not carried over
+    new_id, code = await new_resident(api, res.manager, "alice")
+    assert new_id != res.account_id
+    assert_problem(await login(api, "alice", PASSWORD), 401, "login_failed")
+    assert_problem(await me(api, res.token), 401, "account_terminated")
+    r = await api.http.post(f"/operator/accounts/{res.account_id}/enable", headers=bearer(api.operator))
+    assert_problem(r, 409, "account_terminated")
+    # the failed sign-ins above count against the name "alice", whoever holds it now
+    assert_throttled(await activate(api, "alice", code), "login_throttled")
+    clock.advance(timedelta(seconds=1))
+    assert (await activate(api, "alice", code)).status_code == 200
 
 
 # --- throttling and lockout -------------------------------------------------------------------------
@@ -298,25 +273,22 @@ def assert_throttled(r: httpx.Response, code: str) -> int:
 
 
 @EMBEDDED
-async def test_login_is_throttled_after_three_failures(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        for _ in range(3):
-            assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")
-        # the right password does not help while throttled
-        assert assert_throttled(await login(api, OPERATOR, PASSWORD), "login_throttled") == 1
-        assert assert_throttled(await login(api, OPERATOR, WRONG), "login_throttled") == 1
-        clock.advance(timedelta(seconds=1))
-        assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")  # failure 4: next wait 2 s
-        clock.advance(timedelta(seconds=1))
-        assert assert_throttled(await login(api, OPERATOR, PASSWORD), "login_throttled") == 1
-        clock.advance(timedelta(seconds=1))
-        assert (await login(api, OPERATOR, PASSWORD)).status_code == 200
-        # a success clears the count: three more failures are allowed straight away
-        for _ in range(3):
-            assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")
-        assert_throttled(await login(api, OPERATOR, WRONG), "login_throttled")
+async def test_login_is_throttled_after_three_failures(clock: ManualClock, api: Api) -> None:
+    for _ in range(3):
+        assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")
+    # the right password does not help while throttled
+    assert assert_throttled(await login(api, OPERATOR, PASSWORD), "login_throttled") == 1
+    assert assert_throttled(await login(api, OPERATOR, WRONG), "login_throttled") == 1
+    clock.advance(timedelta(seconds=1))
+    assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")  # failure 4: next wait 2 s
+    clock.advance(timedelta(seconds=1))
+    assert assert_throttled(await login(api, OPERATOR, PASSWORD), "login_throttled") == 1
+    clock.advance(timedelta(seconds=1))
+    assert (await login(api, OPERATOR, PASSWORD)).status_code == 200
+    # a success clears the count: three more failures are allowed straight away
+    for _ in range(3):
+        assert_problem(await login(api, OPERATOR, WRONG), 401, "login_failed")
+    assert_throttled(await login(api, OPERATOR, WRONG), "login_throttled")
 
 
 async def fail_until_locked(api: Api, clock: ManualClock, username: str, password: str) -> list[tuple[int, str, int]]:
@@ -337,153 +309,133 @@ async def fail_until_locked(api: Api, clock: ManualClock, username: str, passwor
 
 
 @EMBEDDED
-async def test_lockout_after_ten_failures_and_operator_unlock(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        await api.staff("olga.ops", "operator", None)
-        seen = await fail_until_locked(api, clock, "olga.ops", WRONG)
-        # the waits double after the third failure: 1, 2, 4 … seconds, capped at a minute
-        assert [retry for status, _, retry in seen if status == 429] == [1, 2, 4, 8, 16, 32, 60]
-        # locked for 15 minutes: even the right password is refused
-        assert assert_throttled(await login(api, "olga.ops", PASSWORD), "account_locked") == 900
-        clock.advance(timedelta(minutes=10))
-        assert assert_throttled(await login(api, "olga.ops", PASSWORD), "account_locked") == 300
-        # case does not get around the lock
-        assert_throttled(await login(api, "OLGA.OPS", PASSWORD), "account_locked")
-        # unlocking is the operator's: others get 403
-        olga_unlock = {"username": "olga.ops"}
-        r = await api.http.post("/operator/unlock", json=olga_unlock)
-        assert_problem(r, 401, "unauthenticated")
-        r = await api.http.post("/operator/unlock", json=olga_unlock, headers=bearer(api.operator))
-        assert r.status_code == 204, r.text
-        token = await api.login("olga.ops")
-        assert (await me(api, token)).status_code == 200
-        # the count starts afresh after an unlock
-        for _ in range(3):
-            assert_problem(await login(api, "olga.ops", WRONG), 401, "login_failed")
-        assert assert_throttled(await login(api, "olga.ops", WRONG), "login_throttled") == 1
+async def test_lockout_after_ten_failures_and_operator_unlock(clock: ManualClock, api: Api) -> None:
+    await api.staff("olga.ops", "operator", None)
+    seen = await fail_until_locked(api, clock, "olga.ops", WRONG)
+    # the waits double after the third failure: 1, 2, 4 … seconds, capped at a minute
+    assert [retry for status, _, retry in seen if status == 429] == [1, 2, 4, 8, 16, 32, 60]
+    # locked for 15 minutes: even the right password is refused
+    assert assert_throttled(await login(api, "olga.ops", PASSWORD), "account_locked") == 900
+    clock.advance(timedelta(minutes=10))
+    assert assert_throttled(await login(api, "olga.ops", PASSWORD), "account_locked") == 300
+    # case does not get around the lock
+    assert_throttled(await login(api, "OLGA.OPS", PASSWORD), "account_locked")
+    # unlocking is the operator's: others get 403
+    olga_unlock = {"username": "olga.ops"}
+    r = await api.http.post("/operator/unlock", json=olga_unlock)
+    assert_problem(r, 401, "unauthenticated")
+    r = await api.http.post("/operator/unlock", json=olga_unlock, headers=bearer(api.operator))
+    assert r.status_code == 204, r.text
+    token = await api.login("olga.ops")
+    assert (await me(api, token)).status_code == 200
+    # the count starts afresh after an unlock
+    for _ in range(3):
+        assert_problem(await login(api, "olga.ops", WRONG), 401, "login_failed")
+    assert assert_throttled(await login(api, "olga.ops", WRONG), "login_throttled") == 1
 
 
 @EMBEDDED
-async def test_lock_ends_by_itself_after_fifteen_minutes(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        await fail_until_locked(api, clock, OPERATOR, WRONG)
-        clock.advance(timedelta(minutes=15) - timedelta(seconds=1))
-        assert assert_throttled(await login(api, OPERATOR, PASSWORD), "account_locked") == 1
-        clock.advance(timedelta(seconds=1))
-        assert (await login(api, OPERATOR, PASSWORD)).status_code == 200
+async def test_lock_ends_by_itself_after_fifteen_minutes(clock: ManualClock, api: Api) -> None:
+    await fail_until_locked(api, clock, OPERATOR, WRONG)
+    clock.advance(timedelta(minutes=15) - timedelta(seconds=1))
+    assert assert_throttled(await login(api, OPERATOR, PASSWORD), "account_locked") == 1
+    clock.advance(timedelta(seconds=1))
+    assert (await login(api, OPERATOR, PASSWORD)).status_code == 200
 
 
 @EMBEDDED
-async def test_unknown_usernames_answer_exactly_like_known_ones(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        known = await login(api, OPERATOR, WRONG)
-        unknown = await login(api, "nobody.here", PASSWORD)
-        assert_problem(known, 401, "login_failed")
-        assert known.json() == unknown.json()
-        assert known.headers["www-authenticate"] == unknown.headers["www-authenticate"]
-        await api.http.post("/operator/unlock", json={"username": OPERATOR}, headers=bearer(api.operator))
-        await api.http.post("/operator/unlock", json={"username": "nobody.here"}, headers=bearer(api.operator))
-        # the whole road to a lockout looks the same, attempt by attempt
-        start = clock.now()
-        known_seen = await fail_until_locked(api, clock, OPERATOR, WRONG)
-        clock.set(start)
-        unknown_seen = await fail_until_locked(api, clock, "nobody.here", PASSWORD)
-        assert known_seen == unknown_seen
-        known = await login(api, OPERATOR, PASSWORD)
-        unknown = await login(api, "nobody.here", PASSWORD)
-        assert_throttled(known, "account_locked")
-        assert (known.status_code, known.json(), known.headers["retry-after"]) == (
-            unknown.status_code,
-            unknown.json(),
-            unknown.headers["retry-after"],
-        )
-        # a pending (not yet activated) account also answers like an unknown one
-        r = await api.http.post(
-            "/operator/accounts", json={"username": "pete.pending", "role": "operator"}, headers=bearer(api.operator)
-        )
-        assert r.status_code == 201, r.text
-        pending = await login(api, "pete.pending", PASSWORD)
-        assert_problem(pending, 401, "login_failed")
-        assert pending.json() == (await login(api, "nobody.else", PASSWORD)).json()
+async def test_unknown_usernames_answer_exactly_like_known_ones(clock: ManualClock, api: Api) -> None:
+    known = await login(api, OPERATOR, WRONG)
+    unknown = await login(api, "nobody.here", PASSWORD)
+    assert_problem(known, 401, "login_failed")
+    assert known.json() == unknown.json()
+    assert known.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+    await api.http.post("/operator/unlock", json={"username": OPERATOR}, headers=bearer(api.operator))
+    await api.http.post("/operator/unlock", json={"username": "nobody.here"}, headers=bearer(api.operator))
+    # the whole road to a lockout looks the same, attempt by attempt
+    start = clock.now()
+    known_seen = await fail_until_locked(api, clock, OPERATOR, WRONG)
+    clock.set(start)
+    unknown_seen = await fail_until_locked(api, clock, "nobody.here", PASSWORD)
+    assert known_seen == unknown_seen
+    known = await login(api, OPERATOR, PASSWORD)
+    unknown = await login(api, "nobody.here", PASSWORD)
+    assert_throttled(known, "account_locked")
+    assert (known.status_code, known.json(), known.headers["retry-after"]) == (
+        unknown.status_code,
+        unknown.json(),
+        unknown.headers["retry-after"],
+    )
+    # a pending (not yet activated) account also answers like an unknown one
+    r = await api.http.post(
+        "/operator/accounts", json={"username": "pete.pending", "role": "operator"}, headers=bearer(api.operator)
+    )
+    assert r.status_code == 201, r.text
+    pending = await login(api, "pete.pending", PASSWORD)
+    assert_problem(pending, 401, "login_failed")
+    assert pending.json() == (await login(api, "nobody.else", PASSWORD)).json()
 
 
 # --- activation ---------------------------------------------------------------------------------------
 
 
 @EMBEDDED
-async def test_activation_code_works_once(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        _, code = await new_resident(api, res.manager, "bob")
-        # not activated yet: no sign-in with any password
-        assert_problem(await login(api, "bob", PASSWORD), 401, "login_failed")
-        # a weak password is refused, and does not spend the code
-        for weak in ("short", "bob", "aaaaaaaaaaaaaaa", "abababababab"):
-            body = assert_problem(await activate(api, "bob", code, weak), 422, "password_too_weak")
-            assert body["field"] == "password"
-        # people type codes in lower case and without dashes
-        r = await activate(api, "bob", code.lower().replace("-", ""))
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "active"
-        assert r.json()["activated_at"] is not None
-        # spent: a second use is refused, and the password stays as set
-        body = assert_problem(await activate(api, "bob", code, "another good password"), 422, "activation_invalid")
-        assert body["field"] == "activation_code"
-        assert_problem(await login(api, "bob", "another good password"), 401, "login_failed")
-        token = await api.login("bob")
-        assert (await me(api, token)).json()["username"] == "bob"
+async def test_activation_code_works_once(api: Api) -> None:
+    res = await resident(api)
+    _, code = await new_resident(api, res.manager, "bob")
+    # not activated yet: no sign-in with any password
+    assert_problem(await login(api, "bob", PASSWORD), 401, "login_failed")
+    # a weak password is refused, and does not spend the code
+    for weak in ("short", "bob", "aaaaaaaaaaaaaaa", "abababababab"):
+        body = assert_problem(await activate(api, "bob", code, weak), 422, "password_too_weak")
+        assert body["field"] == "password"
+    # people type codes in lower case and without dashes
+    r = await activate(api, "bob", code.lower().replace("-", ""))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    assert r.json()["activated_at"] is not None
+    # spent: a second use is refused, and the password stays as set
+    body = assert_problem(await activate(api, "bob", code, "another good password"), 422, "activation_invalid")
+    assert body["field"] == "activation_code"
+    assert_problem(await login(api, "bob", "another good password"), 401, "login_failed")
+    token = await api.login("bob")
+    assert (await me(api, token)).json()["username"] == "bob"
 
 
 @EMBEDDED
-async def test_activation_code_expires_after_fourteen_days(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        created = clock.now()
-        r = await api.http.post(
-            "/properties/p1/units/a/residents", json={"username": "bob"}, headers=bearer(res.manager)
-        )
-        assert r.status_code == 201, r.text
-        code = r.json()["activation_code"]
-        assert datetime.fromisoformat(r.json()["activation_expires_at"]) == created + timedelta(days=14)
-        _, carol_code = await new_resident(api, res.manager, "carol")
-        clock.advance(timedelta(days=14) - timedelta(seconds=1))
-        assert (await activate(api, "carol", carol_code)).status_code == 200
-        clock.advance(timedelta(seconds=1))
-        assert_problem(await activate(api, "bob", code), 422, "activation_invalid")
-        clock.advance(timedelta(days=1))
-        assert_problem(await activate(api, "bob", code), 422, "activation_invalid")
-        assert_problem(await login(api, "bob", PASSWORD), 401, "login_failed")
+async def test_activation_code_expires_after_fourteen_days(clock: ManualClock, api: Api) -> None:
+    res = await resident(api)
+    created = clock.now()
+    r = await api.http.post("/properties/p1/units/a/residents", json={"username": "bob"}, headers=bearer(res.manager))
+    assert r.status_code == 201, r.text
+    code = r.json()["activation_code"]
+    assert datetime.fromisoformat(r.json()["activation_expires_at"]) == created + timedelta(days=14)
+    _, carol_code = await new_resident(api, res.manager, "carol")
+    clock.advance(timedelta(days=14) - timedelta(seconds=1))
+    assert (await activate(api, "carol", carol_code)).status_code == 200
+    clock.advance(timedelta(seconds=1))
+    assert_problem(await activate(api, "bob", code), 422, "activation_invalid")
+    clock.advance(timedelta(days=1))
+    assert_problem(await activate(api, "bob", code), 422, "activation_invalid")
+    assert_problem(await login(api, "bob", PASSWORD), 401, "login_failed")
 
 
 @EMBEDDED
-async def test_wrong_activation_codes_count_as_failures(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        _, code = await new_resident(api, res.manager, "bob")
-        for _ in range(3):
-            assert_problem(await activate(api, "bob", "AAAA-BBBB-CCCC-DDDD"), 422, "activation_invalid")
-        # guessing codes is throttled like guessing passwords: the right code must wait too
-        assert assert_throttled(await activate(api, "bob", code), "login_throttled") == 1
-        assert_throttled(await login(api, "bob", PASSWORD), "login_throttled")
-        clock.advance(timedelta(seconds=1))
-        assert (await activate(api, "bob", code)).status_code == 200
-        # success clears the count
-        for _ in range(3):
-            assert_problem(await login(api, "bob", WRONG), 401, "login_failed")
-        clock.advance(timedelta(seconds=1))
-        assert (await login(api, "bob", PASSWORD)).status_code == 200
+async def test_wrong_activation_codes_count_as_failures(clock: ManualClock, api: Api) -> None:
+    res = await resident(api)
+    _, code = await new_resident(api, res.manager, "bob")
+    for _ in range(3):
+        assert_problem(await activate(api, "bob", "AAAA-BBBB-CCCC-DDDD"), 422, "activation_invalid")
+    # guessing codes is throttled like guessing passwords: the right code must wait too
+    assert assert_throttled(await activate(api, "bob", code), "login_throttled") == 1
+    assert_throttled(await login(api, "bob", PASSWORD), "login_throttled")
+    clock.advance(timedelta(seconds=1))
+    assert (await activate(api, "bob", code)).status_code == 200
+    # success clears the count
+    for _ in range(3):
+        assert_problem(await login(api, "bob", WRONG), 401, "login_failed")
+    clock.advance(timedelta(seconds=1))
+    assert (await login(api, "bob", PASSWORD)).status_code == 200
 
 
 # --- bootstrap ------------------------------------------------------------------------------------------
@@ -538,48 +490,45 @@ async def test_no_operator_and_no_default_password_without_bootstrap_settings(
 
 
 @EMBEDDED
-async def test_tokens_passwords_and_codes_are_stored_only_as_hashes(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api:
-        res = await resident(api)
-        _, code = await new_resident(api, res.manager, "bob")
-        tokens = [api.operator, res.manager, res.token, await api.login("alice", client="tablet")]
+async def test_tokens_passwords_and_codes_are_stored_only_as_hashes(api: Api) -> None:
+    res = await resident(api)
+    _, code = await new_resident(api, res.manager, "bob")
+    tokens = [api.operator, res.manager, res.token, await api.login("alice", client="tablet")]
+    for token in tokens:
+        assert (await me(api, token)).status_code == 200
+    # a failed sign-in stores nothing of the password tried either
+    assert_problem(await login(api, "alice", WRONG), 401, "login_failed")
+    secrets = [*tokens, PASSWORD, WRONG, code, code.replace("-", "")]
+    db = Path(api.gateway.settings.database)
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert {"accounts", "sessions", "activation_codes", "login_attempts", "audit_log"} <= set(tables)
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):  # table names come from sqlite_master
+                text = " ".join(str(v) for v in row)
+                for secret in secrets:
+                    assert secret not in text, f"a secret is stored in {table}"
+        hashes = {row[0] for row in conn.execute("SELECT token_hash FROM sessions")}
+        assert len(hashes) >= len(tokens)
+        for token_hash in hashes:
+            assert re.fullmatch(r"[0-9a-f]{64}", token_hash)
         for token in tokens:
-            assert (await me(api, token)).status_code == 200
-        # a failed sign-in stores nothing of the password tried either
-        assert_problem(await login(api, "alice", WRONG), 401, "login_failed")
-        secrets = [*tokens, PASSWORD, WRONG, code, code.replace("-", "")]
-        db = Path(api.gateway.settings.database)
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            assert {"accounts", "sessions", "activation_codes", "login_attempts", "audit_log"} <= set(tables)
-            for table in tables:
-                for row in conn.execute(f'SELECT * FROM "{table}"'):  # table names come from sqlite_master
-                    text = " ".join(str(v) for v in row)
-                    for secret in secrets:
-                        assert secret not in text, f"a secret is stored in {table}"
-            hashes = {row[0] for row in conn.execute("SELECT token_hash FROM sessions")}
-            assert len(hashes) >= len(tokens)
-            for token_hash in hashes:
-                assert re.fullmatch(r"[0-9a-f]{64}", token_hash)
-            for token in tokens:
-                assert hashlib.sha256(token.encode()).hexdigest() in hashes
-            passwords = conn.execute("SELECT username, password_hash FROM accounts").fetchall()
-            assert {"alice", "maria.manager", OPERATOR, "bob"} <= {name for name, _ in passwords}
-            for name, password_hash in passwords:
-                if name == "bob":
-                    assert password_hash is None  # not activated: no password yet
-                else:
-                    assert password_hash.startswith("$argon2id$"), name
-            codes = [row[0] for row in conn.execute("SELECT code_hash FROM activation_codes")]
-            assert codes
-            assert all(re.fullmatch(r"[0-9a-f]{64}", c) for c in codes)
-        # and not in the raw files either (the WAL included)
-        for path in db.parent.glob(db.name + "*"):
-            raw = path.read_bytes()
-            for secret in secrets:
-                assert secret.encode() not in raw, f"a secret is in {path.name}"
+            assert hashlib.sha256(token.encode()).hexdigest() in hashes
+        passwords = conn.execute("SELECT username, password_hash FROM accounts").fetchall()
+        assert {"alice", "maria.manager", OPERATOR, "bob"} <= {name for name, _ in passwords}
+        for name, password_hash in passwords:
+            if name == "bob":
+                assert password_hash is None  # not activated: no password yet
+            else:
+                assert password_hash.startswith("$argon2id$"), name
+        codes = [row[0] for row in conn.execute("SELECT code_hash FROM activation_codes")]
+        assert codes
+        assert all(re.fullmatch(r"[0-9a-f]{64}", c) for c in codes)
+    # and not in the raw files either (the WAL included)
+    for path in db.parent.glob(db.name + "*"):
+        raw = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in raw, f"a secret is in {path.name}"
 
 
 def test_production_passwords_use_argon2id_with_owasp_parameters() -> None:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.clock import ManualClock
-from tests.api_harness import bearer, building, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
+from tests.support.api import Api, bearer, building
 
 pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
 
-async def test_resident_controls_own_light(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
-) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+async def test_resident_controls_own_light(api: Api) -> None:
+    async with building(api) as b:
         r = await api.http.get("/me/devices", headers=bearer(b.alice))
         assert r.status_code == 200, r.text
         devices = {d["id"]: d for d in r.json()}

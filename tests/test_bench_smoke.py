@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.brokers import REPO
+from tests.support.brokers import REPO
 
 FIGURES = {
     "ingest_rate",

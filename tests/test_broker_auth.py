@@ -19,8 +19,8 @@ from gateway.errors import BrokerUnavailable
 from gateway.mqtt.broker import free_port
 from gateway.mqtt.transport import LinkState
 from gateway.service import check_broker
-from tests.brokers import mosquitto_binary, wait_port
-from tests.conftest import eventually
+from tests.support.brokers import mosquitto_binary, wait_port
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.mosquitto
 

@@ -7,7 +7,7 @@ import uuid
 
 import aiomqtt
 
-from tests.brokers import BrokerHandle
+from tests.support.brokers import BrokerHandle
 
 CLIENTS = 100
 

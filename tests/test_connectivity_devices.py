@@ -16,10 +16,11 @@ from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.connectivity import Outage, OutageKind
 from gateway.connectivity.store import outages_between
-from tests.api_harness import bearer
-from tests.brokers import BrokerHandle
-from tests.checks_harness import EMBEDDED, checked_building, outages
-from tests.conftest import GatewayFactory, eventually, until
+from tests.support.api import bearer
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import EMBEDDED, checked_building, outages
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually, until
 
 SECOND = timedelta(seconds=1)
 DAY = timedelta(days=1)

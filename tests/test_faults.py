@@ -38,9 +38,10 @@ from gateway.core.ratelimit import RateLimiter
 from gateway.core.registry import Registry
 from gateway.errors import ConfigError
 from gateway.mqtt.transport import InboundMessage, LinkState
-from tests.api_harness import Api, bearer, building, command, problem, running_api, sim_unit
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, eventually, until
+from tests.support.api import Api, bearer, building, command, problem, sim_unit
+from tests.support.brokers import BrokerHandle
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually, until
 
 MOSQUITTO = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
@@ -365,9 +366,9 @@ async def history_status(api: Api, token: str, command_id: str) -> tuple[str, st
 
 @MOSQUITTO
 async def test_broker_restart_under_load_fails_fast_reconnects_and_loses_nothing(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    broker: BrokerHandle, api: Api
 ) -> None:
-    async with running_api(make_gateway, broker, prefix, clock) as api, building(api) as b:
+    async with building(api) as b:
         gw, sim = api.gateway, b.sims["a"]
         thermostat = gw.registry.get("climate/u101-thermostat/climate")
         assert thermostat is not None
@@ -533,14 +534,9 @@ async def stored_state(gw: Gateway, entity_id: str) -> Any:
 
 @EMBEDDED
 async def test_a_full_disk_refuses_commands_keeps_states_in_memory_and_writes_them_when_space_returns(
-    make_gateway: GatewayFactory,
-    broker: BrokerHandle,
-    prefix: str,
-    clock: ManualClock,
-    caplog: pytest.LogCaptureFixture,
+    broker: BrokerHandle, prefix: str, caplog: pytest.LogCaptureFixture, api: Api
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock) as api,
         building(api) as b,
         spying(broker, prefix) as wire,
     ):
@@ -596,10 +592,9 @@ async def test_a_full_disk_refuses_commands_keeps_states_in_memory_and_writes_th
 
 @EMBEDDED
 async def test_a_read_only_database_refuses_commands_and_keeps_an_outcome_until_it_can_be_written(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    broker: BrokerHandle, prefix: str, api: Api
 ) -> None:
     async with (
-        running_api(make_gateway, broker, prefix, clock) as api,
         building(api) as b,
         spying(broker, prefix) as wire,
     ):

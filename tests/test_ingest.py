@@ -14,7 +14,8 @@ import aiomqtt
 
 from devices import LightState, SensorState
 from gateway.app import Gateway
-from tests.conftest import GatewayFactory, eventually
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually
 
 LIGHT_CONFIG: dict[str, object] = {
     "schema": "json",

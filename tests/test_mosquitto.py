@@ -19,8 +19,8 @@ from gateway.clock import ManualClock
 from gateway.config import BrokerSettings, GatewaySettings
 from gateway.core.commands import CommandStatus
 from gateway.mqtt.broker import free_port
-from tests.brokers import mosquitto_binary, system_mosquitto_up, wait_port
-from tests.conftest import eventually
+from tests.support.brokers import mosquitto_binary, system_mosquitto_up, wait_port
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.mosquitto
 

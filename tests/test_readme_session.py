@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from gateway.mqtt.broker import free_port
+from tests.support.brokers import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PASSWORD = "choose a long passphrase"
 
 

@@ -15,10 +15,11 @@ import aiomqtt
 from fwsim import BrokerAddress, TasmotaSensorSim, Zigbee2MqttContactSim, Zigbee2MqttTrvSim
 
 from gateway.clock import ManualClock
-from tests.api_harness import Building, bearer
-from tests.brokers import BrokerHandle
-from tests.checks_harness import EMBEDDED, checked_building, listening, self_test
-from tests.conftest import GatewayFactory, eventually
+from tests.support.api import Building, bearer
+from tests.support.brokers import BrokerHandle
+from tests.support.checks import EMBEDDED, checked_building, listening, self_test
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)

@@ -11,13 +11,10 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from gateway.clock import ManualClock
 from gateway.storage import Database
 from gateway.storage.migrations import MIGRATIONS
-from tests.api_harness import bearer, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory
 from tests.fixtures.databases import make
+from tests.support.api import ApiFactory, bearer
 
 FIXTURES = sorted(make.HERE.glob("v*.sqlite3"), key=make.version_of)
 Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
@@ -91,12 +88,12 @@ async def test_an_old_database_is_migrated_to_the_latest_version_keeping_every_r
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
 async def test_the_gateway_runs_on_an_upgraded_database_and_serves_its_devices_and_accounts(
-    fixture: Path, make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, tmp_path: Path
+    fixture: Path, tmp_path: Path, start_api: ApiFactory
 ) -> None:
     shutil.copyfile(fixture, tmp_path / "gateway.sqlite3")  # where make_gateway keeps its database
     with _read_only(fixture) as conn:
         tables = set(_tables(conn))
-    async with running_api(make_gateway, broker, prefix, clock) as api:
+    async with start_api() as api:
         op = bearer(api.operator)
         if "units" in tables:  # the device is bound to unit a of property p1, which maria manages
             manager = bearer(await api.login("maria.manager", make.PASSWORD))

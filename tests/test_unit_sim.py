@@ -15,8 +15,9 @@ from devices import ClimateState, DeviceKind, LightState, LockState, LockStatus
 from gateway.app import Gateway
 from gateway.core.commands import CommandStatus
 from gateway.core.entity import Entity
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, eventually
+from tests.support.brokers import BrokerHandle
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually
 
 UNIT_KINDS = {
     ("light", DeviceKind.LIGHT),

@@ -21,8 +21,9 @@ from gateway.api import ApiService
 from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import ApiSettings
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, eventually
+from tests.support.brokers import BrokerHandle
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually
 
 PASSWORD = "correct horse battery staple"
 OPERATOR = "root-operator"
@@ -158,6 +159,9 @@ class Api:
         assert r.status_code == 201, r.text
         await self.activate(username, r.json()["activation_code"])
         return str(r.json()["account"]["id"]), await self.login(username)
+
+
+ApiFactory = Callable[..., contextlib.AbstractAsyncContextManager[Api]]
 
 
 @contextlib.asynccontextmanager

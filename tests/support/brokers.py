@@ -21,7 +21,7 @@ __all__ = [
     "wait_port",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class BrokerHandle(Protocol):

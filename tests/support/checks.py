@@ -24,9 +24,10 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.config import ChecksSettings, UplinkSettings, UplinkTarget
-from tests.api_harness import Api, Building, bearer, building, running_api
-from tests.brokers import BrokerHandle
-from tests.conftest import GatewayFactory, until
+from tests.support.api import Api, Building, bearer, building, running_api
+from tests.support.brokers import REPO, BrokerHandle
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import until
 
 
 class UplinkTargetServer:
@@ -141,7 +142,7 @@ def _free_port() -> int:
 
 
 EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 # These tests move the clock by months; sessions here must outlive that (their expiry is tested elsewhere).
 LONG_SESSIONS = {"idle_timeout_seconds": 400 * 86400, "session_ttl_seconds": 400 * 86400}
 
