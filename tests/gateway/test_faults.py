@@ -642,7 +642,7 @@ async def test_a_read_only_database_refuses_commands_and_keeps_an_outcome_until_
 
 
 # --- 5. properties: every parser and router of inbound text ------------------------------------------------------
-# Already covered elsewhere (tests/test_devices_properties.py): parse_config on arbitrary bytes and JSON objects,
+# Already covered elsewhere (tests/devices/test_codec_properties.py): parse_config on arbitrary bytes and JSON objects,
 # decode_state / decode_command on arbitrary payloads for every config family, parse_discovery_topic and
 # parse_template on arbitrary text, availability decoding. Added here: fault payloads, broker URLs (gateway and
 # simulator), uplink targets, the rate limiter, and the registry's routing of arbitrary messages.
