@@ -1,11 +1,10 @@
-"""Fixtures: brokers, the gateway, raw MQTT clients, and a guard against tasks left behind."""
+"""Fixtures: brokers, the gateway, its HTTP API, raw MQTT clients, and a guard against tasks left behind."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,10 @@ from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings, GatewaySettings
 from gateway.mqtt.broker import EmbeddedBroker
-from tests.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
+from tests.support.api import Api, ApiFactory, running_api
+from tests.support.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
+from tests.support.gateway import GatewayFactory
+from tests.support.tasks import describe, left_behind
 
 BROKERS = ["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)]
 
@@ -25,38 +27,9 @@ BROKERS = ["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)]
 async def no_tasks_left_behind() -> AsyncIterator[None]:
     """Fail a test that leaves asyncio tasks running after its fixtures are torn down."""
     yield
-    current = asyncio.current_task()
-    deadline = asyncio.get_running_loop().time() + 2.0
-    while True:
-        left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        # amqtt's broker finishes closing client sessions shortly after shutdown(); give it a moment.
-        if not left or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    ours = [t for t in left if not _is_amqtt(t)]
-    for task in left:
-        task.cancel()
+    ours = await left_behind()
     if ours:
-        pytest.fail(f"test left tasks behind: {[(t.get_name(), _where(t)) for t in ours]}")
-
-
-def _where(task: asyncio.Task[Any]) -> str:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return "?" if code is None else f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})"
-
-
-def _is_amqtt(task: asyncio.Task[Any]) -> bool:
-    coro = task.get_coro()
-    code = getattr(coro, "cr_code", None)
-    if code is None:
-        return False
-    if "amqtt" in code.co_filename:
-        return True
-    # amqtt retries in-flight messages of a resumed session in tasks running asyncio.wait_for(…, 10): judge such a
-    # task by the task it waits for (an unnamed "Task-N" left behind once in a CI run of the SIGKILL test).
-    frame = getattr(coro, "cr_frame", None)
-    inner = frame.f_locals.get("fut") if code.co_name == "wait_for" and frame is not None else None
-    return isinstance(inner, asyncio.Task) and inner is not task and _is_amqtt(inner)
+        pytest.fail(f"test left tasks behind: {[describe(t) for t in ours]}")
 
 
 @pytest.fixture(params=BROKERS)
@@ -89,9 +62,6 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
-
-
 @pytest.fixture
 def make_gateway(broker: BrokerHandle, tmp_path: Path, prefix: str, clock: ManualClock) -> GatewayFactory:
     """Build a started gateway on the test's broker and database; keyword arguments override settings."""
@@ -115,27 +85,24 @@ def make_gateway(broker: BrokerHandle, tmp_path: Path, prefix: str, clock: Manua
 
 
 @pytest.fixture
+def start_api(make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock) -> ApiFactory:
+    """Start the gateway (``make_gateway``) with its API; keyword arguments override the API's settings."""
+
+    def factory(**settings: Any) -> contextlib.AbstractAsyncContextManager[Api]:
+        return running_api(make_gateway, broker, prefix, clock, **settings)
+
+    return factory
+
+
+@pytest.fixture
+async def api(start_api: ApiFactory) -> AsyncIterator[Api]:
+    """The gateway with its API on a free port and a signed-in bootstrap operator."""
+    async with start_api() as running:
+        yield running
+
+
+@pytest.fixture
 async def mqtt(broker: BrokerHandle) -> AsyncIterator[aiomqtt.Client]:
     """A plain MQTT client on the test's broker, as mosquitto_pub would be."""
     async with aiomqtt.Client(broker.host, broker.port, identifier=f"raw-{uuid.uuid4().hex[:8]}") as client:
         yield client
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``check`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll an async ``check`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await check():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")

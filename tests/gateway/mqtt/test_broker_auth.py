@@ -1,0 +1,162 @@
+"""External broker options: username/password and TLS against a private Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import BrokerSettings, GatewaySettings
+from gateway.errors import BrokerUnavailable
+from gateway.mqtt.broker import free_port
+from gateway.mqtt.transport import LinkState
+from gateway.service import check_broker
+from tests.support.brokers import mosquitto_binary, wait_port
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.mosquitto
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    plain_port: int
+    tls_port: int
+    ca_file: Path
+
+
+def _run(*args: str, cwd: Path) -> None:
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+async def secure_broker(tmp_path: Path) -> AsyncIterator[SecureBroker]:
+    binary, passwd, openssl = mosquitto_binary(), shutil.which("mosquitto_passwd"), shutil.which("openssl")
+    if binary is None or passwd is None or openssl is None:
+        pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
+    _run(
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        cwd=tmp_path,
+    )
+    _run(
+        openssl,
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=tmp_path,
+    )
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _run(
+        openssl,
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        cwd=tmp_path,
+    )
+    _run(passwd, "-b", "-c", "passwd", "gateway", "s3cret-pass", cwd=tmp_path)
+    plain, tls = free_port(), free_port()
+    (tmp_path / "mosquitto.conf").write_text(
+        f"user root\nallow_anonymous false\npassword_file {tmp_path}/passwd\nset_tcp_nodelay true\n"
+        f"listener {plain} 127.0.0.1\n"
+        f"listener {tls} 127.0.0.1\ncafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+        f"keyfile {tmp_path}/server.key\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(tmp_path / "mosquitto.conf"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_port("127.0.0.1", plain)
+        await wait_port("127.0.0.1", tls)
+        yield SecureBroker(plain, tls, tmp_path / "ca.crt")
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_gateway_logs_in_over_tls_and_discovers(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
+    broker = BrokerSettings.from_url(url, ca_file=secure_broker.ca_file)
+    assert broker.tls and broker.username == "gateway"
+    settings = GatewaySettings(broker=broker, database=tmp_path / "gw.sqlite3", client_id=f"gw-{uuid.uuid4().hex[:6]}")
+    async with Gateway(settings) as gw:
+        await gw.wait_connected(10)
+        async with aiomqtt.Client(
+            "127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass"
+        ) as device:
+            config = b'{"state_topic":"door/state","device_class":"door","device":{"identifiers":["door"]}}'
+            await device.publish("homeassistant/binary_sensor/door/contact/config", config, qos=1)
+            await device.publish("door/state", b"ON", qos=1, retain=True)
+        entity_id = "binary_sensor/door/contact"
+        await eventually(
+            lambda: (e := gw.registry.get(entity_id)) is not None and e.state is not None,
+            what=f"door discovered over TLS ({gw.metrics.snapshot()})",
+        )
+
+
+async def test_wrong_password_never_connects_and_says_so(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    broker = BrokerSettings(host="127.0.0.1", port=secure_broker.plain_port, username="gateway", password="wrong")
+    settings = GatewaySettings(broker=broker, database=tmp_path / "gw.sqlite3", client_id=f"gw-{uuid.uuid4().hex[:6]}")
+    async with Gateway(settings) as gw:
+        with pytest.raises(BrokerUnavailable):
+            await gw.wait_connected(1.5)
+        assert gw.link.state in (LinkState.BACKOFF, LinkState.CONNECTING)
+
+
+async def test_check_broker_command(secure_broker: SecureBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    good = argparse.Namespace(
+        broker=f"mqtt://127.0.0.1:{secure_broker.plain_port}",
+        username="gateway",
+        password="s3cret-pass",
+        tls=None,
+        ca_file=None,
+        tls_insecure=None,
+    )
+    assert await check_broker(good) == 0
+    bad = argparse.Namespace(**{**vars(good), "password": "nope"})
+    assert await check_broker(bad) == 1
+    assert "unreachable" in capsys.readouterr().out

@@ -1,0 +1,99 @@
+"""Brokers the tests run against: the embedded one always, Mosquitto where its binary or service exists."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+from gateway.mqtt.broker import free_port
+
+__all__ = [
+    "REPO",
+    "BrokerHandle",
+    "MosquittoProcess",
+    "mosquitto_binary",
+    "system_mosquitto_up",
+    "wait_port",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BrokerHandle(Protocol):
+    """A broker a test can stop and start again on the same port."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def mosquitto_binary() -> str | None:
+    """Path of the mosquitto binary, if installed."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+def system_mosquitto_up(host: str = "127.0.0.1", port: int = 1883) -> bool:
+    """Whether something answers on the machine's Mosquitto port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+async def wait_port(host: str, port: int, timeout: float = 5.0) -> None:
+    """Wait until ``host:port`` accepts TCP connections."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+class MosquittoProcess:
+    """A private Mosquitto spawned from deploy/mosquitto.conf on a free port."""
+
+    def __init__(self, workdir: Path, binary: str) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._binary = binary
+        self._conf = workdir / "mosquitto.conf"
+        shipped = (REPO / "deploy" / "mosquitto.conf").read_text()
+        lines = [ln for ln in shipped.splitlines() if not ln.startswith("listener ")]
+        self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines]) + "\n")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """mqtt://host:port."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Spawn the broker and wait for its port."""
+        self._proc = subprocess.Popen(  # noqa: ASYNC220 - a short spawn, the wait below is async
+            [self._binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        await wait_port(self.host, self.port)
+
+    async def stop(self) -> None:
+        """Kill the broker (clients see an abrupt loss)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 5)
