@@ -33,7 +33,7 @@ async def test_resident_session_script_runs_start_to_finish(tmp_path: Path) -> N
         async with asyncio.timeout(30):
             while not (line := (await gateway.stdout.readline()).decode()).startswith("no devices found"):
                 assert line, "gateway exited"
-                if match := re.match(r"API on (http://\S+)/api/v1", line):
+                if match := re.match(r"API: +(http://\S+)/api/v1", line):
                     api = match.group(1)
         assert api is not None
         script = await asyncio.create_subprocess_exec(
