@@ -244,7 +244,7 @@ async def test_two_gateways_on_one_broker_each_have_their_own_client_id_and_stay
             statuses: dict[str, bytes] = {}
             async with asyncio.timeout(10):
                 async for message in watch.messages:
-                    statuses[str(message.topic)] = bytes(message.payload)  # type: ignore[arg-type]
+                    statuses[str(message.topic)] = bytes(message.payload)
                     if {f"aptgateway/{i}/status" for i in ids} <= statuses.keys():
                         break
             assert set(statuses.values()) == {b"online"}
@@ -270,7 +270,7 @@ async def test_a_client_taking_the_gateways_client_id_is_named_in_the_log(broker
         messages = aiter(watch.messages)
         for _ in range(3):
             async with asyncio.timeout(10):  # the gateway (re)connected: it says online
-                while bytes((await anext(messages)).payload) != b"online":  # type: ignore[arg-type]
+                while bytes((await anext(messages)).payload) != b"online":
                     pass
             # Another client with the same id: the broker hands it the session and drops the gateway.
             async with aiomqtt.Client(broker.host, broker.port, identifier="gw-shared"):
@@ -312,7 +312,7 @@ async def _retained(broker: EmbeddedBroker, topic: str) -> bytes | None:
             async with asyncio.timeout(1.0):
                 async for message in late.messages:
                     assert message.retain
-                    return bytes(message.payload)  # type: ignore[arg-type]
+                    return bytes(message.payload)
     return None
 
 
