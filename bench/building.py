@@ -88,8 +88,8 @@ class GatewayProcess:
         except OSError:
             return False
         for line in text.splitlines():
-            if line.startswith("API on "):
-                self.api = line.split()[2]
+            if line.startswith("API: "):
+                self.api = line.split()[1]
                 return True
         return False
 

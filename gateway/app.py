@@ -20,7 +20,7 @@ from .core.metrics import Metrics
 from .core.persister import Persister
 from .core.ratelimit import RateLimiter
 from .core.registry import Registry
-from .mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
+from .mqtt.transport import Birth, InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
 from .storage.records import fail_unfinished_commands, finish_run, heartbeat_run, load_entities, start_run
 from .tasks import TaskOwner
@@ -53,8 +53,17 @@ class Gateway:
             on_message=self._on_message,
             on_state=self._on_link_state,
             will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
-            # Home Assistant's birth message: devices answer it by republishing their discovery configs.
-            birth=(f"{prefix}/status", b"online"),
+            births=[
+                # Our own status, retained: whoever watches this gateway sees it up (the will says offline).
+                Birth(self.status_topic, b"online", retain=True),
+                # Home Assistant's birth message is kept: Zigbee2MQTT, Tasmota and ESPHome answer only it by
+                # republishing their discovery configs (and Zigbee2MQTT its states, which it does not retain), and a
+                # restarted gateway shows a remembered device as unknown until it reports again. A real Home
+                # Assistant on the same broker is not misled for longer than a moment: the message is not retained
+                # (HA's own will is never overwritten), and its only effect on devices is the same republish HA asks
+                # for itself.
+                Birth(f"{prefix}/status", b"online"),
+            ],
         )
         self.echo = BrokerEcho(self.link, f"aptgateway/{settings.client_id}/echo")
         self.link.add_subscriptions([self.echo.topic_filter], qos=1)

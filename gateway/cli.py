@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_options(run)
     _gateway_options(run)
     run.add_argument("--listen-host", default="127.0.0.1", help="embedded broker address")
-    run.add_argument("--listen-port", type=int, default=None, help="embedded broker port (default 1883)")
+    run.add_argument(
+        "--listen-port",
+        type=int,
+        default=None,
+        help="embedded broker port (0: a free one; default 1883, or a free one when 1883 is taken)",
+    )
     _api_options(run)
     run.add_argument(
         "--simulate",
@@ -85,14 +90,19 @@ def _broker_options(parser: argparse.ArgumentParser) -> None:
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-host", default=os.environ.get("GATEWAY_API_HOST", "127.0.0.1"), help="API address")
     parser.add_argument(
-        "--api-port", type=int, default=int(os.environ.get("GATEWAY_API_PORT", "8080")), help="API port (0: free)"
+        "--api-port",
+        type=int,
+        default=os.environ.get("GATEWAY_API_PORT") or None,
+        help="API port (0: a free one; default 8080, or a free one when 8080 is taken)",
     )
     parser.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
 
 
 def _gateway_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
-    parser.add_argument("--client-id", default="aptgateway")
+    parser.add_argument(
+        "--client-id", default=None, help="MQTT client id (default: this installation's own, kept in the database)"
+    )
     parser.add_argument("--command-timeout", type=float, default=5.0)
     checks = parser.add_argument_group("connectivity and the monthly self-test")
     checks.add_argument(

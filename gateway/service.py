@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import getpass
 import json
 import logging
 import os
+import secrets
+import socket
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +30,12 @@ from .config import ApiSettings, BrokerSettings, ChecksSettings, GatewaySettings
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
+from .policy.store import get_setting, set_setting
 from .storage import Database
 from .storage.records import load_entities, recent_commands
 
 if TYPE_CHECKING:
+    import sqlite_utils
     from fwsim import UnitSim
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "demo",
     "history",
     "init_db",
+    "installation_client_id",
     "list_devices",
     "run",
     "simulated_unit",
@@ -49,6 +56,9 @@ log = logging.getLogger("gateway")
 SIMULATION_GRACE_SECONDS = 3.0
 SIMULATION_DISCOVERY_SECONDS = 10.0
 """How long to wait for the gateway to discover the simulated unit before going on anyway."""
+DEFAULT_BROKER_PORT = 1883
+DEFAULT_API_PORT = 8080
+CLIENT_ID_SETTING = "mqtt_client_id"
 
 
 def broker_settings(args: argparse.Namespace, url: str) -> BrokerSettings:
@@ -74,16 +84,39 @@ def port_in_use(error: TransportError) -> bool:
     return "address already in use" in text or "errno 98" in text
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be listened on because something else listens there now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no taker
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def port_taken_error(what: str, host: str, port: int, option: str) -> ConfigError:
+    """The one-line error for an explicitly chosen port that is taken, naming the option that changes it."""
+    return ConfigError(
+        f"{what} port {port} on {host} is taken: choose another with {option} N (0 for a free one)",
+        field=option.removeprefix("--").replace("-", "_"),
+    )
+
+
 async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
     """Start the embedded broker; when the default port is taken (say by Mosquitto), use a free one."""
-    broker = EmbeddedBroker(host, port if port is not None else 1883)
+    chosen = DEFAULT_BROKER_PORT if port is None else port or free_port(host)
+    broker = EmbeddedBroker(host, chosen)
     try:
         await broker.start()
     except TransportError as exc:
-        if port is not None or not port_in_use(exc):
+        if not port_in_use(exc):
             raise
+        if port is not None:
+            raise port_taken_error("broker", host, port, "--listen-port") from exc
         broker = EmbeddedBroker(host, free_port(host))
-        log.warning("port 1883 is taken; embedded broker on %s instead", broker.url)
+        log.warning("port %d is taken; embedded broker on %s instead", DEFAULT_BROKER_PORT, broker.url)
         await broker.start()
     return broker
 
@@ -97,32 +130,64 @@ async def _broker_url(stack: contextlib.AsyncExitStack, url: str | None, host: s
     return broker.url
 
 
+def api_port(host: str, port: int | None) -> int:
+    """The API's port: a chosen one must be free (ConfigError), the default falls back to a free one (0)."""
+    if port is None:
+        if not port_taken(host, DEFAULT_API_PORT):
+            return DEFAULT_API_PORT
+        log.warning("port %d is taken; the API listens on a free port instead (printed below)", DEFAULT_API_PORT)
+        return 0
+    if port != 0 and port_taken(host, port):
+        raise port_taken_error("API", host, port, "--api-port")
+    return port
+
+
+async def installation_client_id(path: Path) -> str:
+    """This installation's MQTT client id: made at random at the first start and kept in the database.
+
+    Two gateways on one broker with one client id would take the session from each other over and over.
+    """
+
+    def read_or_make(db: sqlite_utils.Database) -> str:
+        stored = get_setting(db, CLIENT_ID_SETTING)
+        if stored:
+            return stored
+        made = f"aptgateway-{secrets.token_hex(4)}"
+        set_setting(db, CLIENT_ID_SETTING, made, datetime.now(UTC), "gateway")
+        return made
+
+    async with Database(path) as db:
+        return await db.run(read_or_make)
+
+
 async def run(args: argparse.Namespace) -> None:
     """Run the gateway until cancelled."""
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
+        port = None if args.no_api else api_port(args.api_host, args.api_port)
         url = await _broker_url(stack, args.broker, args.listen_host, args.listen_port)
         settings = GatewaySettings(
             broker=broker_settings(args, url),
             database=args.db,
             discovery_prefix=args.discovery_prefix,
-            client_id=args.client_id,
+            client_id=args.client_id or await installation_client_id(args.db),
             command_timeout=args.command_timeout,
             uplink=uplink_settings(args),
             checks=checks_settings(args),
         )
         gateway = await stack.enter_async_context(Gateway(settings))
-        print(f"gateway running: broker {settings.broker.url}, database {settings.database}", flush=True)
-        if not args.no_api:
-            api = await stack.enter_async_context(ApiService(gateway, api_settings(args)))
-            print(f"API on {api.url}/api/v1 (OpenAPI: {api.url}/openapi.json, docs: {api.url}/docs)", flush=True)
+        api_url = None
+        if port is not None:
+            api = await stack.enter_async_context(ApiService(gateway, api_settings(args, port)))
+            api_url = api.url
+        print(addresses(settings, api_url), flush=True)
         if args.simulate == "always" or (args.simulate == "auto" and embedded):
             with contextlib.suppress(TransportError):
                 await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
-            await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs arrive first
-            if args.simulate == "always" or not gateway.registry.entities():
+            await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs and live devices speak
+            if args.simulate == "always" or not heard_devices(gateway):
                 unit = await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
-                await _wait_discovered(gateway, [f"fwsim-{unit.unit}-{name}" for name in unit.devices])
+                await _wait_heard(gateway, [f"fwsim-{unit.unit}-{name}" for name in unit.devices])
                 print("no devices found: started a simulated unit (u101)", flush=True)
         # Everything made while starting (modules, the API's schemas, the stored entities) lives as long as the
         # process: moved out of the collector's reach, a full collection no longer walks it (measured here: a
@@ -131,11 +196,24 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.Event().wait()
 
 
-async def _wait_discovered(gateway: Gateway, device_ids: list[str]) -> None:
-    """Wait until the gateway knows every device in ``device_ids``, so that whoever reads the next line finds them."""
+def addresses(settings: GatewaySettings, api_url: str | None) -> str:
+    """What ``gateway run`` prints once up: the broker and database, then the API, its docs and the console."""
+    lines = [f"gateway running: broker {settings.broker.url}, database {settings.database}"]
+    if api_url is not None:
+        lines += [f"API:     {api_url}/api/v1", f"docs:    {api_url}/docs", f"console: {api_url}/console"]
+    return "\n".join(lines)
+
+
+def heard_devices(gateway: Gateway) -> set[str]:
+    """Devices that reported since this start and are not offline (the database's memory of others is no device)."""
+    return {e.device_id for e in gateway.registry.entities() if e.heard_since_start and e.available is not False}
+
+
+async def _wait_heard(gateway: Gateway, device_ids: list[str]) -> None:
+    """Wait until every device in ``device_ids`` has reported, so that whoever reads the next line finds them."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SIMULATION_DISCOVERY_SECONDS):
-            while not set(device_ids) <= set(gateway.registry.device_ids()):
+            while not set(device_ids) <= heard_devices(gateway):
                 await asyncio.sleep(0.05)
 
 
@@ -158,12 +236,12 @@ def checks_settings(args: argparse.Namespace) -> ChecksSettings:
         raise ConfigError(f"--{field.replace('_', '-')}: {error['msg']}", field=field) from exc
 
 
-def api_settings(args: argparse.Namespace) -> ApiSettings:
-    """API settings from the command line and the bootstrap-operator environment variables."""
+def api_settings(args: argparse.Namespace, port: int) -> ApiSettings:
+    """API settings from the command line (``port`` resolved by ``api_port``) and the bootstrap operator's variables."""
     password = os.environ.get("GATEWAY_OPERATOR_PASSWORD")
     return ApiSettings(
         host=args.api_host,
-        port=args.api_port,
+        port=port,
         bootstrap_operator=os.environ.get("GATEWAY_OPERATOR_USERNAME") or None,
         bootstrap_password=SecretStr(password) if password else None,
     )
@@ -172,6 +250,13 @@ def api_settings(args: argparse.Namespace) -> ApiSettings:
 async def create_operator(path: Path, username: str) -> int:
     """Create an operator account; the password comes from GATEWAY_OPERATOR_PASSWORD or a prompt, never a default."""
     password = os.environ.get("GATEWAY_OPERATOR_PASSWORD")
+    if not password and not sys.stdin.isatty():
+        print(
+            "error: no terminal to ask for the password: set GATEWAY_OPERATOR_PASSWORD or run create-operator in a "
+            "terminal",
+            file=sys.stderr,
+        )
+        return 2
     if not password:
         password = getpass.getpass(f"password for operator {username}: ")
         if password != getpass.getpass("again: "):

@@ -152,7 +152,9 @@ class EntityOut(Response):
     available: bool | None
     last_seen: datetime | None
     stale: bool = Field(description="True when the shown state may not be the device's real state now")
-    stale_reason: str | None = Field(description="offline, never_reported, invalid_report, expired or silent")
+    stale_reason: str | None = Field(
+        description="offline, never_reported, not_heard_since_start, invalid_report, expired or silent"
+    )
     state: dict[str, Any] | None
     state_at: datetime | None
     state_valid: bool

@@ -190,6 +190,8 @@ class ConnectivityTracker:
         key = (OutageKind.DEVICE, device_id)
         down = self._down_since(device_id, now)
         if down is None and key in self._open:
+            if not any(e.heard_since_start for e in self.registry.entities_of_device(device_id)):
+                return  # remembered from before a restart, silent since: it is not known to be back
             await self._close(key, now)
         elif down is not None and key not in self._open:
             reason, since = down

@@ -37,6 +37,9 @@ class Entity:
     last_seen: datetime | None = None
     removed_at: datetime | None = None
     availability_by_topic: dict[str, bool] = field(default_factory=dict)
+    # False for what the database remembers from before a restart, until the device (or its shared availability
+    # topic) reports again: a device that went away meanwhile must not look available or fresh.
+    heard_since_start: bool = False
 
     @property
     def id(self) -> str:
@@ -67,14 +70,17 @@ class Entity:
     def stale_reason(self, now: datetime, silence: timedelta) -> str | None:
         """Why the shown state may not be the device's real one now, or None when it is fresh.
 
-        ``offline`` (last will or availability), ``never_reported``, ``invalid_report`` (the last report was
-        refused), ``expired`` (older than the device's own ``expire_after``), or ``silent`` (a device with no
-        availability topic that has said nothing for ``silence``).
+        ``offline`` (last will or availability), ``never_reported``, ``not_heard_since_start`` (remembered from before
+        the gateway's restart, nothing heard since), ``invalid_report`` (the last report was refused), ``expired``
+        (older than the device's own ``expire_after``), or ``silent`` (a device with no availability topic that has
+        said nothing for ``silence``).
         """
         if self.available is False:
             return "offline"
         if self.state is None or self.state_at is None:
             return "never_reported"
+        if not self.heard_since_start:
+            return "not_heard_since_start"
         if self.state_error is not None:
             return "invalid_report"
         expire_after = self.config.expire_after

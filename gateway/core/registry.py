@@ -135,7 +135,8 @@ class Registry:
                     config=config,
                     raw_config=row.config,
                     discovered_at=datetime.fromisoformat(row.discovered_at),
-                    available=None if row.available is None else bool(row.available),
+                    # Unknown until the device says so again: the stored value is what it said before the restart.
+                    available=None,
                     availability_at=parse_time(row.availability_at),
                     last_seen=parse_time(row.last_seen),
                     removed_at=parse_time(row.removed_at),
@@ -243,6 +244,7 @@ class Registry:
     def _handle_state(self, entity: Entity, message: InboundMessage) -> None:
         now = self.clock.now()
         entity.last_seen = now
+        entity.heard_since_start = True
         try:
             state = entity.config.decode_state(message.topic, message.payload, entity.state)
         except DeviceCodecError as exc:
@@ -268,6 +270,7 @@ class Registry:
             )
             return
         now = self.clock.now()
+        entity.heard_since_start = True
         entity.availability_by_topic[message.topic] = verdicts[0]
         if entity.config.availability_mode == "all":
             available = all(entity.availability_by_topic.values())

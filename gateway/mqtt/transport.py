@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,12 +19,17 @@ import aiomqtt
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
 
-__all__ = ["Backoff", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
+__all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
 
 log = logging.getLogger(__name__)
 
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 _CHUNK = 200  # topic filters per SUBSCRIBE packet
+SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason: another client connected with this client id
+SHORT_SESSION_SECONDS = 2.0
+"""A connection the broker ends sooner than this after it came up counts as cut short."""
+SHORT_SESSIONS_SUSPECT = 3
+"""Cut short this many times in a row: on MQTT 3.1.1 (no reason code) the sign of a client id used twice."""
 
 
 class LinkState(StrEnum):
@@ -52,6 +58,15 @@ class Subscription:
 
     topic_filter: str
     qos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Birth:
+    """A message published on every (re)connection, once subscribed."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +99,7 @@ class MqttLink:
         on_message: MessageHandler,
         on_state: StateListener | None = None,
         will: aiomqtt.Will | None = None,
-        birth: tuple[str, bytes] | None = None,
+        births: Sequence[Birth] = (),
         backoff: Backoff | None = None,
     ) -> None:
         self._broker = broker
@@ -95,7 +110,7 @@ class MqttLink:
         self._on_message = on_message
         self._on_state = on_state
         self._will = will
-        self._birth = birth
+        self._births = tuple(births)
         self._backoff = backoff or Backoff()
         self._state = LinkState.IDLE
         self._client: aiomqtt.Client | None = None
@@ -105,6 +120,8 @@ class MqttLink:
         self.connections = 0
         self.handler_errors = 0
         self._closing = False
+        self._connected_at: float | None = None
+        self._short_sessions = 0
 
     @property
     def state(self) -> LinkState:
@@ -203,30 +220,61 @@ class MqttLink:
         attempt = 0
         while True:
             self._set_state(LinkState.CONNECTING)
+            self._connected_at = None
             try:
                 async with self._make_client() as client:
-                    attempt = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
                 if self._closing:
                     # aiomqtt reports our own cancellation as a lost connection; it is a shutdown.
                     raise asyncio.CancelledError from exc
                 log.warning("mqtt link lost: %s", exc, extra={"broker": self._broker.url})
+                self._explain_loss(exc)
             finally:
                 self._client = None
+            if self._connected_at is not None and self._short_sessions == 0:
+                attempt = 0  # a connection that held: the next one starts from the shortest delay again
             self._set_state(LinkState.BACKOFF)
             delay = self._backoff.delay(attempt)
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _explain_loss(self, exc: aiomqtt.MqttError) -> None:
+        """Say plainly when the loss is another client taking this client id over (else the link flaps unexplained)."""
+        if self._connected_at is None:
+            return  # never got connected: the warning above says why
+        if _reason_code(exc) == SESSION_TAKEN_OVER:
+            log.error(
+                "the broker ended this session because another client connected with the same client id %r: "
+                "give each gateway its own client id (--client-id)",
+                self._client_id,
+                extra={"broker": self._broker.url, "client_id": self._client_id},
+            )
+            self._short_sessions += 1  # and back off as for any session cut short
+            return
+        if time.monotonic() - self._connected_at >= SHORT_SESSION_SECONDS:
+            self._short_sessions = 0
+            return
+        self._short_sessions += 1
+        if self._short_sessions == SHORT_SESSIONS_SUSPECT:
+            log.error(
+                "the broker ended the connection right after connecting %d times in a row: another client probably "
+                "connects with the same client id %r (each takes the session from the other); give each gateway "
+                "its own client id (--client-id)",
+                self._short_sessions,
+                self._client_id,
+                extra={"broker": self._broker.url, "client_id": self._client_id},
+            )
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._subscribed = set()
         await self._sync_subscriptions(client)
         self._client = client
         self.connections += 1
+        self._connected_at = time.monotonic()
         self._set_state(LinkState.CONNECTED)
-        if self._birth is not None:
-            await client.publish(self._birth[0], self._birth[1], qos=1, retain=False)
+        for birth in self._births:
+            await client.publish(birth.topic, birth.payload, qos=1, retain=birth.retain)
         assert self._tasks is not None
         subscriber = self._tasks.create_task(self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]")
         try:
@@ -267,3 +315,13 @@ class MqttLink:
                 # A handler bug must not take the link down for every other device.
                 self.handler_errors += 1
                 log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
+
+
+def _reason_code(exc: BaseException) -> int | None:
+    """The MQTT reason code behind ``exc`` (aiomqtt chains the disconnect's code as the cause), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiomqtt.MqttCodeError) and seen.rc is not None:
+            return seen.rc if isinstance(seen.rc, int) else int(seen.rc.value)
+        seen = seen.__cause__
+    return None

@@ -94,7 +94,7 @@ async def _api_url(proc: asyncio.subprocess.Process) -> str:
     assert proc.stdout is not None
     async with asyncio.timeout(20):
         line = (await proc.stdout.readline()).decode()
-    match = re.match(r"API on (http://\S+)/api/v1", line)
+    match = re.match(r"API: +(http://\S+)/api/v1", line)
     assert match, line
     return match.group(1)
 

@@ -171,7 +171,7 @@ async def gateway_process(broker: BrokerHandle, db: Path, prefix: str) -> AsyncI
                 while url is None:
                     line = (await proc.stdout.readline()).decode()
                     assert line, "the gateway exited:\n" + "\n".join(log)
-                    if match := re.match(r"API on (http://\S+/api/v1)", line):
+                    if match := re.match(r"API: +(http://\S+/api/v1)", line):
                         url = match.group(1)
             yield GatewayProcess(proc, url, log)
             if proc.returncode is None:
