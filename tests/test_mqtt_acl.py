@@ -22,7 +22,7 @@ WITNESS_LEVELS = [*LEVELS, "z"]
 @st.composite
 def filters(draw: st.DrawFn, alphabet: tuple[str, ...] = tuple(LEVELS), max_levels: int = 4) -> str:
     levels = draw(st.lists(st.sampled_from([*alphabet, "+"]), min_size=1, max_size=max_levels))
-    if draw(st.booleans()) and len(levels) < max_levels or levels == [""]:
+    if (draw(st.booleans()) and len(levels) < max_levels) or levels == [""]:
         levels.append("#")
     return "/".join(levels)
 
@@ -121,7 +121,12 @@ def test_a_device_publishes_its_own_discovery_state_and_availability_only() -> N
 
 def test_a_device_subscribes_to_its_own_command_topics_and_the_birth_only() -> None:
     scope = Scope.of(device())
-    for topic_filter in ("fwsim/u101/lock/lock/set", "fwsim/u101/lock/#", "fwsim/u101/lock/+/set", "homeassistant/status"):
+    for topic_filter in (
+        "fwsim/u101/lock/lock/set",
+        "fwsim/u101/lock/#",
+        "fwsim/u101/lock/+/set",
+        "homeassistant/status",
+    ):
         assert allowed(scope, Action.SUBSCRIBE, topic_filter), topic_filter
     for topic_filter in ("#", "+/#", "fwsim/#", "fwsim/+/lock/lock/set", "homeassistant/#", "$SYS/#", "fwsim/u101/#",
                          "homeassistant/lock/u101-lock/lock/config"):  # fmt: skip
@@ -198,7 +203,9 @@ def test_credentials_are_consistent_with_their_kind() -> None:
         Credential(id="x", username="bad name", kind=CredentialKind.GATEWAY)
     too_many = Namespace(node_ids=tuple(f"n{i}" for i in range(9)))
     with pytest.raises(ValidationError):
-        Credential(id="x", username="d1", kind=CredentialKind.DEVICE, property_id="p", client_id="d1", namespace=too_many)
+        Credential(
+            id="x", username="d1", kind=CredentialKind.DEVICE, property_id="p", client_id="d1", namespace=too_many
+        )
     Credential(id="x", username="b1", kind=CredentialKind.BRIDGE, property_id="p", client_id="b1", namespace=too_many)
 
 
@@ -220,11 +227,15 @@ def namespaces(draw: st.DrawFn) -> Namespace:
 
 @settings(max_examples=150, deadline=None)
 @given(namespaces(), namespaces(), st.lists(ROOT_LEVELS, max_size=3))
-def test_two_disjoint_namespaces_never_reach_each_others_topics(mine: Namespace, theirs: Namespace, tail: list[str]) -> None:
+def test_two_disjoint_namespaces_never_reach_each_others_topics(
+    mine: Namespace, theirs: Namespace, tail: list[str]
+) -> None:
     if any(roots_overlap(a, b) for a in mine.roots for b in theirs.roots) or set(mine.node_ids) & set(theirs.node_ids):
         return  # the credential store refuses overlapping namespaces; only disjoint ones coexist
     scope = Scope.of(
-        Credential(id="m", username="mine", kind=CredentialKind.BRIDGE, property_id="p", client_id="mine", namespace=mine)
+        Credential(
+            id="m", username="mine", kind=CredentialKind.BRIDGE, property_id="p", client_id="mine", namespace=mine
+        )
     )
     for root in theirs.roots:
         topic = "/".join([root, *tail])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +19,8 @@ from gateway.storage.db import Database
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database(tmp_path / "gw.sqlite3") as database:
-        for pid in ("p1", "p2"):
-            await database.run(
-                lambda d, pid=pid: d.table("properties").insert({"id": pid, "name": pid, "created_at": "2026-01-01"})
-            )
+        rows = [{"id": pid, "name": pid, "created_at": "2026-01-01"} for pid in ("p1", "p2")]
+        await database.run(lambda d: d.table("properties").insert_all(rows))
         yield database
 
 
@@ -44,8 +43,11 @@ async def test_a_generated_password_is_shown_once_and_only_its_argon2_hash_is_st
     stored = await db.run(lambda d: d.execute("SELECT password_hash FROM broker_credentials").fetchone()[0])
     assert stored.startswith("$argon2id$")
     await db.run(lambda d: d.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
-    assert password.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("gw.sqlite3*"))
-    other = await credentials.create("lock-u102", CredentialKind.DEVICE, property_id="p1", namespace=lock("x/u102", "n2"))
+    files = await asyncio.to_thread(lambda: b"".join(p.read_bytes() for p in tmp_path.glob("gw.sqlite3*")))
+    assert password.encode() not in files
+    other = await credentials.create(
+        "lock-u102", CredentialKind.DEVICE, property_id="p1", namespace=lock("x/u102", "n2")
+    )
     assert other.password.get_secret_value() != password
 
 
@@ -92,10 +94,14 @@ async def test_a_credential_overlapping_a_live_one_is_refused(
 ) -> None:
     first = await credentials.create("lock-u101", CredentialKind.DEVICE, property_id="p1", namespace=lock())
     with pytest.raises(Conflict) as refused:
-        await credentials.create(username, CredentialKind.DEVICE, property_id="p2", namespace=namespace, client_id=client_id)
+        await credentials.create(
+            username, CredentialKind.DEVICE, property_id="p2", namespace=namespace, client_id=client_id
+        )
     assert refused.value.code == "broker_credential_overlaps" and refused.value.field == field
     await credentials.revoke(first.record.credential.id)
-    await credentials.create(username, CredentialKind.DEVICE, property_id="p2", namespace=namespace, client_id=client_id)
+    await credentials.create(
+        username, CredentialKind.DEVICE, property_id="p2", namespace=namespace, client_id=client_id
+    )
 
 
 async def test_malformed_credentials_and_unknown_properties_are_refused(credentials: BrokerCredentials) -> None:
