@@ -45,11 +45,11 @@ class _Embedded:
     def __init__(self, broker: EmbeddedBroker, credentials: BrokerCredentials) -> None:
         self.host, self.port = broker.host, broker.port
         self.broker = broker
-        self._credentials = credentials
+        self.credentials = credentials
         self.gateway = ("", "")
 
     async def issue(self, credential: Credential) -> str:
-        issued = await self._credentials.create(
+        issued = await self.credentials.create(
             credential.username,
             credential.kind,
             property_id=credential.property_id,

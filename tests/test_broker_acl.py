@@ -17,6 +17,7 @@ import aiomqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.errors import Conflict, NotFound
 from gateway.mqtt.acl import Action, Credential, CredentialKind, Namespace, Scope, allowed
 from tests.secure_brokers import PROPERTY, SecuredBroker, dynsec_missing, embedded_secured, mosquitto_secured
 
@@ -219,3 +220,34 @@ async def test_a_last_will_is_published_only_within_the_scope(
             await attacker.publish(fence, b"", qos=1)
             arrived = await until_fence(observer, fence)
     assert arrived == ([(will_topic, b"UNLOCK")] if arrives else [])
+
+
+async def test_revoked_credentials_are_cut_off_on_both_brokers(tmp_path: Path) -> None:
+    """Embedded: revoke, then ``drop``; Mosquitto: ``disable_client`` and ``delete_client`` (errors translated)."""
+    async with embedded_secured(tmp_path) as embedded:
+        password = await embedded.issue(ATTACKER)
+        async with client(embedded, ATTACKER.username, password, ATTACKER.username) as attacker:
+            [record] = await embedded.credentials.find(PROPERTY)
+            await embedded.credentials.revoke(record.credential.id)
+            assert embedded.broker.drop(ATTACKER.username) == 1
+            with pytest.raises(aiomqtt.MqttError):
+                await attacker.publish(f"{ATTACKER_ROOT}/lock", b"x", qos=1)
+            attacker._disconnected.exception()
+        with pytest.raises(aiomqtt.MqttError):
+            async with client(embedded, ATTACKER.username, password, ATTACKER.username):
+                pass
+    if dynsec_missing() is not None:
+        return
+    async with mosquitto_secured(tmp_path) as mosquitto:
+        password = await mosquitto.issue(ATTACKER)
+        assert ATTACKER.username in await mosquitto.admin.list_clients()
+        with pytest.raises(Conflict):
+            await mosquitto.issue(ATTACKER)
+        await mosquitto.admin.disable_client(ATTACKER.username)
+        with pytest.raises(aiomqtt.MqttError):
+            async with client(mosquitto, ATTACKER.username, password, ATTACKER.username):
+                pass
+        await mosquitto.admin.withdraw(ATTACKER.username)
+        assert ATTACKER.username not in await mosquitto.admin.list_clients()
+        with pytest.raises(NotFound):
+            await mosquitto.admin.delete_client(ATTACKER.username)
