@@ -9,8 +9,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.session import Session
+from amqtt.utils import format_client_message, gen_client_id
 
 from ..errors import TransportError
+from .broker_auth import GateAuthPlugin, GateTopicPlugin, ScopeGate, Verifier
 
 __all__ = ["EmbeddedBroker", "free_port"]
 
@@ -43,15 +49,89 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
+class _GatedBroker(_Broker):
+    """amqtt's broker that authenticates a CONNECT before it deletes or takes over any session.
+
+    amqtt 0.12 asks its authentication plugins only after it has acted on a CONNECT: a clean-session CONNECT
+    deletes the session holding that client id, and any CONNECT takes over a connected one, before the password
+    is looked at (one unauthenticated connection with the gateway's client id left it deaf for good). Here the
+    plugins run right after CONNECT is read, and a refused client gets CONNACK "not authorised" and is closed
+    before any session is touched; amqtt's later call for the same session is answered from that admission.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._admitted: dict[int, Session] = {}  # sessions admitted early, until amqtt asks about them
+
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        if self._admitted.pop(id(session), None) is session:
+            return True
+        return bool(await super()._authenticate(session, listener))
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        # amqtt 0.12's own method, with the authentication moved up before the session table is changed.
+        where = format_client_message(address=remote_address, port=remote_port)
+        try:
+            handler, client_session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except AMQTTError as exc:
+            self.logger.warning(f"[MQTT-3.1.0-1] {where}: Can't read first packet as CONNECT: {exc}")
+            raise AMQTTError(exc) from exc
+        except MQTTError as exc:
+            self.logger.warning(f"Invalid connection from {where}")
+            await writer.close()
+            raise MQTTError(exc) from exc
+        except NoDataError as exc:
+            self.logger.error(f"No data from {where} : {exc}")  # noqa: TRY400 - amqtt's wording and level
+            raise AMQTTError(exc) from exc
+
+        if not await super()._authenticate(client_session, None):
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"{where}: not authorised")
+
+        if client_session.clean_session:
+            if client_session.client_id:
+                await self._delete_session(client_session.client_id)
+            else:
+                client_session.client_id = gen_client_id()
+            client_session.parent = 0
+        elif client_session.client_id in self._sessions:
+            # The client id's owner resumes its session with this connection's will and credentials.
+            existing, _ = self._sessions[client_session.client_id]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username", "password"):
+                setattr(existing, name, getattr(client_session, name))
+            client_session = existing
+            client_session.parent = 1
+        else:
+            client_session.parent = 0
+
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if client_session.keep_alive > 0 and isinstance(delay, int):
+            client_session.keep_alive += delay
+        self._admitted[id(client_session)] = client_session
+        return handler, client_session
+
+
 class EmbeddedBroker:
     """An in-process amqtt broker on ``host:port``; an async context manager.
 
     Fine for one unit and for tests; a building should use Mosquitto (see deploy/mosquitto.conf).
+
+    With ``credentials`` (e.g. ``BrokerCredentials.verify``) every client must log in with a live credential and
+    the client id it owns, and may publish and subscribe only within its scope (``gateway.mqtt.acl``); without,
+    anyone may connect and do anything, as before.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, *, credentials: Verifier | None = None
+    ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
+        self._gate = None if credentials is None else ScopeGate(credentials)
         self._broker: Broker | None = None
 
     @property
@@ -61,17 +141,37 @@ class EmbeddedBroker:
 
     async def start(self) -> None:
         """Start listening; raise TransportError if the port cannot be bound."""
+        anonymous = "amqtt.plugins.authentication.AnonymousAuthPlugin"
+        plugins: dict[str, dict[str, Any]] = {anonymous: {"allow_anonymous": True}}
+        broker_class: type[_Broker] = _Broker
+        if self._gate is not None:
+            plugins = {_dotted(GateAuthPlugin): {"gate": self._gate}, _dotted(GateTopicPlugin): {"gate": self._gate}}
+            broker_class = _GatedBroker
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": plugins,
         }
-        broker = _Broker(config)
+        broker = broker_class(config)
         try:
             await broker.start()
         except Exception as exc:
             raise TransportError(f"embedded broker failed to start on {self.host}:{self.port}: {exc}") from exc
         self._broker = broker
         log.info("embedded broker listening", extra={"url": self.url})
+
+    def drop(self, username: str) -> int:
+        """Cut the connections of a revoked credential and forget its scope; how many client ids it held.
+
+        Only with ``credentials``: its clients must log in again, which a revoked credential cannot.
+        """
+        if self._gate is None:
+            return 0
+        client_ids = self._gate.forget(username)
+        if self._broker is not None:
+            sessions = getattr(self._broker, "_sessions", {})
+            for client_id in client_ids:
+                _abort(sessions.get(client_id, (None, None))[1])
+        return len(client_ids)
 
     async def stop(self) -> None:
         """Stop the broker, dropping every client connection (their last wills fire)."""
@@ -84,10 +184,7 @@ class EmbeddedBroker:
         for server in getattr(broker, "_servers", {}).values():
             server.instance.close()
         for _session, handler in list(getattr(broker, "_sessions", {}).values()):
-            stream = getattr(getattr(handler, "writer", None), "_writer", None)
-            transport = getattr(stream, "transport", None)
-            if transport is not None:
-                transport.abort()
+            _abort(handler)
         try:
             async with asyncio.timeout(_SHUTDOWN_SECONDS):
                 await broker.shutdown()
@@ -102,3 +199,15 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _abort(handler: Any) -> None:
+    """Cut a client's connection at once (an abrupt loss to the client; its last will fires)."""
+    stream = getattr(getattr(handler, "writer", None), "_writer", None)
+    transport = getattr(stream, "transport", None)
+    if transport is not None:
+        transport.abort()

@@ -243,5 +243,26 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     CREATE INDEX notifications_unit ON notifications(unit_id, id);
+    """,  # 5: broker credentials (device plane): argon2 hashes only, one live username, client id and namespace each
+    """
+    CREATE TABLE broker_credentials (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('device', 'bridge', 'gateway')),
+        property_id TEXT REFERENCES properties(id),
+        client_id TEXT,
+        namespace TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        label TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        CHECK ((kind = 'gateway') = (property_id IS NULL))
+    );
+    CREATE UNIQUE INDEX broker_credentials_username ON broker_credentials(username) WHERE revoked_at IS NULL;
+    CREATE UNIQUE INDEX broker_credentials_client ON broker_credentials(client_id)
+        WHERE revoked_at IS NULL AND client_id IS NOT NULL;
+    CREATE INDEX broker_credentials_property ON broker_credentials(property_id, created_at);
     """,
 )
