@@ -19,7 +19,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import Conflict, NotFound
 from gateway.mqtt.acl import Action, Credential, CredentialKind, Namespace, Scope, allowed
-from tests.secure_brokers import PROPERTY, SecuredBroker, dynsec_missing, embedded_secured, mosquitto_secured
+from tests.support.secure_brokers import PROPERTY, SecuredBroker, dynsec_missing, embedded_secured, mosquitto_secured
 
 VICTIM_ROOT, ATTACKER_ROOT = "fwsim/u101/lock", "fwsim/u102/lock"
 

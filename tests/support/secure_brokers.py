@@ -17,7 +17,7 @@ from gateway.mqtt.broker import EmbeddedBroker, free_port
 from gateway.mqtt.credentials import BrokerCredentials, new_broker_password
 from gateway.mqtt.dynsec import DynsecClient
 from gateway.storage.db import Database
-from tests.brokers import REPO, mosquitto_binary, wait_port
+from tests.support.brokers import REPO, mosquitto_binary, wait_port
 
 __all__ = ["DYNSEC_PLUGIN", "PROPERTY", "SecuredBroker", "dynsec_missing", "embedded_secured", "mosquitto_secured"]
 
