@@ -69,7 +69,9 @@ def filter_covers(outer: str, inner: str) -> bool:
             return False  # inner stops above this level: it matches a topic outer is too deep for
         mine = narrow[index]
         if mine == "#":
-            return False  # inner reaches any depth, outer does not (it has no "#" from here on)
+            # inner reaches any depth and its parent level too; outer "+/#" here misses only that parent, which is
+            # no topic at all when it is the empty string (inner "/#" against outer "/+/#").
+            return level == "+" and wide[index + 1 :] == ["#"] and narrow[:index] == [""]
         if level != "+" and (mine == "+" or mine != level):
             return False
     return len(narrow) == len(wide)
