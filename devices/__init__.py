@@ -4,7 +4,6 @@ Nothing outside this package builds or parses device payloads.
 """
 
 from .base import (
-    MAX_PAYLOAD_BYTES,
     AvailabilityEntry,
     Command,
     Component,
@@ -22,6 +21,7 @@ from .climate import ClimateCommand, ClimateConfig, ClimateState
 from .discovery import CONFIG_MODELS, DiscoveryKey, discovery_topic, parse_config, parse_discovery_topic
 from .errors import CommandInvalid, ConfigInvalid, DeviceCodecError, PayloadInvalid
 from .light import LightCommand, LightConfig, LightState
+from .limits import MAX_PAYLOAD_BYTES
 from .lock import LockCommand, LockConfig, LockState, LockStatus
 from .probes import Firmware, QueryMethod, StateQuery, firmware_of, state_queries
 from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState

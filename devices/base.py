@@ -19,12 +19,12 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import PayloadInvalid
+from .errors import CommandInvalid, PayloadInvalid
+from .limits import MAX_PAYLOAD_BYTES
 from .templates import ValuePath, parse_template
 
 __all__ = [
     "CONFIRMED",
-    "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_LENGTH",
     "PENDING",
     "AvailabilityEntry",
@@ -44,9 +44,6 @@ __all__ = [
     "first_error",
     "load_json_object",
 ]
-
-MAX_PAYLOAD_BYTES = 64 * 1024
-"""Largest discovery config or state payload the gateway parses; larger ones are refused unread."""
 
 MAX_TOPIC_LENGTH = 256
 
@@ -289,8 +286,6 @@ class EntityConfig(BaseModel):
 
     def encode_command(self, command: Command) -> list[Publish]:
         """Messages that carry ``command``; raise CommandInvalid if this entity cannot take it."""
-        from .errors import CommandInvalid
-
         raise CommandInvalid(f"{self.component} entities take no commands", code="not_commandable")
 
     def decode_command(self, topic: str, payload: bytes) -> Command:

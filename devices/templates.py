@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from .errors import ConfigInvalid, PayloadInvalid
+from .limits import MAX_PAYLOAD_BYTES
 
 __all__ = ["Payload", "ValuePath", "first_key", "parse_template"]
 
@@ -79,8 +80,6 @@ class Payload:
     def text(self) -> str:
         """The payload as text; PayloadInvalid when too large or not UTF-8."""
         if self._text is None:
-            from .base import MAX_PAYLOAD_BYTES
-
             if len(self._raw) > MAX_PAYLOAD_BYTES:
                 raise PayloadInvalid(
                     f"payload of {len(self._raw)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="payload_too_large"

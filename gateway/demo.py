@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from .api import ApiService
 from .app import Gateway
 from .config import ApiSettings, GatewaySettings
+from .simulator import simulated_unit
 
 __all__ = ["run_demo"]
 
@@ -23,8 +24,6 @@ EXPECTED_ENTITIES = 7  # light, dimmer, lock + battery, thermostat, leak + batte
 
 async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) -> int:
     """Run the scripted demo; return the process exit code."""
-    from .service import simulated_unit
-
     gateway = await stack.enter_async_context(Gateway(settings))
     await gateway.wait_connected(10)
     b = settings.broker

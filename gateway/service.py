@@ -27,16 +27,17 @@ from .app import Gateway
 from .building import AuditLog
 from .clock import SystemClock
 from .config import ApiSettings, BrokerSettings, ChecksSettings, GatewaySettings, UplinkSettings, UplinkTarget
+from .demo import run_demo
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
+from .simulator import simulated_unit
 from .storage import Database
 from .storage.records import load_entities, recent_commands
 
 if TYPE_CHECKING:
     import sqlite_utils
-    from fwsim import UnitSim
 
 __all__ = [
     "api_settings",
@@ -49,7 +50,6 @@ __all__ = [
     "installation_client_id",
     "list_devices",
     "run",
-    "simulated_unit",
 ]
 
 log = logging.getLogger("gateway")
@@ -270,21 +270,6 @@ async def create_operator(path: Path, username: str) -> int:
     return 0
 
 
-def simulated_unit(broker: BrokerSettings, prefix: str, command_delay: float = 0.2) -> UnitSim:
-    """The simulated unit u101 on the gateway's broker, logging in as the gateway does."""
-    from fwsim import BrokerAddress, UnitSim
-
-    address = BrokerAddress(
-        host=broker.host,
-        port=broker.port,
-        username=broker.username,
-        password=broker.password,
-        tls=broker.tls,
-        ca_file=str(broker.ca_file) if broker.ca_file else None,
-    )
-    return UnitSim(address, unit="u101", discovery_prefix=prefix, command_delay=command_delay)
-
-
 async def init_db(path: Path) -> int:
     """Create or migrate the database and check its integrity."""
     async with Database(path) as db:
@@ -361,8 +346,6 @@ async def history(path: Path, limit: int) -> int:
 
 async def demo(args: argparse.Namespace) -> int:
     """Start a broker, the gateway and a simulated unit; run representative commands; print the outcomes."""
-    from .demo import run_demo
-
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         db = args.db or Path(tmp) / "demo.sqlite3"
         async with contextlib.AsyncExitStack() as stack:

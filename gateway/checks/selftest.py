@@ -34,19 +34,6 @@ ResultListener = Callable[[SelfTestResult], None]
 """Told about every stored self-test result."""
 
 
-class _StateWaiter:
-    """Resolves once every entity in ``pending`` has reported state."""
-
-    def __init__(self, pending: set[str]) -> None:
-        self.pending = pending
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def seen(self, entity_id: str) -> None:
-        self.pending.discard(entity_id)
-        if not self.pending and not self.done.done():
-            self.done.set_result(None)
-
-
 class SelfTestRunner:
     """Runs self-tests, one at a time per unit (a second request joins the running one), and stores them."""
 
@@ -56,11 +43,9 @@ class SelfTestRunner:
         self.device_timeout = device_timeout
         # A device that cannot be asked must have reported within this (or its own expire_after).
         self.report_interval = timedelta(seconds=gateway.settings.device_silence_seconds)
-        self._waiters: dict[str, list[_StateWaiter]] = {}
         self._running: dict[str, asyncio.Future[SelfTestResult]] = {}
         self._listeners: list[ResultListener] = []
         self._tasks = TaskOwner()
-        gateway.registry.add_listener(self)
 
     def on_result(self, listener: ResultListener) -> None:
         """Call ``listener`` with every stored result."""
@@ -102,16 +87,6 @@ class SelfTestRunner:
             self._running.pop(unit_id, None)
             if not outcome.done():
                 outcome.cancel()  # cancelled with the runner
-
-    # --- registry listener ----------------------------------------------------------------------
-
-    def on_state(self, entity: Entity) -> None:
-        """A state report arrived: it may answer a request."""
-        for waiter in self._waiters.get(entity.id, ()):
-            waiter.seen(entity.id)
-
-    def on_availability(self, entity: Entity) -> None:
-        """Availability is not an answer to a state request."""
 
     # --- the test -------------------------------------------------------------------------------
 
@@ -203,19 +178,18 @@ class SelfTestRunner:
         """Send the state requests and wait for every asked entity to report."""
         base = {**base, "method": QueryMethod.ASKED}
         requests = {p.topic: p for q in asked.values() for p in q.requests}
-        waiter = _StateWaiter(set(asked))
-        for entity_id in asked:
-            self._waiters.setdefault(entity_id, []).append(waiter)
+        # Any state report answers: an invalid one is refused before it reaches an expectation.
+        answers = self.gateway.registry.expect(asked, _answered)
         asked_at = self.gateway.clock.now()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.device_timeout):
                 for topic, request in sorted(requests.items()):
                     await self.gateway.link.publish(topic, request.payload, qos=request.qos)
-                await waiter.done
+                await answers.wait()
         except TimeoutError:
-            missing = ", ".join(sorted(waiter.pending))
-            errors = [(e.id, e.state_error) for e in reporting if e.id in waiter.pending and e.state_error]
+            missing = ", ".join(sorted(answers.pending))
+            errors = [(e.id, e.state_error) for e in reporting if e.id in answers.pending and e.state_error]
             refused = [(entity_id, error.code) for entity_id, error in errors if error.at >= asked_at]
             if refused:
                 detail = f"its answer was refused: {refused[0][1]} from {refused[0][0]}"
@@ -225,15 +199,15 @@ class SelfTestRunner:
         except BrokerUnavailable as exc:
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="broker_unavailable", detail=str(exc)[:300])
         finally:
-            for entity_id in asked:
-                waiting = self._waiters.get(entity_id, [])
-                if waiter in waiting:
-                    waiting.remove(waiter)
-                if not waiting:
-                    self._waiters.pop(entity_id, None)
+            answers.close()
         latency = round((time.perf_counter() - started) * 1000, 3)
         detail = "answered " + ", ".join(sorted(requests))
         return DeviceCheck(**base, status=CheckStatus.PASSED, latency_ms=latency, detail=detail)
+
+
+def _answered(entity: Entity) -> bool:
+    """Whether a newly accepted report of ``entity`` answers a state request: always."""
+    return True
 
 
 def _retrieved(outcome: asyncio.Future[SelfTestResult]) -> None:

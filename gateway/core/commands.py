@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import sqlite_utils
@@ -24,6 +25,7 @@ from ..mqtt.transport import MqttLink
 from ..storage import CommandRow, Database
 from ..storage.records import get_command, insert_command, recent_commands, transaction, update_command
 from .entity import Entity
+from .expect import Expectation
 from .registry import Registry
 
 __all__ = ["CommandResult", "CommandService", "CommandStatus"]
@@ -74,13 +76,6 @@ class _Job:
     created: datetime
 
 
-@dataclass(slots=True)
-class _Waiter:
-    entity_id: str
-    command: Command
-    future: asyncio.Future[tuple[CommandStatus, str | None]]
-
-
 class CommandService:
     """Sends commands and decides their outcome from what the device reports back."""
 
@@ -99,10 +94,8 @@ class CommandService:
         self._db = db
         self._clock = clock
         self.timeout = timeout
-        self._waiters: dict[str, list[_Waiter]] = {}
         # Outcomes the database refused (full, read-only): command id -> (status, reason, detail, finished_at).
         self._unwritten: dict[str, tuple[str, str | None, str | None, str]] = {}
-        registry.add_listener(self)
 
     async def execute(
         self,
@@ -138,9 +131,8 @@ class CommandService:
         job.command = parsed.model_dump(exclude_none=True)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
         await self._record(job)
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(entity.id, parsed, loop.create_future())
-        self._waiters.setdefault(entity.id, []).append(waiter)
+        # Expected before publishing: a device that answers at once must not answer too early to count.
+        expected = self._registry.expect([entity.id], partial(_verdict, parsed), offline=_OFFLINE)
         try:
             try:
                 for publish in publishes:
@@ -148,7 +140,7 @@ class CommandService:
             except BrokerUnavailable as exc:
                 outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
             else:
-                outcome = await self._wait(waiter, timeout if timeout is not None else self.timeout)
+                outcome = await _outcome(expected, timeout if timeout is not None else self.timeout)
         except asyncio.CancelledError:
             # Shutting down mid-command: the history says so instead of leaving it pending forever.
             await asyncio.shield(
@@ -156,7 +148,7 @@ class CommandService:
             )
             raise
         finally:
-            self._drop(waiter)
+            expected.close()
         return await self._finish(job, *outcome)
 
     async def get(self, command_id: str) -> CommandRow | None:
@@ -187,29 +179,6 @@ class CommandService:
         log.info("command outcomes recorded again", extra={"commands": sorted(outcomes)})
         return True
 
-    # --- EntityListener ---------------------------------------------------------------------------
-
-    def on_state(self, entity: Entity) -> None:
-        """Resolve waiters whose command this report confirms or refuses."""
-        if entity.state is None:
-            return
-        for waiter in tuple(self._waiters.get(entity.id, ())):
-            if waiter.future.done():
-                continue
-            verdict = entity.config.outcome(waiter.command, entity.state)
-            if verdict.status is OutcomeStatus.CONFIRMED:
-                waiter.future.set_result((CommandStatus.CONFIRMED, None))
-            elif verdict.status is OutcomeStatus.REFUSED:
-                waiter.future.set_result((CommandStatus.REFUSED, verdict.reason))
-
-    def on_availability(self, entity: Entity) -> None:
-        """A device that drops offline fails its pending commands at once rather than at the timeout."""
-        if entity.available is not False:
-            return
-        for waiter in tuple(self._waiters.get(entity.id, ())):
-            if not waiter.future.done():
-                waiter.future.set_result((CommandStatus.FAILED, "device_offline"))
-
     # --- internals --------------------------------------------------------------------------------
 
     def _parse(self, entity: Entity, command: Command | Mapping[str, Any]) -> Command:
@@ -229,32 +198,12 @@ class CommandService:
                 f"{field + ': ' if field else ''}{err.get('msg', 'invalid')}", code="command_invalid", field=field
             ) from exc
 
-    async def _wait(self, waiter: _Waiter, timeout: float) -> tuple[CommandStatus, str | None, str | None]:
-        try:
-            async with asyncio.timeout(timeout):
-                status, reason = await waiter.future
-        except TimeoutError:
-            return CommandStatus.TIMED_OUT, "command_timeout", f"no confirming state within {timeout:g} s"
-        detail = {
-            CommandStatus.CONFIRMED: None,
-            CommandStatus.REFUSED: "the device reported it could not do it",
-            CommandStatus.FAILED: "the device went offline before confirming",
-        }.get(status)
-        return status, reason, detail
-
     def _with_outcome(self, row: CommandRow) -> CommandRow:
         outcome = self._unwritten.get(row.id)
         if outcome is None:
             return row
         status, reason, detail, finished_at = outcome
         return dataclasses.replace(row, status=status, reason=reason, detail=detail, finished_at=finished_at)
-
-    def _drop(self, waiter: _Waiter) -> None:
-        waiters = self._waiters.get(waiter.entity_id, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            self._waiters.pop(waiter.entity_id, None)
 
     async def _record(self, job: _Job) -> None:
         row = CommandRow(
@@ -302,3 +251,32 @@ class CommandService:
         return CommandResult(
             job.id, job.entity.id, job.actor, job.command, status, reason, detail, job.created, finished, field
         )
+
+
+_Verdict = tuple[CommandStatus, str | None]
+_OFFLINE: _Verdict = (CommandStatus.FAILED, "device_offline")  # failed at once rather than at the timeout
+_DETAILS = {
+    CommandStatus.REFUSED: "the device reported it could not do it",
+    CommandStatus.FAILED: "the device went offline before confirming",
+}
+
+
+def _verdict(command: Command, entity: Entity) -> _Verdict | None:
+    """What the entity's newly reported state says of ``command``: confirmed, refused, or nothing yet."""
+    if entity.state is None:
+        return None
+    verdict = entity.config.outcome(command, entity.state)
+    if verdict.status is OutcomeStatus.CONFIRMED:
+        return CommandStatus.CONFIRMED, None
+    if verdict.status is OutcomeStatus.REFUSED:
+        return CommandStatus.REFUSED, verdict.reason
+    return None
+
+
+async def _outcome(expected: Expectation[_Verdict], timeout: float) -> tuple[CommandStatus, str | None, str | None]:
+    try:
+        async with asyncio.timeout(timeout):
+            [(status, reason)] = (await expected.wait()).values()  # one entity, one verdict
+    except TimeoutError:
+        return CommandStatus.TIMED_OUT, "command_timeout", f"no confirming state within {timeout:g} s"
+    return status, reason, _DETAILS.get(status)

@@ -6,22 +6,91 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..errors import StorageError
 from ..storage import Database, DeviceRow, EntityRow, EventRow
 from ..storage.records import write_batch
+from .entity import Entity
+from .journal import JournalEvent
 from .registry import Registry
 
-__all__ = ["Persister"]
+__all__ = ["Batch", "PendingChanges", "Persister", "device_row", "entity_row", "event_row"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows for one transaction, with the entities whose rows they are (to retry a failed write)."""
+
+    devices: list[DeviceRow] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    rows: list[EntityRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.devices or self.rows or self.events)
+
+
+class PendingChanges:
+    """Listens to the registry's changes and keeps what the next flush must write (a ChangeListener)."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, DeviceRow] = {}
+        self._entities: dict[str, Entity] = {}  # entity id -> the entity whose record changed
+        self._events: list[EventRow] = []
+
+    def take(self) -> Batch:
+        """Rows changed since the last call; entity rows are built now, from the entities as they are."""
+        entities = [self._entities[k] for k in sorted(self._entities)]
+        batch = Batch(list(self._devices.values()), entities, [entity_row(e) for e in entities], self._events)
+        self._devices, self._entities, self._events = {}, {}, []
+        return batch
+
+    def restore(self, batch: Batch) -> None:
+        """Put back a batch a failed write did not persist, so the next flush retries it (newer changes win)."""
+        for device in batch.devices:
+            self._devices.setdefault(device.id, device)
+        for entity in batch.entities:
+            self._entities.setdefault(entity.id, entity)
+        self._events = batch.events + self._events
+
+    # --- ChangeListener ---------------------------------------------------------------------------
+
+    def on_discovered(self, entity: Entity, at: datetime) -> None:
+        """Write the entity and (again) its device."""
+        self._devices[entity.device_id] = device_row(entity, at)
+        self._entities[entity.id] = entity
+
+    def on_touched(self, entity: Entity) -> None:
+        """Write the entity."""
+        self._entities[entity.id] = entity
+
+    def on_removed(self, entity: Entity) -> None:
+        """Write the entity (as removed)."""
+        self._entities[entity.id] = entity
+
+    def on_state(self, entity: Entity) -> None:
+        """Write the entity."""
+        self._entities[entity.id] = entity
+
+    def on_availability(self, entity: Entity) -> None:
+        """Write the entity."""
+        self._entities[entity.id] = entity
+
+    def on_event(self, event: JournalEvent) -> None:
+        """Append the event."""
+        self._events.append(event_row(event))
 
 
 class Persister:
     """Flushes dirty entities and queued events; a failed write is kept and retried, never dropped."""
 
     def __init__(self, registry: Registry, db: Database, interval: float) -> None:
-        self._registry = registry
+        self._pending = PendingChanges()
+        registry.add_change_listener(self._pending)
         self._db = db
         self._interval = interval
         self.last_error: StorageError | None = None
@@ -49,32 +118,32 @@ class Persister:
             with contextlib.suppress(StorageError):  # logged, and kept for the next attempt
                 await self.flush()
 
-    async def _write(self, devices: list[DeviceRow], rows: list[EntityRow], events: list[EventRow]) -> None:
-        """Write one batch taken from the registry; StorageError with the batch put back."""
+    async def _write(self, batch: Batch) -> None:
+        """Write one batch of the registry's changes; StorageError with the batch put back."""
         # Submitted at once, so that it goes before anything handed to the writer after it (a command's row
         # references the entity this batch may be the first to write).
         try:
-            write = self._db.submit(lambda db: write_batch(db, devices, rows, events))
+            write = self._db.submit(lambda db: write_batch(db, batch.devices, batch.rows, batch.events))
             await self._db.result(write)
         except asyncio.CancelledError:  # only the await is cancelled, so the batch was submitted
             # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
             # putting it back could write it twice; see it through (the final flush comes next), then stop.
             await asyncio.wait([write])
             if write.exception() is not None:
-                self._registry.restore_changes(devices, rows, events)
+                self._pending.restore(batch)
             raise
         except StorageError:
-            self._registry.restore_changes(devices, rows, events)
+            self._pending.restore(batch)
             raise
-        self._stored.update(r.key for r in rows)
+        self._stored.update(r.key for r in batch.rows)
 
     async def flush(self) -> None:
         """Write what changed since the last flush; raise StorageError (changes kept) if the write fails."""
-        devices, rows, events = self._registry.take_changes()
-        wrote = bool(devices or rows or events)
+        batch = self._pending.take()
+        wrote = bool(batch)
         try:
             if wrote:
-                await self._write(devices, rows, events)
+                await self._write(batch)
             for writer in self._writers:
                 wrote = await writer() or wrote
         except StorageError as exc:
@@ -89,3 +158,45 @@ class Persister:
         if self.last_error is not None:
             log.info("persisting device state again")
         self.last_error = None
+
+
+def device_row(entity: Entity, at: datetime) -> DeviceRow:
+    """The row of ``entity``'s device, first seen ``at`` (kept if the device has a row already)."""
+    info = entity.config.device
+    return DeviceRow(
+        id=entity.device_id,
+        name=info.name if info else None,
+        manufacturer=info.manufacturer if info else None,
+        model=info.model if info else None,
+        sw_version=info.sw_version if info else None,
+        first_seen=at.isoformat(),
+    )
+
+
+def entity_row(entity: Entity) -> EntityRow:
+    """``entity``'s row as it is now."""
+    return EntityRow(
+        key=entity.id,
+        device_id=entity.device_id,
+        component=str(entity.component),
+        kind=str(entity.kind),
+        # A removed entity gives its unique_id up (the index is unique): the same device may come back under
+        # another discovery topic, and its new row must not collide with the old one.
+        unique_id=None if entity.removed_at else entity.config.unique_id,
+        name=entity.name,
+        config=entity.raw_config,
+        discovered_at=entity.discovered_at.isoformat(),
+        removed_at=entity.removed_at.isoformat() if entity.removed_at else None,
+        state=entity.state_json(),
+        state_at=entity.state_at.isoformat() if entity.state_at else None,
+        state_error=entity.state_error.code if entity.state_error else None,
+        state_error_at=entity.state_error.at.isoformat() if entity.state_error else None,
+        available=None if entity.available is None else int(entity.available),
+        availability_at=entity.availability_at.isoformat() if entity.availability_at else None,
+        last_seen=entity.last_seen.isoformat() if entity.last_seen else None,
+    )
+
+
+def event_row(event: JournalEvent) -> EventRow:
+    """``event``'s row."""
+    return EventRow(event.at.isoformat(), event.entity_id, event.type, dict(event.data))

@@ -34,6 +34,7 @@ from gateway.config import BrokerSettings, UplinkTarget
 from gateway.core.commands import CommandStatus
 from gateway.core.entity import Entity
 from gateway.core.metrics import Metrics
+from gateway.core.persister import PendingChanges
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.registry import Registry
 from gateway.errors import ConfigError
@@ -854,6 +855,8 @@ def test_registry_routes_any_message_without_raising_and_stays_consistent(
 ) -> None:
     time = FakeTime()
     registry = Registry("ha", ManualClock(), Metrics(), RateLimiter(50, 4, now=time))  # tight: some are dropped
+    pending = PendingChanges()  # what the persister would write
+    registry.add_change_listener(pending)
     changed: list[tuple[frozenset[str], frozenset[str]]] = []
     registry.on_topics_changed(lambda added, removed: changed.append((added, removed)))
     stream = [(0.0, m) for m in before] + [(0.0, m) for m in _ANNOUNCE] + messages
@@ -880,7 +883,9 @@ def test_registry_routes_any_message_without_raising_and_stays_consistent(
         for topic in entity.config.owned_topics():
             assert owners.setdefault(topic, entity.device_id) == entity.device_id
     # What the persister would write is plain JSON.
-    _devices, rows, events = registry.take_changes()
-    for row in rows:
+    batch = pending.take()
+    assert {e.id for e in live} <= {r.key for r in batch.rows}  # nothing flushed yet: every live one is pending
+    assert {r.id for r in batch.devices} >= {e.device_id for e in live}
+    for row in batch.rows:
         assert row.state is None or json.loads(row.state) is not None
-    json.dumps([e.data for e in events])
+    json.dumps([e.data for e in batch.events])
