@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from ..core.commands import CommandResult, CommandStatus
-from ..errors import AuthError, NotFound, PolicyRefused
-from .context import ApiContext, AppHeader, Ctx, Resident, resident_unit
-from .problems import PROBLEM_RESPONSES, ProblemError
-from .schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
-from .views import api_entity_id, command_out, device_out, entity_key, unit_out
+from ...core.commands import CommandResult, CommandStatus
+from ...errors import AuthError, NotFound, PolicyRefused
+from ..context import ApiContext, AppHeader, Ctx, Resident, resident_unit
+from ..problems import PROBLEM_RESPONSES, ProblemError
+from ..schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
+from ..views import api_entity_id, command_out, device_out, entity_key, unit_out
 
 __all__ = ["router"]
 

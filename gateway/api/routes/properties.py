@@ -6,15 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..accounts import Account, Role
-from ..building import Unit
-from ..building.health import property_health
-from ..errors import NotFound
-from .context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .routes_console import agreements_by_unit, resident_acceptance
-from .routes_rules import contract_of, contract_out
-from .schemas import (
+from ...accounts import Account, Role
+from ...building import Unit
+from ...building.health import property_health
+from ...errors import NotFound
+from ..context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas import (
     AccountOut,
     BindRequest,
     CreatePropertyRequest,
@@ -30,8 +28,10 @@ from .schemas import (
     UnitDetailOut,
     UnitOut,
 )
-from .schemas_policy import ConsoleAgreementsOut, ContractOut, ResidentAcceptanceOut, UnitAcceptancesOut
-from .views import account_out, api_entity_id, device_out, unit_out
+from ..schemas_policy import ConsoleAgreementsOut, ContractOut, ResidentAcceptanceOut, UnitAcceptancesOut
+from ..views import account_out, api_entity_id, device_out, unit_out
+from .console import agreements_by_unit, resident_acceptance
+from .rules import contract_of, contract_out
 
 __all__ = ["router"]
 

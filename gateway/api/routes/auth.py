@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..accounts import Account, Principal, Role
-from ..accounts.service import REPORTED_LOST, SessionLimit
-from .context import AppHeader, Ctx, Who
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .schemas import AccountOut, ActivateRequest, LoginRequest, LoginResponse, SessionOut
-from .views import account_out, session_out
+from ...accounts import Account, Principal, Role
+from ...accounts.service import REPORTED_LOST, SessionLimit
+from ..context import AppHeader, Ctx, Who
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas import AccountOut, ActivateRequest, LoginRequest, LoginResponse, SessionOut
+from ..views import account_out, session_out
 
 __all__ = ["router"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..accounts import Principal
-from ..policy import contract_lapse, opt_out_deadline, opt_out_refusal, service_refusal
-from ..policy.store import Acceptance
-from .context import APP_VERSION_HEADER, AppHeader, Ctx, Resident, resident_unit
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .schemas_policy import (
+from ...accounts import Principal
+from ...policy import contract_lapse, opt_out_deadline, opt_out_refusal, service_refusal
+from ...policy.store import Acceptance
+from ..context import APP_VERSION_HEADER, AppHeader, Ctx, Resident, resident_unit
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas_policy import (
     AcceptanceOut,
     AcceptRequest,
     AgreementVersionOut,

@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..errors import NotFound
-from ..policy import Contract, InternetProvider, contract_lapse
-from .context import ApiContext, Ctx, Operator
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .routes_agreement import acceptance_out
-from .schemas import DisableRequest, SessionOut
-from .schemas_policy import (
+from ...errors import NotFound
+from ...policy import Contract, InternetProvider, contract_lapse
+from ..context import ApiContext, Ctx, Operator
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas import DisableRequest, SessionOut
+from ..schemas_policy import (
     AgreementRecordOut,
     AgreementVersionOut,
     AppRequirementsOut,
@@ -23,7 +22,8 @@ from .schemas_policy import (
     InternetProviderBody,
     PublishAgreementRequest,
 )
-from .views import session_out
+from ..views import session_out
+from .agreement import acceptance_out
 
 __all__ = ["contract_out", "public_router", "router"]
 

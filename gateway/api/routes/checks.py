@@ -11,12 +11,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from ..checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
-from ..connectivity import month_window
-from ..connectivity.models import Outage
-from .context import ApiContext, Ctx, Manager, Operator, Resident, Staff, own_property, own_unit, resident_unit
-from .problems import PROBLEM_RESPONSES
-from .schemas_checks import (
+from ...checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
+from ...connectivity import month_window
+from ...connectivity.models import Outage
+from ..context import ApiContext, Ctx, Manager, Operator, Resident, Staff, own_property, own_unit, resident_unit
+from ..problems import PROBLEM_RESPONSES
+from ..schemas_checks import (
     ComplianceReportOut,
     ConnectivityOut,
     EndStormRequest,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ..accounts import AccountStatus, Principal, Role
-from ..errors import Conflict, InvalidRequest
-from .context import Ctx, Operator
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .schemas import (
+from ...accounts import AccountStatus, Principal, Role
+from ...errors import Conflict, InvalidRequest
+from ..context import Ctx, Operator
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas import (
     AccountOut,
     AuditEntryOut,
     AuditPage,
@@ -19,7 +19,7 @@ from .schemas import (
     NewAccountOut,
     UnlockRequest,
 )
-from .views import account_out
+from ..views import account_out
 
 __all__ = ["router"]
 

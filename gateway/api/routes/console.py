@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from ..building import Unit
-from ..errors import NotFound
-from ..policy import AgreementVersion, contract_lapse, opt_out_deadline
-from ..policy.store import ResidentAgreement
-from .context import ApiContext, Ctx, Manager, own_property
-from .problems import PROBLEM_RESPONSES
-from .routes_rules import contract_out
-from .schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
+from ...building import Unit
+from ...errors import NotFound
+from ...policy import AgreementVersion, contract_lapse, opt_out_deadline
+from ...policy.store import ResidentAgreement
+from ..context import ApiContext, Ctx, Manager, own_property
+from ..problems import PROBLEM_RESPONSES
+from ..schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
+from .rules import contract_out
 
 __all__ = ["SECURITY_HEADERS", "agreements_by_unit", "page_router", "resident_acceptance", "router"]
 
