@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
@@ -27,6 +27,9 @@ from .credentials import (
     token_digest,
 )
 from .models import Account, AccountStatus, Principal, Role, Session
+
+if TYPE_CHECKING:
+    from ..building import AuditLog, Unit
 
 __all__ = [
     "AccountService",
@@ -96,10 +99,21 @@ class AccountService:
     """Every change to accounts and sessions goes through here; reads for each request too."""
 
     def __init__(
-        self, db: Database, clock: Clock, passwords: Passwords | None = None, settings: AuthSettings | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        passwords: Passwords | None = None,
+        settings: AuthSettings | None = None,
+        *,
+        audit: AuditLog | None = None,
     ) -> None:
+        if audit is None:
+            from ..building.audit import AuditLog  # here: the audit log names accounts, so it imports this package
+
+            audit = AuditLog(db, clock)
         self._db = db
         self._clock = clock
+        self._audit = audit  # staff actions and reads of residents' data are recorded here
         self._passwords = passwords or Passwords()
         self.settings = settings or AuthSettings()
         self._revoked_listeners: list[RevokedCallback] = []
@@ -127,19 +141,24 @@ class AccountService:
         username: str,
         role: Role,
         *,
-        created_by: str,
+        by: Principal,
         property_id: str | None = None,
         unit_id: str | None = None,
         display_name: str | None = None,
     ) -> NewAccount:
-        """Create a pending account with a one-time activation code; Conflict if the username is taken."""
+        """Create a pending account with a one-time activation code; Conflict if the username is taken. Audited:
+        a resident's as their move-in, staff's as an account created."""
         now = self._clock.now()
         code = new_activation_code()
         expires = now + self.settings.activation_ttl
-        row = self._row(username, role, property_id, unit_id, display_name, created_by, now)
+        row = self._row(username, role, property_id, unit_id, display_name, by.actor, now)
         await self._insert(row, (code_digest(code), expires.isoformat()))
         account = await self.get(row["id"])
-        log.info("account created", extra={"account": account.id, "role": str(role), "by": created_by})
+        log.info("account created", extra={"account": account.id, "role": str(role), "by": by.actor})
+        if role is Role.RESIDENT:
+            await self._audit_about(by, "resident.move_in", account)
+        else:
+            await self._audit_about(by, "account.create", account, detail={"role": role})
         return NewAccount(account, code, expires)
 
     async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:
@@ -217,7 +236,17 @@ class AccountService:
         if error is not None:
             raise error
         limit = None if admit is None else await admit(account)
-        return await self.open_session(account, client, limit=limit, replace_session=replace_session)
+        grant = await self.open_session(account, client, limit=limit, replace_session=replace_session)
+        if replace_session is not None:
+            await self._audit.record(
+                Principal(grant.account, grant.session),
+                "session.reported_lost",
+                property_id=account.property_id,
+                unit_id=account.unit_id,
+                target=replace_session,
+                detail={"at_sign_in": True},
+            )
+        return grant
 
     async def open_session(
         self,
@@ -354,11 +383,15 @@ class AccountService:
         now = self._clock.now().isoformat()
         await self._run(lambda db: store.revoke_sessions(db, principal.account.id, now, "logout", principal.session.id))
 
-    async def revoke_sessions(self, account_id: str, reason: str) -> int:
-        """End every session of an account, effective on its next request; return how many."""
+    async def revoke_sessions(self, account_id: str, reason: str, *, by: Principal | None = None) -> int:
+        """End every session of an account, effective on its next request; return how many. ``by``: the operator
+        who asked (audited; NotFound for an unknown account)."""
+        account = None if by is None else await self.get(account_id)
         now = self._clock.now().isoformat()
         count = await self._run(lambda db: store.revoke_sessions(db, account_id, now, reason))
         self._notify(account_id, None)
+        if by is not None and account is not None:
+            await self._audit_about(by, "account.revoke_sessions", account, detail={"sessions": count})
         return count
 
     async def end_session(self, account_id: str, session_id: str, reason: str) -> Session:
@@ -371,9 +404,28 @@ class AccountService:
         self._notify(account_id, session_id)
         return session
 
-    async def trim_sessions(self, property_id: str, max_sessions: int) -> list[tuple[Account, Session]]:
+    async def report_lost(self, principal: Principal, session_id: str) -> Session:
+        """End one of the caller's own sessions whose app device was lost or stolen (audited)."""
+        ended = await self.end_session(principal.account.id, session_id, REPORTED_LOST)
+        await self._audit_about(
+            principal, "session.reported_lost", principal.account, target=session_id, detail={"client": ended.client}
+        )
+        return ended
+
+    async def revoke_session(self, account_id: str, session_id: str, reason: str, *, by: Principal) -> None:
+        """The operator disables one credential (session) of an account (audited)."""
+        account = await self.get(account_id)
+        await self.end_session(account.id, session_id, f"revoked by the operator: {reason}")
+        await self._audit.record(
+            by, "session.revoke", property_id=account.property_id, target=session_id, detail={"reason": reason}
+        )
+
+    async def trim_sessions(
+        self, property_id: str, max_sessions: int, *, by: Principal
+    ) -> list[tuple[Account, Session]]:
         """End the live sessions of each active resident of the property beyond ``max_sessions`` (a lowered plan
-        limit), keeping the most recently used; return the accounts and sessions ended."""
+        limit, set ``by`` the operator), keeping the most recently used; return the accounts and sessions ended
+        (each audited)."""
         now = self._clock.now()
         idle_since = now - self.settings.idle_timeout
         where = "property_id = ? AND role = ? AND status = ?"
@@ -394,6 +446,14 @@ class AccountService:
         ended = await self._run(trim)
         for account, session in ended:
             self._notify(account.id, session.id)
+            await self._audit.record(
+                by,
+                "session.ended_by_plan",
+                property_id=property_id,
+                unit_id=account.unit_id,
+                target=session.id,
+                detail={"account": account.id, "client": session.client, "app_devices_per_account": max_sessions},
+            )
         if ended:
             log.info("sessions over the plan's limit ended", extra={"property": property_id, "count": len(ended)})
         return ended
@@ -402,8 +462,11 @@ class AccountService:
         for callback in self._revoked_listeners:
             callback(account_id, session_id)
 
-    async def sessions(self, account_id: str) -> list[Session]:
-        """Every session of an account, newest first."""
+    async def sessions(self, account_id: str, *, by: Principal | None = None) -> list[Session]:
+        """Every session of an account, newest first. ``by``: the operator reading them (audited; NotFound for an
+        unknown account)."""
+        if by is not None:
+            await self._audit.record(by, "account.read_sessions", target=(await self.get(account_id)).id)
         return await self._run(lambda db: store.sessions_of(db, account_id))
 
     # --- status ------------------------------------------------------------------------------------
@@ -419,43 +482,82 @@ class AccountService:
         """Accounts matching an SQL condition (callers pass fixed conditions, values as parameters)."""
         return await self._run(lambda db: store.accounts_where(db, where, args or []))
 
-    async def set_status(self, account_id: str, status: AccountStatus, reason: str | None) -> Account:
-        """Suspend or re-enable an account; suspending revokes its sessions at once."""
+    async def list_accounts(self, role: Role | None, property_id: str | None, *, by: Principal) -> list[Account]:
+        """Accounts, optionally of one role or property, read by the operator (audited)."""
+        clauses, args = [], []
+        if role is not None:
+            clauses.append("role = ?")
+            args.append(str(role))
+        if property_id is not None:
+            clauses.append("property_id = ?")
+            args.append(property_id)
+        accounts = await self.find(" AND ".join(clauses) or None, args)
+        await self._audit.record(
+            by, "account.list", property_id=property_id, detail={"role": role, "count": len(accounts)}
+        )
+        return accounts
+
+    async def residents(self, unit: Unit, *, by: Principal | None = None) -> list[Account]:
+        """The unit's resident accounts that have not ended. ``by``: the staff member reading them (audited)."""
+        where = "unit_id = ? AND role = ? AND status != 'terminated'"
+        residents = await self._run(lambda db: store.accounts_where(db, where, [unit.id, str(Role.RESIDENT)]))
+        if by is not None:
+            await self._audit.record(by, "unit.read_residents", property_id=unit.property_id, unit_id=unit.id)
+        return residents
+
+    async def set_status(self, account_id: str, status: AccountStatus, reason: str | None, *, by: Principal) -> Account:
+        """The operator suspends (never their own account) or re-enables an account; suspending revokes its
+        sessions at once (audited)."""
+        if status is not AccountStatus.ACTIVE:
+            _not_own(by, account_id)
         account = await self.get(account_id)
         if account.status is AccountStatus.TERMINATED:
             raise Conflict("a terminated account can never be used again", code="account_terminated")
         if status is AccountStatus.ACTIVE and account.activated_at is None:
             raise Conflict("the account was never activated", code="account_not_activated")
-        await self._run(
-            lambda db: db.conn.execute(
-                "UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?", (status, reason, account_id)
-            )
-        )
+        await self._run(lambda db: store.set_status(db, account_id, status, reason))
         if status is not AccountStatus.ACTIVE:
             await self.revoke_sessions(account_id, f"account {status}")
-        return await self.get(account_id)
+        changed = await self.get(account_id)
+        if status is AccountStatus.ACTIVE:
+            await self._audit_about(by, "account.enable", changed)
+        else:
+            await self._audit_about(by, "account.disable", changed, detail={"reason": reason})
+        return changed
 
-    async def terminate(self, account_id: str, reason: str) -> Account:
-        """End an account for good: sessions revoked, name and password erased, the username freed."""
+    async def terminate(self, account_id: str, reason: str, *, by: Principal | None = None) -> Account:
+        """End an account for good: sessions revoked, name and password erased, the username freed. ``by``: the
+        operator who ends it (never their own; audited); None for a move-out (audited as the move-out)."""
+        if by is not None:
+            _not_own(by, account_id)
         account = await self.get(account_id)
         now = self._clock.now().isoformat()
-
-        def end(db: sqlite_utils.Database) -> None:
-            with transaction(db):
-                db.conn.execute(
-                    "UPDATE accounts SET status = ?, status_reason = ?, ended_at = ?, username = ?, "
-                    "display_name = NULL, password_hash = NULL WHERE id = ?",
-                    (AccountStatus.TERMINATED, reason, now, f"former-{account.id}", account.id),
-                )
-                db.conn.execute("DELETE FROM activation_codes WHERE account_id = ?", (account.id,))
-
-        await self._run(end)
+        await self._run(lambda db: store.end_account(db, account.id, reason, now))
         await self.revoke_sessions(account.id, reason)
-        return await self.get(account.id)
+        ended = await self.get(account.id)
+        if by is not None:
+            await self._audit_about(by, "account.terminate", ended, detail={"reason": reason})
+        return ended
 
-    async def unlock(self, username: str) -> None:
-        """Clear a username's failed logins and lockout."""
+    async def unlock(self, username: str, *, by: Principal) -> None:
+        """The operator clears a username's failed logins and lockout (audited)."""
         await self._run(lambda db: store.clear_attempts(db, username))
+        await self._audit.record(by, "account.unlock", target=username)
+
+    async def _audit_about(
+        self,
+        by: Principal,
+        action: str,
+        account: Account,
+        *,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        # An entry about an account carries its property and unit, so the property's audit shows it.
+        await self._audit.record(
+            by, action, property_id=account.property_id, unit_id=account.unit_id, target=target or account.id,
+            detail=detail,
+        )  # fmt: skip
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -530,6 +632,12 @@ class AccountService:
             locked_until = (now + self.settings.lock_duration).isoformat()
             log.warning("sign-in locked after repeated failures", extra={"username": username[:64]})
         await self._run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
+
+
+def _not_own(by: Principal, account_id: str) -> None:
+    # An operator who suspends or ends their own account may leave nobody to administer the gateway.
+    if account_id == by.account.id:
+        raise Conflict("you cannot disable or end your own account; another operator can", code="own_account")
 
 
 def _live(session: Session, now: datetime, idle_since: datetime) -> bool:

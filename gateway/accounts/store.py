@@ -16,6 +16,7 @@ __all__ = [
     "account_by_username",
     "accounts_where",
     "clear_attempts",
+    "end_account",
     "get_attempts",
     "insert_account",
     "insert_session",
@@ -25,6 +26,7 @@ __all__ = [
     "session_by_digest",
     "session_by_id",
     "sessions_of",
+    "set_status",
     "touch_session",
     "with_account",
 ]
@@ -168,3 +170,19 @@ def clear_attempts(db: sqlite_utils.Database, username: str) -> None:
     """Forget failed logins (after a success, or an operator's unlock)."""
     with transaction(db):
         db.conn.execute("DELETE FROM login_attempts WHERE username = ?", (username.casefold(),))
+
+
+def set_status(db: sqlite_utils.Database, account_id: str, status: AccountStatus, reason: str | None) -> None:
+    """Suspend or re-enable an account."""
+    db.conn.execute("UPDATE accounts SET status = ?, status_reason = ? WHERE id = ?", (status, reason, account_id))
+
+
+def end_account(db: sqlite_utils.Database, account_id: str, reason: str, now: str) -> None:
+    """Terminate an account: name and password erased, the username freed, any activation code dropped."""
+    with transaction(db):
+        db.conn.execute(
+            "UPDATE accounts SET status = ?, status_reason = ?, ended_at = ?, username = ?, "
+            "display_name = NULL, password_hash = NULL WHERE id = ?",
+            (AccountStatus.TERMINATED, reason, now, f"former-{account_id}", account_id),
+        )
+        db.conn.execute("DELETE FROM activation_codes WHERE account_id = ?", (account_id,))

@@ -7,18 +7,7 @@ from fastapi import FastAPI
 from .context import ApiContext
 from .limits import BodySizeLimit
 from .problems import install_problem_handlers
-from .routes_agreement import router as agreement_router
-from .routes_auth import router as auth_router
-from .routes_checks import operator_router as checks_operator_router
-from .routes_checks import property_router as checks_property_router
-from .routes_checks import resident_router as checks_resident_router
-from .routes_console import page_router as console_page_router
-from .routes_console import router as console_router
-from .routes_operator import router as operator_router
-from .routes_property import router as property_router
-from .routes_resident import router as resident_router
-from .routes_rules import public_router
-from .routes_rules import router as rules_router
+from .routes import API_ROUTERS, PAGE_ROUTERS
 from .schemas_policy import AGREEMENT_BODY_BYTES
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -88,21 +77,10 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    for router in (
-        auth_router,
-        resident_router,
-        agreement_router,
-        property_router,
-        operator_router,
-        rules_router,
-        public_router,
-        checks_resident_router,
-        checks_property_router,
-        checks_operator_router,
-        console_router,
-    ):
+    for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(console_page_router)  # the console's web page, at /console
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
     install_problem_handlers(app)
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}

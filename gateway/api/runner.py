@@ -9,10 +9,11 @@ import uuid
 from collections import OrderedDict
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from ..clock import Clock
 from ..core.commands import CommandResult, CommandService
+from ..core.typed_command import TypedCommand
 from ..errors import GatewayError, PolicyRefused
 from ..policy import Allowed, RefusalCode
 
@@ -70,7 +71,7 @@ class CommandRunner:
                 link="decision",
             )
         request = decision.request
-        entity_id, command = request.command.entity_id, dict(request.command.body)
+        command = request.command.typed
         actor = request.account.actor
         unit_id = request.device.unit_id
         assert unit_id is not None  # decide allows only devices of the account's own unit
@@ -79,7 +80,7 @@ class CommandRunner:
         # An outcome nobody waits for (202 and poll) must not be reported as never retrieved.
         outcome.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         task = self._tasks.create_task(
-            self._run(command_id, entity_id, command, actor, timeout, outcome), name=f"api-command-{command_id[:8]}"
+            self._run(command_id, command, actor, timeout, outcome), name=f"api-command-{command_id[:8]}"
         )
         self._inflight[command_id] = (unit_id, task)
         self._actors[command_id] = actor
@@ -103,16 +104,13 @@ class CommandRunner:
     async def _run(
         self,
         command_id: str,
-        entity_id: str,
-        command: dict[str, Any],
+        command: TypedCommand,
         actor: str,
         timeout: float | None,
         outcome: asyncio.Future[CommandResult],
     ) -> None:
         try:
-            result = await self._commands.execute(
-                entity_id, command, actor=actor, timeout=timeout, command_id=command_id
-            )
+            result = await self._commands.send(command, actor=actor, timeout=timeout, command_id=command_id)
         except asyncio.CancelledError:
             outcome.cancel()
             raise

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
-from ..accounts import Account, Session
+from fastapi import Request
+
+from ..accounts import Account, Principal, Session
 from ..building import Unit
 from ..core.commands import CommandResult
 from ..core.entity import Entity
 from ..core.registry import Registry
+from ..policy import Contract, contract_lapse
+from ..policy.store import Acceptance, ResidentAgreement
 from ..storage import CommandRow
+from .deps import APP_VERSION_HEADER
 from .schemas import AccountOut, CommandOut, DeviceOut, EntityOut, SessionOut, UnitOut
+from .schemas_policy import AcceptanceOut, ContractOut, InternetProviderBody
 
 __all__ = [
+    "acceptance_out",
     "account_out",
     "api_entity_id",
+    "client_of",
     "command_out",
+    "contract_out",
     "device_out",
     "entity_key",
     "entity_out",
+    "resident_acceptance",
     "session_out",
     "unit_out",
 ]
@@ -125,3 +136,53 @@ def _stored_command(text: str) -> dict[str, object]:
     except ValueError:
         return {"truncated": text[:200]}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def acceptance_out(a: Acceptance) -> AcceptanceOut:
+    """An acceptance record."""
+    return AcceptanceOut(version=a.version, accepted_at=a.accepted_at, client=a.client)
+
+
+def client_of(principal: Principal, request: Request) -> str:
+    """How an acceptance or opt-out names the client it came from: session client, app version, user agent."""
+    parts = [
+        principal.session.client or "unnamed client",
+        f"app {request.headers.get(APP_VERSION_HEADER, '?')[:32]}",
+        f"ua {request.headers.get('user-agent', '?')[:120]}",
+        f"session {principal.session.id[:8]}",
+    ]
+    return "; ".join(parts)
+
+
+def contract_out(contract: Contract, now: datetime) -> ContractOut:
+    """A contract with whether it is in force at ``now``."""
+    lapse = contract_lapse(contract, now)
+    return ContractOut(
+        property_id=contract.property_id,
+        status=contract.status,
+        status_reason=contract.status_reason,
+        starts_at=contract.starts_at,
+        ends_at=contract.ends_at,
+        offers_service=contract.offers_service,
+        internet=InternetProviderBody(
+            provided_by=contract.internet.provided_by, name=contract.internet.name, contact=contract.internet.contact
+        ),
+        plan=contract.plan,
+        updated_at=contract.updated_at,
+        in_force=lapse is None,
+        lapse=lapse,
+    )
+
+
+def resident_acceptance(r: ResidentAgreement, up_to_date_versions: set[str] | None) -> dict[str, Any]:
+    """A resident's latest acceptance, as both console views show it (``None``: no version is in effect)."""
+    latest = r.latest
+    return {
+        "account_id": r.account_id,
+        "username": r.username,
+        "display_name": r.display_name,
+        "status": r.status,
+        "accepted_version": None if latest is None else latest.version,
+        "accepted_at": None if latest is None else latest.accepted_at,
+        "up_to_date": up_to_date_versions is not None and latest is not None and latest.version in up_to_date_versions,
+    }

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from ..accounts import Principal
+from ..accounts.models import Principal
 from ..clock import Clock
 from ..storage import Database
 from . import store

@@ -10,11 +10,13 @@ from datetime import datetime
 
 import sqlite_utils
 
+from ..accounts.models import Account, Principal
 from ..clock import Clock
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..storage import Database
 from ..storage.records import transaction
 from . import store
+from .audit import AuditLog
 from .models import Binding, Property, Unit
 
 __all__ = ["BuildingService"]
@@ -26,9 +28,17 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 class BuildingService:
     """The property layout; lookups (which unit has this device?) are in memory, changes written through."""
 
-    def __init__(self, db: Database, clock: Clock, persist_devices: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        persist_devices: Callable[[], Awaitable[None]],
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._audit = audit or AuditLog(db, clock)  # staff changes to the layout are recorded here
         self._persist_devices = persist_devices
         self._properties: dict[str, Property] = {}
         self._units: dict[str, Unit] = {}
@@ -58,14 +68,15 @@ class BuildingService:
             raise NotFound(f"no property {property_id!r}", code="property_not_found")
         return prop
 
-    async def create_property(self, property_id: str, name: str) -> Property:
-        """Create a property; Conflict if the id is taken."""
+    async def create_property(self, property_id: str, name: str, *, by: Principal) -> Property:
+        """The operator creates a property (audited); Conflict if the id is taken."""
         _check_id(property_id, "id")
         now = self._clock.now()
         if not await self._db.run(lambda db: store.insert_property(db, property_id, name, now.isoformat())):
             raise Conflict(f"property {property_id!r} exists", code="property_exists", field="id")
         prop = Property(property_id, name, now)
         self._properties[property_id] = prop
+        await self._audit.record(by, "property.create", property_id=prop.id, target=prop.id)
         return prop
 
     def units(self, property_id: str) -> list[Unit]:
@@ -79,8 +90,8 @@ class BuildingService:
             raise NotFound(f"no unit {unit_id!r}", code="unit_not_found")
         return unit
 
-    async def create_unit(self, property_id: str, label: str, unit_id: str | None = None) -> Unit:
-        """Create a unit in a property; Conflict if its id or label is taken."""
+    async def create_unit(self, property_id: str, label: str, unit_id: str | None = None, *, by: Principal) -> Unit:
+        """A manager creates a unit in a property (audited); Conflict if its id or label is taken."""
         self.property(property_id)
         unit_id = unit_id or uuid.uuid4().hex[:12]
         _check_id(unit_id, "id")
@@ -89,6 +100,7 @@ class BuildingService:
             raise Conflict(f"a unit with id {unit_id!r} or label {label!r} exists", code="unit_exists", field="label")
         unit = Unit(unit_id, property_id, label, now)
         self._units[unit_id] = unit
+        await self._audit.record(by, "unit.create", property_id=property_id, unit_id=unit.id, target=unit.id)
         return unit
 
     # --- bindings ------------------------------------------------------------------------------------
@@ -138,8 +150,9 @@ class BuildingService:
         log.info("device bound", extra={"device": device_id, "unit": unit.id, "by": actor})
         return binding
 
-    async def unbind(self, device_id: str, unit_id: str, actor: str) -> None:
-        """Unbind a device from the unit; NotFound if it is not bound there."""
+    async def unbind(self, device_id: str, unit: Unit, *, by: Principal) -> None:
+        """Staff unbind a device from the unit (audited); NotFound if it is not bound there."""
+        unit_id, actor = unit.id, by.actor
         binding = self._bindings.get(device_id)
         if binding is None or binding.unit_id != unit_id:
             raise NotFound(f"device {device_id!r} is not bound to unit {unit_id!r}", code="device_not_found")
@@ -156,6 +169,7 @@ class BuildingService:
         await self._db.run(update)
         del self._bindings[device_id]
         log.info("device unbound", extra={"device": device_id, "unit": unit_id, "by": actor})
+        await self._audit.record(by, "device.unbind", property_id=unit.property_id, unit_id=unit_id, target=device_id)
 
     # --- residents' names for their devices --------------------------------------------------------
 
@@ -193,6 +207,21 @@ class BuildingService:
         # History events wait in memory for the persister; written after this, they would still name the person.
         await self._persist_devices()
         return await self._db.run(erase)
+
+    async def erase_resident(
+        self, resident: Account, unit: Unit, replacement: str, *, by: Principal, sessions_revoked: int
+    ) -> int:
+        """The last step of a resident's move-out by a manager: ``erase_personal_data``, audited as the move-out."""
+        anonymised = await self.erase_personal_data(resident.actor, replacement)
+        await self._audit.record(
+            by,
+            "resident.move_out",
+            property_id=unit.property_id,
+            unit_id=unit.id,
+            target=resident.id,
+            detail={"sessions_revoked": sessions_revoked, "records_anonymised": anonymised},
+        )
+        return anonymised
 
     async def unit_events(
         self, unit_id: str, since: datetime, before: int | None, limit: int

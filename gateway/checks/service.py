@@ -13,7 +13,8 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from ..building import BuildingService
+from ..accounts import Principal
+from ..building import AuditLog, BuildingService, Unit
 from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, downtime
 from ..connectivity.store import close_outage, get_outage, insert_outage, outages_between
 from ..errors import Conflict, GatewayError, InvalidRequest, NotFound
@@ -55,6 +56,19 @@ _REMINDERS = {
 
 class ChecksService:
     """What rule 5 asks of the gateway: it tests, knows when a test is due, reminds, and files the reports."""
+
+    _audit: AuditLog | None = None  # set by use_audit; until then, one over this service's own database
+
+    def use_audit(self, audit: AuditLog) -> None:
+        """Record staff actions (a manager's test, storms) in ``audit``."""
+        self._audit = audit
+
+    @property
+    def audit(self) -> AuditLog:
+        """Where staff actions are recorded."""
+        if self._audit is None:
+            self._audit = AuditLog(self.db, self.clock)
+        return self._audit
 
     def __init__(
         self,
@@ -120,6 +134,14 @@ class ChecksService:
         """Run (or join) a unit's self-test; its failure report and reminder are filed before this returns."""
         result = await self.runner.run(unit_id, trigger, actor_id)
         await self._after_result(result)
+        return result
+
+    async def run_staff_test(self, unit: Unit, *, by: Principal) -> SelfTestResult:
+        """A manager tests a unit's home automation now (audited, with whether it passed)."""
+        result = await self.run_test(unit.id, Trigger.MANAGER, by.actor)
+        await self.audit.record(
+            by, "self_test.run", property_id=unit.property_id, unit_id=unit.id, detail={"passed": result.passed}
+        )
         return result
 
     async def tests(self, unit_id: str, limit: int = 20) -> list[SelfTestResult]:
@@ -224,9 +246,9 @@ class ChecksService:
     # --- storms and outages ---------------------------------------------------------------------
 
     async def declare_storm(
-        self, property_id: str, started_at: datetime, ended_at: datetime | None, detail: str | None, by: str
+        self, property_id: str, started_at: datetime, ended_at: datetime | None, detail: str | None, *, by: Principal
     ) -> Outage:
-        """Record a weather event for the property (the manager's word; it makes a test due)."""
+        """Record a weather event for the property (the manager's word, audited; it makes a test due)."""
         self.building.property(property_id)
         if ended_at is not None and ended_at < started_at:
             raise InvalidRequest(
@@ -243,14 +265,15 @@ class ChecksService:
                 cause="declared_by_manager",
                 property_id=property_id,
                 detail=detail,
-                declared_by=by,
+                declared_by=by.actor,
             )
         )
         self._wake.set()
+        await self.audit.record(by, "storm.declare", property_id=property_id, target=str(outage.id))
         return outage
 
-    async def end_storm(self, property_id: str, storm_id: int, ended_at: datetime) -> Outage:
-        """Record the end of a declared storm."""
+    async def end_storm(self, property_id: str, storm_id: int, ended_at: datetime, *, by: Principal) -> Outage:
+        """Record the end of a declared storm (the manager's word, audited)."""
         storm = await self.db.run(partial(get_outage, outage_id=storm_id))
         if storm is None or storm.kind is not OutageKind.STORM or storm.property_id != property_id:
             raise NotFound(f"no storm {storm_id} in this property", code="storm_not_found")
@@ -259,6 +282,7 @@ class ChecksService:
         closed = await self.db.run(partial(close_outage, outage_id=storm_id, ended_at=ended_at))
         assert closed is not None
         self._wake.set()
+        await self.audit.record(by, "storm.end", property_id=property_id, target=str(closed.id))
         return closed
 
     async def outages(self, property_id: str, start: datetime, end: datetime) -> list[Outage]:

@@ -15,9 +15,8 @@ from functools import partial
 from typing import Any
 
 import sqlite_utils
-from pydantic import ValidationError
 
-from devices import Command, CommandInvalid, OutcomeStatus
+from devices import Command, OutcomeStatus
 
 from ..clock import Clock
 from ..errors import BrokerUnavailable, CommandRejected, GatewayError, StorageError, UnknownEntity
@@ -27,6 +26,7 @@ from ..storage.records import get_command, insert_command, recent_commands, tran
 from .entity import Entity
 from .expect import Expectation
 from .registry import Registry
+from .typed_command import TypedCommand, type_command
 
 __all__ = ["CommandResult", "CommandService", "CommandStatus"]
 
@@ -106,7 +106,7 @@ class CommandService:
         timeout: float | None = None,
         command_id: str | None = None,
     ) -> CommandResult:
-        """Validate, publish and wait for the device to confirm; every outcome is recorded with ``actor``.
+        """Look the entity up, type the command for it and ``send`` it; every outcome is recorded with ``actor``.
 
         Raises UnknownEntity for an unknown id; every other outcome, rejections included, is returned.
         ``command_id`` lets a caller hand out the id before the outcome is known.
@@ -114,21 +114,40 @@ class CommandService:
         entity = self._registry.get(entity_id)
         if entity is None:
             raise UnknownEntity(f"no device entity {entity_id!r}")
+        try:
+            typed = type_command(entity, command)
+        except CommandRejected as exc:
+            return await self.reject(entity, command, exc, actor=actor, command_id=command_id)
+        return await self.send(typed, actor=actor, timeout=timeout, command_id=command_id)
+
+    async def reject(
+        self,
+        entity: Entity,
+        command: Command | Mapping[str, Any],
+        error: GatewayError,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Record a command that ``type_command`` refused, as asked, with its reason (nothing is published)."""
         raw = dict(command) if isinstance(command, Mapping) else command.model_dump(exclude_none=True)
         job = _Job(command_id or uuid.uuid4().hex, entity, actor, raw, self._clock.now())
+        return await self._refuse(job, error)
+
+    async def send(
+        self, typed: TypedCommand, *, actor: str, timeout: float | None = None, command_id: str | None = None
+    ) -> CommandResult:
+        """Publish a typed command and wait for the device to confirm; every outcome is recorded with ``actor``
+        (an offline device or a broker that is down is refused before anything is published)."""
+        entity, parsed, publishes = typed.entity, typed.command, typed.publishes
+        job = _Job(command_id or uuid.uuid4().hex, entity, actor, typed.body, self._clock.now())
         try:
-            parsed = self._parse(entity, command)
-            publishes = entity.config.encode_command(parsed)
             if entity.available is False:
                 raise CommandRejected(f"{entity.name} is offline", code="device_offline")
             if not self._link.connected:
                 raise BrokerUnavailable("the broker link is down")
-        except (GatewayError, CommandInvalid) as exc:
-            status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
-            detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
-            await self._record(job)
-            return await self._finish(job, status, exc.code, detail, field=exc.field)
-        job.command = parsed.model_dump(exclude_none=True)
+        except GatewayError as exc:
+            return await self._refuse(job, exc)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
         await self._record(job)
         # Expected before publishing: a device that answers at once must not answer too early to count.
@@ -181,22 +200,11 @@ class CommandService:
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _parse(self, entity: Entity, command: Command | Mapping[str, Any]) -> Command:
-        model = entity.config.command_model
-        if model is None:
-            raise CommandRejected(f"{entity.kind} devices take no commands", code="not_commandable")
-        if isinstance(command, model):
-            return command
-        if isinstance(command, Command):
-            raise CommandRejected(f"{entity.kind} devices take a different command", code="wrong_kind")
-        try:
-            return model.model_validate(dict(command))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err.get("loc", ())) or None
-            raise CommandRejected(
-                f"{field + ': ' if field else ''}{err.get('msg', 'invalid')}", code="command_invalid", field=field
-            ) from exc
+    async def _refuse(self, job: _Job, exc: GatewayError) -> CommandResult:
+        status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
+        detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
+        await self._record(job)
+        return await self._finish(job, status, exc.code, detail, field=exc.field)
 
     def _with_outcome(self, row: CommandRow) -> CommandRow:
         outcome = self._unwritten.get(row.id)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices import DeviceKind
 
 from ..accounts import Account, Session
+from ..core.typed_command import TypedCommand
 
 __all__ = [
     "AgreementRecord",
@@ -182,11 +183,20 @@ class ControlTarget:
 
 @dataclass(frozen=True, slots=True)
 class ControlCommand:
-    """What is asked of the device: the entity, its kind and the command body."""
+    """What is asked of the device: the command typed for its entity and checked against the device, exactly as
+    it goes out if the decision allows it."""
 
-    entity_id: str
-    kind: DeviceKind
-    body: Mapping[str, Any]
+    typed: TypedCommand
+
+    @property
+    def entity_id(self) -> str:
+        """The entity the command is for."""
+        return self.typed.entity.id
+
+    @property
+    def kind(self) -> DeviceKind:
+        """The entity's kind (what the plan covers)."""
+        return self.typed.entity.kind
 
 
 @dataclass(frozen=True, slots=True)

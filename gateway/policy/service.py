@@ -6,15 +6,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from pydantic import TypeAdapter
 
 from devices import DeviceKind
 
 from ..accounts import Account, Principal, Role, Session
 from ..accounts.service import SessionLimit
-from ..building import Binding, BuildingService, Unit
+from ..building import AuditLog, Binding, BuildingService, Unit
 from ..clock import Clock
 from ..core.registry import Registry
+from ..core.typed_command import TypedCommand
 from ..errors import Conflict, InvalidRequest, NotFound, PolicyRefused
 from ..storage import Database
 from . import store
@@ -44,10 +47,13 @@ from .models import (
     SecondLogin,
 )
 
-__all__ = ["DEVICE_KIND_PRIORITY", "PolicyService", "main_kind", "refused"]
+__all__ = ["DEVICE_KIND_PRIORITY", "PolicyService", "UnitAgreements", "main_kind", "refused"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_CONTRACT_JSON = TypeAdapter(Contract)
+_CONTRACT_AS_SET = ("status", "status_reason", "starts_at", "ends_at", "offers_service", "internet", "plan")
+# The audit entry of a contract change carries the contract as the operator sent it.
 
 MIN_APP_VERSION = "min_app_version"
 EFFECTIVE_GRACE = timedelta(minutes=5)  # clock skew allowed for "effective now" versions sent with a timestamp
@@ -65,6 +71,11 @@ DEVICE_KIND_PRIORITY: tuple[DeviceKind, ...] = (
 )
 
 
+UnitAgreements = tuple[AgreementVersion | None, set[str] | None, list[tuple[Unit, list[store.ResidentAgreement]]]]
+"""The version in effect, the versions that count as up to date (None while none is in effect), and each unit of a
+property with its current residents' agreement records."""
+
+
 def main_kind(kinds: set[DeviceKind]) -> DeviceKind | None:
     """A device's main kind among its entities' kinds (a lock with a battery sensor is a lock)."""
     return next((k for k in DEVICE_KIND_PRIORITY if k in kinds), None)
@@ -78,9 +89,18 @@ def refused(refusal: Refusal) -> PolicyRefused:
 class PolicyService:
     """Contracts, agreement versions, acceptances and the minimum app version; every control goes through here."""
 
-    def __init__(self, db: Database, clock: Clock, building: BuildingService, registry: Registry) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        building: BuildingService,
+        registry: Registry,
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._audit = audit or AuditLog(db, clock)  # the operator's rule changes and staff reads are recorded here
         self._building = building
         self._registry = registry
         self._contracts: dict[str, Contract] = {}
@@ -101,17 +121,11 @@ class PolicyService:
     # --- the decision ------------------------------------------------------------------------------
 
     async def authorize(
-        self,
-        account: Account,
-        session: Session | None,
-        app: AppVersionCheck,
-        entity_id: str,
-        command: dict[str, Any],
+        self, account: Account, session: Session | None, app: AppVersionCheck, command: TypedCommand
     ) -> Allowed:
-        """Allowed if every link holds now; PolicyRefused naming the failed link otherwise. Nothing is sent here."""
-        entity = self._registry.get(entity_id)
-        if entity is None:
-            raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
+        """Allowed if every link holds now for this typed command; PolicyRefused naming the failed link otherwise.
+        Nothing is sent here."""
+        device_id = command.entity.device_id
         contract = self.contract_of_unit(account.unit_id)
         request = ControlRequest(
             contract=contract,
@@ -120,15 +134,15 @@ class PolicyService:
             account=account,
             session=session,
             app=app,
-            device=ControlTarget(entity.device_id, self._building.unit_of_device(entity.device_id)),
-            command=ControlCommand(entity.id, entity.kind, command),
+            device=ControlTarget(device_id, self._building.unit_of_device(device_id)),
+            command=ControlCommand(command),
         )
         decision = decide(request, self._clock.now())
         if isinstance(decision, Refusal):
             log.info(
                 "command refused: %s",
                 decision.code,
-                extra={"account": account.id, "entity": entity_id, "link": str(decision.link)},
+                extra={"account": account.id, "entity": command.entity.id, "link": str(decision.link)},
             )
             raise refused(decision)
         return decision
@@ -160,13 +174,14 @@ class PolicyService:
         if refusal is not None:
             raise refused(refusal)
 
-    async def set_min_app_version(self, version: str | None, by: str) -> AppVersion | None:
-        """Set (or clear) the minimum app version."""
+    async def set_min_app_version(self, version: str | None, *, by: Principal) -> AppVersion | None:
+        """The operator sets (or clears) the minimum app version (audited)."""
         parsed = None if version is None else self.app_check(version).reported
         now = self._clock.now()
         text = None if parsed is None else str(parsed)
-        await self._db.run(lambda db: store.set_setting(db, MIN_APP_VERSION, text, now, by))
+        await self._db.run(lambda db: store.set_setting(db, MIN_APP_VERSION, text, now, by.actor))
         self._min_app = parsed
+        await self._audit.record(by, "app.minimum_version", detail={"minimum_app_version": version})
         return parsed
 
     # --- contracts and plan limits -----------------------------------------------------------------
@@ -174,6 +189,13 @@ class PolicyService:
     def contract(self, property_id: str) -> Contract | None:
         """The property's contract record."""
         return self._contracts.get(property_id)
+
+    def recorded_contract(self, property_id: str) -> Contract:
+        """The property's contract; NotFound for an unknown property or one with no contract recorded."""
+        contract = self._contracts.get(self._building.property(property_id).id)
+        if contract is None:
+            raise NotFound(f"no contract recorded for {property_id!r}", code="contract_not_found")
+        return contract
 
     def contract_of_unit(self, unit_id: str | None) -> Contract | None:
         """The contract of the unit's property."""
@@ -185,8 +207,9 @@ class PolicyService:
             return None
         return self._contracts.get(unit.property_id)
 
-    async def set_contract(self, contract: Contract) -> Contract:
-        """Record (or replace) a property's contract; it applies to the very next request."""
+    async def set_contract(self, contract: Contract, *, by: Principal) -> Contract:
+        """The operator records (or replaces) a property's contract (audited); it applies to the very next
+        request."""
         self._building.property(contract.property_id)  # NotFound for an unknown property
         if contract.ends_at is not None and contract.ends_at <= contract.starts_at:
             raise InvalidRequest(
@@ -198,10 +221,18 @@ class PolicyService:
             "lessor contract recorded",
             extra={"property": contract.property_id, "status": str(contract.status), "by": contract.updated_by},
         )
+        recorded = _CONTRACT_JSON.dump_python(contract, mode="json")
+        await self._audit.record(
+            by,
+            "contract.set",
+            property_id=contract.property_id,
+            target=contract.property_id,
+            detail={k: recorded[k] for k in _CONTRACT_AS_SET},
+        )
         return contract
 
-    async def bind_device(self, unit: Unit, device_id: str, actor: str) -> Binding:
-        """Bind a device to a unit within the plan's limits (device kinds, devices per unit)."""
+    async def bind_device(self, unit: Unit, device_id: str, *, by: Principal) -> Binding:
+        """Staff bind a device to a unit within the plan's limits (device kinds, devices per unit); audited."""
         async with self._limits:
             plan = self._plan(unit.property_id)
             kind = main_kind({e.kind for e in self._registry.entities_of_device(device_id)})
@@ -209,7 +240,9 @@ class PolicyService:
             refusal = binding_refusal(plan, kind, len(bound), device_id in bound)
             if refusal is not None:
                 raise refused(refusal)
-            return await self._building.bind(device_id, unit.id, actor)
+            binding = await self._building.bind(device_id, unit.id, by.actor)
+        await self._audit.record(by, "device.bind", property_id=unit.property_id, unit_id=unit.id, target=device_id)
+        return binding
 
     async def admit_resident(
         self, unit: Unit, count: Callable[[], Awaitable[int]], create: Callable[[], Awaitable[T]]
@@ -254,8 +287,11 @@ class PolicyService:
         as up to date."""
         return {v.version for v in AgreementState(self._versions, AgreementRecord()).not_superseded(self._clock.now())}
 
-    async def publish(self, version: str, text: str, effective_at: datetime | None, by: str) -> AgreementVersion:
-        """Publish a new version; from its effective time on, residents must accept it before controlling anything."""
+    async def publish(
+        self, version: str, text: str, effective_at: datetime | None, *, by: Principal
+    ) -> AgreementVersion:
+        """The operator publishes a new version (audited); from its effective time on, residents must accept it
+        before controlling anything."""
         now = self._clock.now()
         effective = effective_at or now
         if effective < now - EFFECTIVE_GRACE:
@@ -270,14 +306,22 @@ class PolicyService:
                 field="effective_at",
             )
         new = AgreementVersion(version, effective, text, now)
-        if not await self._db.run(lambda db: store.insert_version(db, new, by)):
+        if not await self._db.run(lambda db: store.insert_version(db, new, by.actor)):
             raise Conflict(f"version {version!r} exists already", code="agreement_version_exists", field="version")
         self._versions = (*self._versions, new)
         log.info("agreement version published", extra={"version": version, "effective_at": effective.isoformat()})
+        await self._audit.record(
+            by,
+            "agreement.publish",
+            target=version,
+            detail={"effective_at": effective.isoformat(), "characters": len(text)},
+        )
         return new
 
-    async def record(self, account_id: str) -> AgreementRecord:
-        """The account's acceptances and opt-out."""
+    async def record(self, account_id: str, *, by: Principal | None = None) -> AgreementRecord:
+        """The account's acceptances and opt-out. ``by``: the operator reading them (audited)."""
+        if by is not None:
+            await self._audit.record(by, "agreement.read_record", target=account_id)
         cached = self._records.get(account_id)
         if cached is None:
             cached = await self._db.run(lambda db: store.record_of(db, account_id))
@@ -333,6 +377,25 @@ class PolicyService:
     async def property_agreements(self, property_id: str) -> list[store.ResidentAgreement]:
         """Each current resident of the property with every acceptance and their opt-out (console)."""
         return await self._db.run(lambda db: store.property_agreements(db, property_id))
+
+    async def read_agreements(self, property_id: str, *, by: Principal) -> UnitAgreements:
+        """Per unit, who has accepted which version, read by a manager (audited)."""
+        found = await self._unit_agreements(property_id)
+        await self._audit.record(by, "property.read_agreements", property_id=property_id)
+        return found
+
+    async def read_console(self, property_id: str, *, by: Principal) -> UnitAgreements:
+        """Per unit, each resident's agreement records as the console shows them, read by a manager (audited)."""
+        found = await self._unit_agreements(property_id)
+        shown = sum(len(residents) for _, residents in found[2])
+        await self._audit.record(by, "property.read_console", property_id=property_id, detail={"residents": shown})
+        return found
+
+    async def _unit_agreements(self, property_id: str) -> UnitAgreements:
+        current = self.current_version()
+        fresh = None if current is None else self.acceptable_versions()
+        rows = await self.property_agreements(property_id)
+        return current, fresh, [(u, [r for r in rows if r.unit_id == u.id]) for u in self._building.units(property_id)]
 
     def forget(self, account_id: str) -> None:
         """Drop a cached record (e.g. after the account ended); it is read again from the database if needed."""

@@ -18,8 +18,8 @@ GATEWAY = REPO / "gateway"
 RULE_SOURCES = (
     *sorted((GATEWAY / "policy").glob("*.py")),
     GATEWAY / "accounts" / "service.py",
-    GATEWAY / "api" / "routes_rules.py",
-    GATEWAY / "api" / "routes_agreement.py",
+    GATEWAY / "api" / "routes" / "rules.py",
+    GATEWAY / "api" / "routes" / "agreement.py",
     GATEWAY / "api" / "runner.py",
 )
 WRONG = "not the right password at all"

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import DeviceKind
+from devices import Component, DeviceKind, DiscoveryKey, parse_config
 from gateway.accounts import Account, AccountStatus, Role, Session
+from gateway.core.entity import Entity
+from gateway.core.typed_command import type_command
 from gateway.policy import (
     OPT_OUT_WINDOW,
     AgreementRecord,
@@ -49,6 +51,18 @@ ORDER = (Link.ACCOUNT, Link.SESSION, Link.APP, Link.DEVICE, Link.CONTRACT, Link.
 V1 = AgreementVersion("v1", NOW - DAY)
 
 Breaker = Callable[[ControlRequest], ControlRequest]
+_CONFIGS = {
+    Component.LIGHT: b'{"schema":"json","command_topic":"home/light/set","state_topic":"home/light"}',
+    Component.LOCK: b'{"command_topic":"home/lock/set","state_topic":"home/lock"}',
+}
+
+
+def _command(component: Component, body: dict[str, object]) -> ControlCommand:
+    """A command typed for an entity of that component, as the edge types it."""
+    config = _CONFIGS[component]
+    key = DiscoveryKey(component, None, "dev_1")
+    entity = Entity(key, "dev-1", parse_config(component, config), config.decode(), NOW)
+    return ControlCommand(type_command(entity, body))
 
 
 def _baseline() -> ControlRequest:
@@ -76,7 +90,7 @@ def _baseline() -> ControlRequest:
         session=session,
         app=AppVersionCheck(AppVersion.parse("2.4.0"), AppVersion.parse("2.4.1")),
         device=ControlTarget("dev-1", "a"),
-        command=ControlCommand("light.dev_1", DeviceKind.LIGHT, {"state": "ON"}),
+        command=_command(Component.LIGHT, {"on": True}),
     )
 
 
@@ -154,7 +168,7 @@ def test_an_allowed_is_made_by_decide_only_and_spent_once() -> None:
         Allowed(BASE, NOW, key=object())
     allowed = _allowed(decide(BASE, NOW))
     with pytest.raises(AttributeError):
-        allowed.request = replace(BASE, command=ControlCommand("lock/x/lock", DeviceKind.LOCK, {}))  # type: ignore[misc]
+        allowed.request = replace(BASE, command=_command(Component.LOCK, {"action": "lock"}))  # type: ignore[misc]
     assert allowed.spend() is True
     assert allowed.spend() is False  # a second command on the same decision is refused by the runner
     assert decide(BASE, NOW) is not decide(BASE, NOW)  # every decision is a ticket of its own
@@ -280,7 +294,7 @@ def test_plan_excludes_kind_and_no_plan_allows() -> None:
     assert refusal.extra == {"kind": "light"}
     assert isinstance(decide(replace(BASE, plan=None), NOW), Allowed)
     lock_only = replace(BASE, plan=Plan(device_kinds=frozenset({DeviceKind.LOCK})))
-    lock = replace(lock_only, command=ControlCommand("lock.dev_1", DeviceKind.LOCK, {"state": "LOCK"}))
+    lock = replace(lock_only, command=_command(Component.LOCK, {"action": "lock"}))
     assert isinstance(decide(lock, NOW), Allowed)
     empty = replace(BASE, plan=Plan(device_kinds=frozenset()))
     assert _check(empty, Link.PLAN, RefusalCode.PLAN_EXCLUDES_DEVICE_KIND).extra == {"kind": "light"}

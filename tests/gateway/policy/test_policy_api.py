@@ -16,6 +16,7 @@ from devices import LockStatus
 from gateway.api.runner import MAX_DECISION_AGE
 from gateway.clock import ManualClock
 from gateway.core.commands import CommandResult, CommandStatus
+from gateway.core.typed_command import type_command
 from gateway.errors import PolicyRefused
 from gateway.policy import Allowed, AppVersionCheck
 from tests.support.api import (
@@ -450,7 +451,9 @@ async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
 
         async def decide_for_alice(entity_id: str = lock) -> Allowed:
             alice = await accounts.get(b.alice_id)
-            return await policy.authorize(alice, None, AppVersionCheck(), entity_id, UNLOCK)
+            entity = api.gateway.registry.get(entity_id)
+            assert entity is not None
+            return await policy.authorize(alice, None, AppVersionCheck(), type_command(entity, UNLOCK))
 
         async def scheduled(entity_id: str = lock) -> CommandResult:
             _, outcome = runner.submit(await decide_for_alice(entity_id), timeout=5)
@@ -512,3 +515,34 @@ async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
         with pytest.raises(PolicyRefused) as spent:
             runner.submit(allowed, timeout=5)
         assert spent.value.code == "decision_spent"
+
+
+@EMBEDDED
+async def test_a_command_the_device_cannot_take_is_answered_before_the_rules_are_asked(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    """The body is typed for the device at the edge: out of range is 422 naming the field, even for a resident
+    whose agreement is not accepted (the chain would say 403), and nothing is published."""
+    async with (
+        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        building(api) as b,
+        spying(api) as spy,
+    ):
+        dimmer, lock = b.entity("a", "dimmer", "light"), b.entity("a", "lock", "lock")
+        await publish(api, "2026-02")  # alice has not accepted it: every valid command is refused by the chain
+        problem(await command(api, b.alice, dimmer, {"on": True}), 403, "agreement_not_accepted")
+
+        body = problem(await command(api, b.alice, dimmer, {"color_temp_kelvin": 9000}), 422, "out_of_range")
+        assert body["field"] == "color_temp_kelvin" and body["command"]["status"] == "rejected", body
+        body = problem(await command(api, b.alice, lock, {"action": "open"}), 422, "command_invalid")
+        assert body["field"] == "action", body
+        # a refused body never reaches a device, whether or not the rules would have allowed it
+        assert (await accept(api, b.alice, "2026-02")).status_code == 200
+        problem(await command(api, b.alice, dimmer, {"color_temp_kelvin": 9000}), 422, "out_of_range")
+        # proven by a command that does go out after them: the spy sees it, and nothing before it
+        r = await command(api, b.alice, dimmer, {"on": True, "color_temp_kelvin": 3000})
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+        async with asyncio.timeout(5):
+            while not spy.saw("dimmer"):
+                await asyncio.sleep(0.01)
+        assert len(spy.topics) == 1 and not spy.saw("lock"), spy.topics

@@ -1,16 +1,15 @@
-"""The resident's side of the service's rules: the agreement, the arbitration opt-out, and why control is refused."""
+"""/me/agreement and /me/service: the resident's side of the service's rules (the agreement, the arbitration
+opt-out, and why control is refused)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..accounts import Principal
-from ..policy import contract_lapse, opt_out_deadline, opt_out_refusal, service_refusal
-from ..policy.store import Acceptance
-from .context import APP_VERSION_HEADER, AppHeader, Ctx, Resident, resident_unit
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .schemas_policy import (
-    AcceptanceOut,
+from ...accounts import Principal
+from ...policy import contract_lapse, opt_out_deadline, opt_out_refusal, service_refusal
+from ..deps import AppHeader, Ctx, Resident, resident_unit
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas_policy import (
     AcceptRequest,
     AgreementVersionOut,
     MyAgreementOut,
@@ -18,26 +17,11 @@ from .schemas_policy import (
     RefusalOut,
     ServiceStatusOut,
 )
+from ..views import acceptance_out, client_of
 
-__all__ = ["acceptance_out", "client_of", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/me", tags=["agreement"], responses=PROBLEM_RESPONSES)
-
-
-def acceptance_out(a: Acceptance) -> AcceptanceOut:
-    """An acceptance record."""
-    return AcceptanceOut(version=a.version, accepted_at=a.accepted_at, client=a.client)
-
-
-def client_of(principal: Principal, request: Request) -> str:
-    """How an acceptance or opt-out names the client it came from: session client, app version, user agent."""
-    parts = [
-        principal.session.client or "unnamed client",
-        f"app {request.headers.get(APP_VERSION_HEADER, '?')[:32]}",
-        f"ua {request.headers.get('user-agent', '?')[:120]}",
-        f"session {principal.session.id[:8]}",
-    ]
-    return "; ".join(parts)
 
 
 @router.get("/agreement", operation_id="getMyAgreement")

@@ -1,23 +1,21 @@
-"""The property manager console: one web page served by the gateway (static HTML, a script and a style sheet;
-nothing loaded from elsewhere) and the one API call behind it."""
+"""/properties/{id}/console and /console: the property manager console, one web page served by the gateway
+(static HTML, a script and a style sheet; nothing loaded from elsewhere) and the one API call behind it."""
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..building import Unit
-from ..errors import NotFound
-from ..policy import AgreementVersion, contract_lapse, opt_out_deadline
-from ..policy.store import ResidentAgreement
-from .context import ApiContext, Ctx, Manager, own_property
-from .problems import PROBLEM_RESPONSES
-from .routes_rules import contract_out
-from .schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
+from ...errors import NotFound
+from ...policy import contract_lapse, opt_out_deadline
+from ..deps import Ctx, Manager, own_property
+from ..problems import PROBLEM_RESPONSES
+from ..schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
+from ..views import contract_out, resident_acceptance
 
-__all__ = ["SECURITY_HEADERS", "agreements_by_unit", "page_router", "resident_acceptance", "router"]
+__all__ = ["SECURITY_HEADERS", "page_router", "router"]
 
 router = APIRouter(prefix="/properties", tags=["property"], responses=PROBLEM_RESPONSES)
 page_router = APIRouter(include_in_schema=False)
@@ -43,31 +41,6 @@ _MEDIA_TYPES = {
 _ASSETS = {name: (resources.files("gateway.api") / "console" / name).read_bytes() for name in _MEDIA_TYPES}
 
 
-async def agreements_by_unit(
-    ctx: ApiContext, property_id: str
-) -> tuple[AgreementVersion | None, set[str] | None, list[tuple[Unit, list[ResidentAgreement]]]]:
-    """The agreement version in effect, the versions that count as up to date (the one in effect and any published
-    after it; None while none is in effect), and each unit of the property with its current residents' records."""
-    current = ctx.policy.current_version()
-    fresh = None if current is None else ctx.policy.acceptable_versions()
-    rows = await ctx.policy.property_agreements(property_id)
-    return current, fresh, [(u, [r for r in rows if r.unit_id == u.id]) for u in ctx.building.units(property_id)]
-
-
-def resident_acceptance(r: ResidentAgreement, up_to_date_versions: set[str] | None) -> dict[str, Any]:
-    """A resident's latest acceptance, as both console views show it (``None``: no version is in effect)."""
-    latest = r.latest
-    return {
-        "account_id": r.account_id,
-        "username": r.username,
-        "display_name": r.display_name,
-        "status": r.status,
-        "accepted_version": None if latest is None else latest.version,
-        "accepted_at": None if latest is None else latest.accepted_at,
-        "up_to_date": up_to_date_versions is not None and latest is not None and latest.version in up_to_date_versions,
-    }
-
-
 @router.get("/{property_id}/console", operation_id="getPropertyConsole")
 async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
     """My property's console in one call: the lessor's contract (in force or why not, dates, internet provider)
@@ -77,7 +50,7 @@ async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
     now = ctx.gateway.clock.now()
     contract = ctx.policy.contract(pid)
     lapse = contract_lapse(contract, now)
-    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
+    current, fresh, by_unit = await ctx.policy.read_console(pid, by=principal)
     units = [
         ConsoleUnitOut(
             unit_id=u.id,
@@ -94,15 +67,13 @@ async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
         )
         for u, residents in by_unit
     ]
-    shown_residents = sum(len(u.residents) for u in units)
-    await ctx.audit.record(principal, "property.read_console", property_id=pid, detail={"residents": shown_residents})
     return ConsoleOut(
         property_id=pid,
         property_name=ctx.building.property(pid).name,
         at=now,
         service_in_force=lapse is None,
         lapse=lapse,
-        contract=None if contract is None else contract_out(ctx, contract),
+        contract=None if contract is None else contract_out(contract, now),
         current_version=None if current is None else current.version,
         current_effective_at=None if current is None else current.effective_at,
         units=units,

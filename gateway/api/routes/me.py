@@ -1,27 +1,45 @@
-"""The resident app: my unit, my devices, commands, my unit's events and a live stream."""
+"""/me: my account and sessions; for a resident, my unit, my devices, commands, my unit's events and a live
+stream."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from ..core.commands import CommandResult, CommandStatus
-from ..errors import AuthError, NotFound, PolicyRefused
-from .context import ApiContext, AppHeader, Ctx, Resident, resident_unit
-from .problems import PROBLEM_RESPONSES, ProblemError
-from .schemas import CommandOut, CommandRequest, DeviceOut, EventOut, EventPage, NameRequest, UnitOut
-from .views import api_entity_id, command_out, device_out, entity_key, unit_out
+from ...core.commands import CommandResult, CommandStatus
+from ...core.typed_command import type_command
+from ...errors import AuthError, CommandRejected, NotFound, PolicyRefused
+from ..context import ApiContext
+from ..deps import AppHeader, Ctx, Resident, Who, resident_unit
+from ..problems import PROBLEM_RESPONSES, ProblemError
+from ..schemas import (
+    AccountOut,
+    CommandOut,
+    CommandRequest,
+    DeviceOut,
+    EventOut,
+    EventPage,
+    NameRequest,
+    SessionOut,
+    UnitOut,
+)
+from ..views import account_out, api_entity_id, command_out, device_out, entity_key, session_out, unit_out
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/me", tags=["resident"], responses=PROBLEM_RESPONSES)
+router = APIRouter(prefix="/me", responses=PROBLEM_RESPONSES)
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=128)]
 EntityId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
 CommandId = Annotated[str, Path(min_length=1, max_length=64)]
+SessionId = Annotated[str, Path(min_length=1, max_length=64)]
+# The OpenAPI tags: any signed-in caller's operations, and a resident's.
+SESSION: list[str | Enum] = ["session"]
+RESIDENT: list[str | Enum] = ["resident"]
 
 # Outcome -> HTTP status for commands that did not confirm (the body carries the command too).
 _COMMAND_STATUS = {
@@ -35,13 +53,38 @@ _COMMAND_STATUS = {
 }
 
 
-@router.get("/unit", operation_id="getMyUnit")
+@router.get("", operation_id="getMe", tags=SESSION)
+async def me(principal: Who) -> AccountOut:
+    """The signed-in account."""
+    return account_out(principal.account)
+
+
+@router.get("/sessions", operation_id="listMySessions", tags=SESSION)
+async def my_sessions(principal: Who, ctx: Ctx) -> list[SessionOut]:
+    """My sessions (one per app device or console), newest first."""
+    return [session_out(s) for s in await ctx.accounts.sessions(principal.account.id)]
+
+
+@router.delete("/sessions/{session_id}", status_code=204, operation_id="endMySession", tags=SESSION)
+async def end_my_session(session_id: SessionId, principal: Who, ctx: Ctx) -> Response:
+    """End one of my sessions (e.g. an app device I no longer use); its token stops working at once."""
+    await ctx.accounts.end_session(principal.account.id, session_id, "ended by its owner")
+    return Response(status_code=204)
+
+
+@router.post("/sessions/{session_id}/lost", operation_id="reportLostDevice", tags=SESSION)
+async def report_lost(session_id: SessionId, principal: Who, ctx: Ctx) -> SessionOut:
+    """Report the app device of one of my sessions lost or stolen: its session ends at once (audited)."""
+    return session_out(await ctx.accounts.report_lost(principal, session_id))
+
+
+@router.get("/unit", operation_id="getMyUnit", tags=RESIDENT)
 async def my_unit(principal: Resident, ctx: Ctx) -> UnitOut:
     """My unit."""
     return unit_out(ctx.building.unit(resident_unit(principal)))
 
 
-@router.get("/devices", operation_id="listMyDevices")
+@router.get("/devices", operation_id="listMyDevices", tags=RESIDENT)
 async def my_devices(principal: Resident, ctx: Ctx) -> list[DeviceOut]:
     """My unit's devices with state, availability, last-seen and staleness (while the service is in force)."""
     unit_id = resident_unit(principal)
@@ -54,7 +97,7 @@ async def my_devices(principal: Resident, ctx: Ctx) -> list[DeviceOut]:
     ]
 
 
-@router.get("/devices/{device_id}", operation_id="getMyDevice")
+@router.get("/devices/{device_id}", operation_id="getMyDevice", tags=RESIDENT)
 async def my_device(device_id: DeviceId, principal: Resident, ctx: Ctx) -> DeviceOut:
     """One of my devices (404 for any other id)."""
     unit_id = _own_device(ctx, principal.account.unit_id, device_id)
@@ -65,7 +108,7 @@ async def my_device(device_id: DeviceId, principal: Resident, ctx: Ctx) -> Devic
     )
 
 
-@router.put("/devices/{device_id}/name", operation_id="nameMyDevice")
+@router.put("/devices/{device_id}/name", operation_id="nameMyDevice", tags=RESIDENT)
 async def name_device(device_id: DeviceId, body: NameRequest, principal: Resident, ctx: Ctx) -> DeviceOut:
     """Give one of my devices a name of my own (removed at move-out)."""
     unit_id = _own_device(ctx, principal.account.unit_id, device_id)
@@ -77,6 +120,7 @@ async def name_device(device_id: DeviceId, body: NameRequest, principal: Residen
 @router.post(
     "/entities/{entity_id}/commands",
     operation_id="sendCommand",
+    tags=RESIDENT,
     responses={
         202: {"model": CommandOut, "description": "Accepted (wait=false): poll GET /me/commands/{id}"},
         403: PROBLEM_RESPONSES[403]
@@ -97,11 +141,17 @@ async def send_command(
     Every link of the service's chain is checked first (contract, plan, agreement, account, session, app
     version); a refusal names the link and its code, and nothing reaches the device.
     """
+    # The entity is looked up once and the body typed for it once, here: a command the device cannot take is
+    # answered (422, naming the field) before the rules are asked, and what they allow goes out as it is.
     unit_id = resident_unit(principal)
     entity = ctx.gateway.registry.get(entity_key(entity_id))
     if entity is None or ctx.building.unit_of_device(entity.device_id) != unit_id:
         raise NotFound(f"no device entity {entity_id!r}", code="entity_not_found")
-    allowed = await ctx.policy.authorize(principal.account, principal.session, app, entity.id, body.command)
+    try:
+        typed = type_command(entity, body.command)
+    except CommandRejected as exc:
+        return _outcome(await ctx.gateway.commands.reject(entity, body.command, exc, actor=principal.actor))
+    allowed = await ctx.policy.authorize(principal.account, principal.session, app, typed)
     command_id, outcome = ctx.runner.submit(allowed, timeout=body.timeout)
     if not body.wait:
         response.status_code = 202
@@ -119,7 +169,7 @@ async def send_command(
     return _outcome(await outcome)
 
 
-@router.get("/commands/{command_id}", operation_id="getMyCommand")
+@router.get("/commands/{command_id}", operation_id="getMyCommand", tags=RESIDENT)
 async def my_command(command_id: CommandId, principal: Resident, ctx: Ctx) -> CommandOut:
     """A command of my unit, pending or finished."""
     unit_id = resident_unit(principal)
@@ -139,7 +189,7 @@ async def my_command(command_id: CommandId, principal: Resident, ctx: Ctx) -> Co
     return command_out(row)
 
 
-@router.get("/events", operation_id="listMyEvents")
+@router.get("/events", operation_id="listMyEvents", tags=RESIDENT)
 async def my_events(
     principal: Resident,
     ctx: Ctx,
@@ -166,6 +216,7 @@ async def my_events(
 @router.get(
     "/stream",
     operation_id="streamMyUnit",
+    tags=RESIDENT,
     response_class=StreamingResponse,
     responses={
         200: {

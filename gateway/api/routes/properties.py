@@ -1,4 +1,5 @@
-"""The property manager console and the installer: units, device bindings, residents, device health."""
+"""/properties: the property manager and the installer: units, device bindings, residents, the contract, the
+agreements, device health."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ..accounts import Account, Role
-from ..building import Unit
-from ..building.health import property_health
-from ..errors import NotFound
-from .context import ApiContext, Ctx, Manager, Operator, Staff, Who, own_property, own_unit
-from .problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from .routes_console import agreements_by_unit, resident_acceptance
-from .routes_rules import contract_of, contract_out
-from .schemas import (
+from ...accounts import Role
+from ...building import Unit
+from ...building.health import property_health
+from ...errors import NotFound
+from ..context import ApiContext
+from ..deps import Ctx, Manager, Operator, Staff, Who, own_property, own_unit
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..schemas import (
     AccountOut,
     BindRequest,
     CreatePropertyRequest,
@@ -30,8 +30,8 @@ from .schemas import (
     UnitDetailOut,
     UnitOut,
 )
-from .schemas_policy import ConsoleAgreementsOut, ContractOut, ResidentAcceptanceOut, UnitAcceptancesOut
-from .views import account_out, api_entity_id, device_out, unit_out
+from ..schemas_policy import ConsoleAgreementsOut, ContractOut, ResidentAcceptanceOut, UnitAcceptancesOut
+from ..views import account_out, api_entity_id, contract_out, device_out, resident_acceptance, unit_out
 
 __all__ = ["router"]
 
@@ -56,8 +56,7 @@ async def list_properties(principal: Who, ctx: Ctx) -> list[PropertyOut]:
 @router.post("", status_code=201, operation_id="createProperty", responses=CONFLICT_RESPONSES)
 async def create_property(body: CreatePropertyRequest, principal: Operator, ctx: Ctx) -> PropertyOut:
     """Create a property (operator)."""
-    prop = await ctx.building.create_property(body.id, body.name)
-    await ctx.audit.record(principal, "property.create", property_id=prop.id, target=prop.id)
+    prop = await ctx.building.create_property(body.id, body.name, by=principal)
     return PropertyOut(id=prop.id, name=prop.name, created_at=prop.created_at)
 
 
@@ -70,8 +69,7 @@ async def list_units(property_id: Id, principal: Staff, ctx: Ctx) -> list[UnitOu
 @router.post("/{property_id}/units", status_code=201, operation_id="createUnit", responses=CONFLICT_RESPONSES)
 async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manager, ctx: Ctx) -> UnitOut:
     """Create a unit in my property (manager)."""
-    unit = await ctx.building.create_unit(own_property(principal, ctx, property_id), body.label, body.id)
-    await ctx.audit.record(principal, "unit.create", property_id=property_id, unit_id=unit.id, target=unit.id)
+    unit = await ctx.building.create_unit(own_property(principal, ctx, property_id), body.label, body.id, by=principal)
     return unit_out(unit)
 
 
@@ -81,8 +79,7 @@ async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> 
     unit = own_unit(principal, ctx, property_id, unit_id)
     residents = None
     if principal.role is Role.MANAGER:
-        residents = [account_out(a) for a in await _residents(ctx, unit)]
-        await ctx.audit.record(principal, "unit.read_residents", property_id=property_id, unit_id=unit.id)
+        residents = [account_out(a) for a in await ctx.accounts.residents(unit, by=principal)]
     return UnitDetailOut(unit=unit_out(unit), devices=_devices(ctx, unit), residents=residents)
 
 
@@ -110,8 +107,7 @@ async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal
     unit = own_unit(principal, ctx, property_id, unit_id)
     if not ctx.gateway.registry.entities_of_device(body.device_id):
         raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
-    await ctx.policy.bind_device(unit, body.device_id, principal.actor)
-    await ctx.audit.record(principal, "device.bind", property_id=property_id, unit_id=unit.id, target=body.device_id)
+    await ctx.policy.bind_device(unit, body.device_id, by=principal)
     return device_out(ctx.gateway.registry, body.device_id, unit.id, ctx.gateway.clock.now(), ctx.stale_after)
 
 
@@ -119,8 +115,7 @@ async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal
 async def unbind_device(property_id: Id, unit_id: Id, device_id: Id, principal: Staff, ctx: Ctx) -> Response:
     """Unbind a device from a unit (manager or installer); the resident's name for it is deleted."""
     unit = own_unit(principal, ctx, property_id, unit_id)
-    await ctx.building.unbind(device_id, unit.id, principal.actor)
-    await ctx.audit.record(principal, "device.unbind", property_id=property_id, unit_id=unit.id, target=device_id)
+    await ctx.building.unbind(device_id, unit, by=principal)
     return Response(status_code=204)
 
 
@@ -128,9 +123,7 @@ async def unbind_device(property_id: Id, unit_id: Id, device_id: Id, principal: 
 async def list_residents(property_id: Id, unit_id: Id, principal: Manager, ctx: Ctx) -> list[AccountOut]:
     """The unit's resident accounts (manager; an audited read)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
-    residents = await _residents(ctx, unit)
-    await ctx.audit.record(principal, "unit.read_residents", property_id=property_id, unit_id=unit.id)
-    return [account_out(a) for a in residents]
+    return [account_out(a) for a in await ctx.accounts.residents(unit, by=principal)]
 
 
 @router.post(
@@ -149,14 +142,11 @@ async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: 
         lambda: ctx.accounts.create(
             body.username,
             Role.RESIDENT,
-            created_by=principal.actor,
+            by=principal,
             property_id=unit.property_id,
             unit_id=unit.id,
             display_name=body.display_name,
         ),
-    )
-    await ctx.audit.record(
-        principal, "resident.move_in", property_id=property_id, unit_id=unit.id, target=created.account.id
     )
     return NewAccountOut(
         account=account_out(created.account),
@@ -172,22 +162,16 @@ async def move_out(
     """Move a resident out: the account ends at once, its sessions and streams close, its names for devices are
     deleted and its history is anonymised (manager)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
-    resident = next((a for a in await _residents(ctx, unit) if a.id == account_id), None)
+    resident = next((a for a in await ctx.accounts.residents(unit) if a.id == account_id), None)
     if resident is None:
         raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
     sessions = sum(1 for s in await ctx.accounts.sessions(resident.id) if s.revoked_at is None)
     ended = await ctx.accounts.terminate(resident.id, body.reason)
     ctx.policy.forget(resident.id)
     # Commands already under way record their outcome (with the actor) when they end: let them end first.
-    await ctx.runner.settle(f"account:{resident.id}")
-    anonymised = await ctx.building.erase_personal_data(f"account:{resident.id}", FORMER_RESIDENT)
-    await ctx.audit.record(
-        principal,
-        "resident.move_out",
-        property_id=property_id,
-        unit_id=unit.id,
-        target=resident.id,
-        detail={"sessions_revoked": sessions, "records_anonymised": anonymised},
+    await ctx.runner.settle(resident.actor)
+    anonymised = await ctx.building.erase_resident(
+        resident, unit, FORMER_RESIDENT, by=principal, sessions_revoked=sessions
     )
     return MoveOutResponse(account=account_out(ended), sessions_revoked=sessions, records_anonymised=anonymised)
 
@@ -195,14 +179,15 @@ async def move_out(
 @router.get("/{property_id}/contract", operation_id="getPropertyContract")
 async def property_contract(property_id: Id, principal: Staff, ctx: Ctx) -> ContractOut:
     """The lessor's contract of my property: in force or why not, its end, the plan and the internet provider."""
-    return contract_out(ctx, contract_of(ctx, own_property(principal, ctx, property_id)))
+    contract = ctx.policy.recorded_contract(own_property(principal, ctx, property_id))
+    return contract_out(contract, ctx.gateway.clock.now())
 
 
 @router.get("/{property_id}/agreements", operation_id="getPropertyAgreements")
 async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleAgreementsOut:
     """Per unit, who has accepted which version of the end-user agreement (manager; an audited read)."""
     pid = own_property(principal, ctx, property_id)
-    current, fresh, by_unit = await agreements_by_unit(ctx, pid)
+    current, fresh, by_unit = await ctx.policy.read_agreements(pid, by=principal)
     units = [
         UnitAcceptancesOut(
             unit_id=u.id,
@@ -211,7 +196,6 @@ async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> 
         )
         for u, residents in by_unit
     ]
-    await ctx.audit.record(principal, "property.read_agreements", property_id=pid)
     return ConsoleAgreementsOut(
         property_id=pid, current_version=None if current is None else current.version, units=units
     )
@@ -246,11 +230,7 @@ async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
 
 
 async def _count_residents(ctx: ApiContext, unit: Unit) -> int:
-    return len(await _residents(ctx, unit))
-
-
-async def _residents(ctx: ApiContext, unit: Unit) -> list[Account]:
-    return await ctx.accounts.find("unit_id = ? AND role = ? AND status != 'terminated'", [unit.id, str(Role.RESIDENT)])
+    return len(await ctx.accounts.residents(unit))
 
 
 def _devices(ctx: ApiContext, unit: Unit) -> list[DeviceOut]:

@@ -11,12 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from ..checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
-from ..connectivity import month_window
-from ..connectivity.models import Outage
-from .context import ApiContext, Ctx, Manager, Operator, Resident, Staff, own_property, own_unit, resident_unit
-from .problems import PROBLEM_RESPONSES
-from .schemas_checks import (
+from ...checks import NOT_AN_ALARM, ComplianceStatus, Notification, Report, SelfTestResult, Trigger
+from ...connectivity import month_window
+from ...connectivity.models import Outage
+from ..context import ApiContext
+from ..deps import Ctx, Manager, Operator, Resident, Staff, own_property, own_unit, resident_unit
+from ..problems import PROBLEM_RESPONSES
+from ..schemas_checks import (
     ComplianceReportOut,
     ConnectivityOut,
     EndStormRequest,
@@ -135,11 +136,7 @@ async def run_unit_test(property_id: Id, unit_id: Id, principal: Manager, ctx: C
     contract is not in force (no service, nothing to test)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
     ctx.policy.check_service(unit.id)
-    result = await ctx.checks.run_test(unit.id, Trigger.MANAGER, principal.actor)
-    await ctx.audit.record(
-        principal, "self_test.run", property_id=property_id, unit_id=unit.id, detail={"passed": result.passed}
-    )
-    return result
+    return await ctx.checks.run_staff_test(unit, by=principal)
 
 
 @property_router.get("/{property_id}/compliance", operation_id="getComplianceReport")
@@ -176,9 +173,8 @@ async def declare_storm(property_id: Id, body: StormRequest, principal: Manager,
     now = ctx.gateway.clock.now()
     storm = await ctx.checks.declare_storm(
         own_property(principal, ctx, property_id), body.started_at or now, body.ended_at, body.description,
-        principal.actor,
+        by=principal,
     )  # fmt: skip
-    await ctx.audit.record(principal, "storm.declare", property_id=property_id, target=str(storm.id))
     return _outage_out(storm)
 
 
@@ -188,9 +184,8 @@ async def end_storm(
 ) -> OutageOut:
     """Record that a declared storm is over (manager; audited)."""
     storm = await ctx.checks.end_storm(
-        own_property(principal, ctx, property_id), storm_id, body.ended_at or ctx.gateway.clock.now()
+        own_property(principal, ctx, property_id), storm_id, body.ended_at or ctx.gateway.clock.now(), by=principal
     )
-    await ctx.audit.record(principal, "storm.end", property_id=property_id, target=str(storm.id))
     return _outage_out(storm)
 
 
