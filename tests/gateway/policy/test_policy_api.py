@@ -519,12 +519,12 @@ async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
 
 @EMBEDDED
 async def test_a_command_the_device_cannot_take_is_answered_before_the_rules_are_asked(
-    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+    start_api: ApiFactory,
 ) -> None:
     """The body is typed for the device at the edge: out of range is 422 naming the field, even for a resident
     whose agreement is not accepted (the chain would say 403), and nothing is published."""
     async with (
-        running_api(make_gateway, broker, prefix, clock, **LONG_SESSIONS) as api,
+        start_api(**LONG_SESSIONS) as api,
         building(api) as b,
         spying(api) as spy,
     ):
