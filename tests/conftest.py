@@ -12,10 +12,12 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from gateway.accounts import Passwords
 from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings, GatewaySettings
 from gateway.mqtt.broker import EmbeddedBroker
+from gateway.services import Services
 from tests.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
 
 BROKERS = ["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)]
@@ -89,29 +91,52 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
+class GatewayFactory:
+    """Starts the gateway on the test's broker, database and clock, connected; keyword arguments override settings.
+
+    ``async with make_gateway() as gw`` is the device core alone; ``make_gateway.services()`` the whole composition.
+    """
+
+    def __init__(self, clock: ManualClock, values: dict[str, Any]) -> None:
+        self.clock = clock
+        self._values = values
+
+    def using(self, **overrides: Any) -> GatewayFactory:
+        """The same factory with more settings overridden."""
+        return GatewayFactory(self.clock, {**self._values, **overrides})
+
+    def settings(self, **overrides: Any) -> GatewaySettings:
+        """The settings a start with these overrides uses."""
+        return GatewaySettings(**{**self._values, **overrides})
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, **overrides: Any) -> AsyncIterator[Gateway]:
+        async with Gateway(self.settings(**overrides), clock=self.clock) as gw:
+            await gw.wait_connected(10)
+            yield gw
+
+    @contextlib.asynccontextmanager
+    async def services(self, passwords: Passwords | None = None, **overrides: Any) -> AsyncIterator[Services]:
+        """The composed services over the gateway, connected."""
+        async with Services(self.settings(**overrides), clock=self.clock, passwords=passwords) as services:
+            await services.gateway.wait_connected(10)
+            yield services
 
 
 @pytest.fixture
 def make_gateway(broker: BrokerHandle, tmp_path: Path, prefix: str, clock: ManualClock) -> GatewayFactory:
     """Build a started gateway on the test's broker and database; keyword arguments override settings."""
-
-    @contextlib.asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Gateway]:
-        values: dict[str, Any] = {
+    return GatewayFactory(
+        clock,
+        {
             "broker": BrokerSettings(host=broker.host, port=broker.port),
             "database": tmp_path / "gateway.sqlite3",
             "discovery_prefix": prefix,
             "client_id": f"gw-{uuid.uuid4().hex[:8]}",
             "command_timeout": 2.0,
             "state_flush_interval": 0.05,
-        }
-        values.update(overrides)
-        async with Gateway(GatewaySettings(**values), clock=clock) as gw:
-            await gw.wait_connected(10)
-            yield gw
-
-    return factory
+        },
+    )
 
 
 @pytest.fixture

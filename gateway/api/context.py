@@ -14,11 +14,11 @@ from ..accounts import AccountService, Principal, Role
 from ..building import AuditLog, BuildingService, Unit
 from ..checks import ChecksService
 from ..errors import AccessDenied, AuthError, NotFound
-from ..policy import AppVersionCheck, PolicyService
+from ..policy import AppVersionCheck, CommandGate, PolicyService
 
 if TYPE_CHECKING:
     from ..app import Gateway
-    from .runner import CommandRunner
+    from ..services import Services
     from .stream import StreamHub
 
 __all__ = [
@@ -41,8 +41,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    """The services behind the API."""
+    """The services behind the API (each also reachable by its own name, as the routes use them)."""
 
+    services: Services
     gateway: Gateway
     accounts: AccountService
     building: BuildingService
@@ -50,9 +51,26 @@ class ApiContext:
     policy: PolicyService
     checks: ChecksService
     hub: StreamHub
-    runner: CommandRunner
+    runner: CommandGate
     stale_after: timedelta
     low_battery_percent: float
+
+    @classmethod
+    def of(cls, services: Services, hub: StreamHub, stale_after: timedelta, low_battery_percent: float) -> ApiContext:
+        """The context over the composed services and the API's own stream hub."""
+        return cls(
+            services=services,
+            gateway=services.gateway,
+            accounts=services.accounts,
+            building=services.building,
+            audit=services.audit,
+            policy=services.policy,
+            checks=services.checks,
+            hub=hub,
+            runner=services.gate,
+            stale_after=stale_after,
+            low_battery_percent=low_battery_percent,
+        )
 
 
 # async although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
