@@ -1,4 +1,5 @@
-"""The gateway process: storage, registry, MQTT link, commands, composed as one async context manager."""
+"""The device core: storage, registry, MQTT link, persister, commands and connectivity, as one async context manager
+(the domain services around it are composed in gateway.services)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ HEARTBEAT_SECONDS = 30.0
 
 
 class Gateway:
-    """Everything the gateway runs; ``async with Gateway(settings) as gw`` starts it, leaving stops it cleanly."""
+    """The device core; ``async with Gateway(settings) as gw`` starts it, leaving stops it cleanly."""
 
     def __init__(self, settings: GatewaySettings, clock: Clock | None = None) -> None:
         self.settings = settings

@@ -1,4 +1,4 @@
-"""Gateway settings: broker address, storage path, discovery prefix, timeouts."""
+"""Settings: the gateway's own (broker, storage, discovery, timeouts, checks, sign-in) and, apart, the HTTP API's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["ApiSettings", "BrokerSettings", "ChecksSettings", "GatewaySettings", "UplinkSettings", "UplinkTarget"]
+__all__ = [
+    "AccountSettings",
+    "ApiSettings",
+    "BrokerSettings",
+    "ChecksSettings",
+    "GatewaySettings",
+    "UplinkSettings",
+    "UplinkTarget",
+]
 
 
 class BrokerSettings(BaseModel):
@@ -143,8 +151,19 @@ class ChecksSettings(BaseModel):
     automatic_tests: bool = True  # test idle units that owe a test without waiting for anyone
 
 
+class AccountSettings(BaseModel):
+    """Sign-in, whatever the edge: session lifetimes and the operator account created at first start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 86_400
+    idle_timeout_seconds: Annotated[int, Field(ge=60)] = 7 * 86_400
+    bootstrap_operator: Annotated[str, Field(min_length=3, max_length=64)] | None = None
+    bootstrap_password: SecretStr | None = None
+
+
 class GatewaySettings(BaseModel):
-    """Everything the gateway process needs to run."""
+    """Everything the gateway's services need to run, with or without the HTTP API."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -162,6 +181,7 @@ class GatewaySettings(BaseModel):
     device_silence_seconds: Annotated[int, Field(ge=60)] = 86_400
     device_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     checks: ChecksSettings = ChecksSettings()
+    accounts: AccountSettings = AccountSettings()
     # Per device: state and availability messages beyond this are dropped and counted (a flooding device
     # must not starve the others). Real devices report a few times a minute; 50/s is far above any of them.
     device_rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0
@@ -169,17 +189,13 @@ class GatewaySettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """The local HTTP API: where it listens, request limits, session lifetimes and the bootstrap operator."""
+    """The local HTTP API: where it listens, request limits, and what its views call stale or low."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 16_384
-    session_ttl_seconds: Annotated[int, Field(ge=60)] = 30 * 86_400
-    idle_timeout_seconds: Annotated[int, Field(ge=60)] = 7 * 86_400
     stale_after_seconds: Annotated[int, Field(ge=60)] = 86_400
     low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
     stream_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
-    bootstrap_operator: Annotated[str, Field(min_length=3, max_length=64)] | None = None
-    bootstrap_password: SecretStr | None = None

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 
 from .api import ApiService
 from .app import Gateway
-from .config import ApiSettings, GatewaySettings
+from .config import AccountSettings, ApiSettings, GatewaySettings
+from .services import Services
 from .simulator import simulated_unit
 
 __all__ = ["run_demo"]
@@ -24,7 +25,10 @@ EXPECTED_ENTITIES = 7  # light, dimmer, lock + battery, thermostat, leak + batte
 
 async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) -> int:
     """Run the scripted demo; return the process exit code."""
-    gateway = await stack.enter_async_context(Gateway(settings))
+    operator_password = secrets.token_urlsafe(18)
+    accounts = AccountSettings(bootstrap_operator="demo-operator", bootstrap_password=SecretStr(operator_password))
+    services = await stack.enter_async_context(Services(settings.model_copy(update={"accounts": accounts})))
+    gateway = services.gateway
     await gateway.wait_connected(10)
     b = settings.broker
     unit = await stack.enter_async_context(simulated_unit(b, settings.discovery_prefix, command_delay=0.05))
@@ -38,13 +42,7 @@ async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) 
         print(f"  {s['id']:<36} {s['kind']:<20} {'online' if s['available'] else 'offline':<8} {s['state']}")
     print()
 
-    operator_password = secrets.token_urlsafe(18)
-    api = await stack.enter_async_context(
-        ApiService(
-            gateway,
-            ApiSettings(port=0, bootstrap_operator="demo-operator", bootstrap_password=SecretStr(operator_password)),
-        )
-    )
+    api = await stack.enter_async_context(ApiService(services, ApiSettings(port=0)))
     client = _Client(api.url + "/api/v1")
     resident = await _set_up_resident(client, gateway, operator_password)
     print(f"API on {api.url}/api/v1: property 'demo', unit 'u101' with its devices bound, resident 'dana' signed in\n")

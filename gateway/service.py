@@ -21,17 +21,23 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, ValidationError
 
-from .accounts import AccountService
 from .api import ApiService
 from .app import Gateway
-from .building import AuditLog
-from .clock import SystemClock
-from .config import ApiSettings, BrokerSettings, ChecksSettings, GatewaySettings, UplinkSettings, UplinkTarget
+from .config import (
+    AccountSettings,
+    ApiSettings,
+    BrokerSettings,
+    ChecksSettings,
+    GatewaySettings,
+    UplinkSettings,
+    UplinkTarget,
+)
 from .demo import run_demo
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
+from .services import Services
 from .simulator import simulated_unit
 from .storage import Database
 from .storage.records import load_entities, recent_commands
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 __all__ = [
+    "account_settings",
     "api_settings",
     "broker_settings",
     "check_broker",
@@ -174,11 +181,14 @@ async def run(args: argparse.Namespace) -> None:
             command_timeout=args.command_timeout,
             uplink=uplink_settings(args),
             checks=checks_settings(args),
+            accounts=account_settings(),
         )
-        gateway = await stack.enter_async_context(Gateway(settings))
+        # The same services with or without HTTP: the self-tests, reminders and report outbox run either way.
+        services = await stack.enter_async_context(Services(settings))
+        gateway = services.gateway
         api_url = None
         if port is not None:
-            api = await stack.enter_async_context(ApiService(gateway, api_settings(args, port)))
+            api = await stack.enter_async_context(ApiService(services, api_settings(args, port)))
             api_url = api.url
         print(addresses(settings, api_url), flush=True)
         if args.simulate == "always" or (args.simulate == "auto" and embedded):
@@ -237,11 +247,14 @@ def checks_settings(args: argparse.Namespace) -> ChecksSettings:
 
 
 def api_settings(args: argparse.Namespace, port: int) -> ApiSettings:
-    """API settings from the command line (``port`` resolved by ``api_port``) and the bootstrap operator's variables."""
+    """API settings from the command line (``port`` resolved by ``api_port``)."""
+    return ApiSettings(host=args.api_host, port=port)
+
+
+def account_settings() -> AccountSettings:
+    """Sign-in settings: the bootstrap operator from its environment variables."""
     password = os.environ.get("GATEWAY_OPERATOR_PASSWORD")
-    return ApiSettings(
-        host=args.api_host,
-        port=port,
+    return AccountSettings(
         bootstrap_operator=os.environ.get("GATEWAY_OPERATOR_USERNAME") or None,
         bootstrap_password=SecretStr(password) if password else None,
     )
@@ -262,10 +275,8 @@ async def create_operator(path: Path, username: str) -> int:
         if password != getpass.getpass("again: "):
             print("error: the passwords differ", file=sys.stderr)
             return 2
-    async with Database(path) as db:
-        accounts = AccountService(db, SystemClock())
-        account = await accounts.create_operator(username, password, created_by="cli")
-        await AuditLog(db, SystemClock()).record(None, "account.create_operator", target=account.id)
+    async with Services.offline(GatewaySettings(database=path)) as services:
+        account = await services.accounts.create_operator(username, password, created_by="cli")
     print(f"operator {account.username} created ({account.id})")
     return 0
 

@@ -11,9 +11,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gateway.app import Gateway
 from gateway.clock import ManualClock
-from gateway.config import BrokerSettings, GatewaySettings
+from gateway.config import BrokerSettings
 from gateway.mqtt.broker import EmbeddedBroker
 from tests.support.api import Api, ApiFactory, running_api
 from tests.support.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
@@ -65,23 +64,17 @@ def clock() -> ManualClock:
 @pytest.fixture
 def make_gateway(broker: BrokerHandle, tmp_path: Path, prefix: str, clock: ManualClock) -> GatewayFactory:
     """Build a started gateway on the test's broker and database; keyword arguments override settings."""
-
-    @contextlib.asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Gateway]:
-        values: dict[str, Any] = {
+    return GatewayFactory(
+        clock,
+        {
             "broker": BrokerSettings(host=broker.host, port=broker.port),
             "database": tmp_path / "gateway.sqlite3",
             "discovery_prefix": prefix,
             "client_id": f"gw-{uuid.uuid4().hex[:8]}",
             "command_timeout": 2.0,
             "state_flush_interval": 0.05,
-        }
-        values.update(overrides)
-        async with Gateway(GatewaySettings(**values), clock=clock) as gw:
-            await gw.wait_connected(10)
-            yield gw
-
-    return factory
+        },
+    )
 
 
 @pytest.fixture

@@ -105,12 +105,8 @@ class AccountService:
         passwords: Passwords | None = None,
         settings: AuthSettings | None = None,
         *,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
     ) -> None:
-        if audit is None:
-            from ..building.audit import AuditLog  # here: the audit log names accounts, so it imports this package
-
-            audit = AuditLog(db, clock)
         self._db = db
         self._clock = clock
         self._audit = audit  # staff actions and reads of residents' data are recorded here
@@ -162,7 +158,7 @@ class AccountService:
         return NewAccount(account, code, expires)
 
     async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:
-        """Create an active operator account with the given password (the bootstrap path)."""
+        """Create an active operator account with the given password (bootstrap or CLI), audited as such."""
         check_password_policy(password, username)
         now = self._clock.now()
         row = self._row(username, Role.OPERATOR, None, None, None, created_by, now)
@@ -171,7 +167,13 @@ class AccountService:
         )
         await self._insert(row, None)
         log.info("operator account created", extra={"account": row["id"], "by": created_by})
+        action = "account.bootstrap_operator" if created_by == "bootstrap" else "account.create_operator"
+        await self._audit.record(None, action, target=row["id"])
         return await self.get(row["id"])
+
+    async def has_operator(self) -> bool:
+        """Whether any operator account exists (whatever its status)."""
+        return bool(await self.find("role = ?", [str(Role.OPERATOR)]))
 
     async def activate(self, username: str, code: str, password: str) -> Account:
         """Set the first password with the one-time code; the code is spent."""

@@ -1,4 +1,4 @@
-"""What route handlers reach: the gateway's services (the dependencies that hand them out are in ``deps``)."""
+"""What route handlers reach: the composed services, and the API's own stream hub."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from ..accounts import AccountService
 from ..building import AuditLog, BuildingService
 from ..checks import ChecksService
-from ..policy import PolicyService
+from ..policy import CommandGate, PolicyService
 
 if TYPE_CHECKING:
     from ..app import Gateway
-    from .runner import CommandRunner
+    from ..services import Services
     from .stream import StreamHub
 
 __all__ = ["ApiContext"]
@@ -21,8 +21,9 @@ __all__ = ["ApiContext"]
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    """The services behind the API."""
+    """The services behind the API (each also reachable by its own name, as the routes use them)."""
 
+    services: Services
     gateway: Gateway
     accounts: AccountService
     building: BuildingService
@@ -30,6 +31,23 @@ class ApiContext:
     policy: PolicyService
     checks: ChecksService
     hub: StreamHub
-    runner: CommandRunner
+    runner: CommandGate
     stale_after: timedelta
     low_battery_percent: float
+
+    @classmethod
+    def of(cls, services: Services, hub: StreamHub, stale_after: timedelta, low_battery_percent: float) -> ApiContext:
+        """The context over the composed services and the API's own stream hub."""
+        return cls(
+            services=services,
+            gateway=services.gateway,
+            accounts=services.accounts,
+            building=services.building,
+            audit=services.audit,
+            policy=services.policy,
+            checks=services.checks,
+            hub=hub,
+            runner=services.gate,
+            stale_after=stale_after,
+            low_battery_percent=low_battery_percent,
+        )

@@ -34,11 +34,11 @@ class BuildingService:
         clock: Clock,
         persist_devices: Callable[[], Awaitable[None]],
         *,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._audit = audit or AuditLog(db, clock)  # staff changes to the layout are recorded here
+        self._audit = audit  # staff changes to the layout are recorded here
         self._persist_devices = persist_devices
         self._properties: dict[str, Property] = {}
         self._units: dict[str, Unit] = {}

@@ -10,23 +10,24 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 from devices import QueryMethod, StateQuery, state_queries
 
 from ..building import BuildingService
+from ..clock import Clock
+from ..connectivity import BrokerEcho, UplinkMonitor
 from ..connectivity.freshness import fresh_report
 from ..core.entity import Entity
+from ..core.registry import Registry
 from ..errors import BrokerUnavailable
 from ..policy import main_kind
+from ..storage import Database
 from ..tasks import TaskOwner
 from .models import CheckStatus, DeviceCheck, SelfTestResult, StepCheck, Trigger
 from .store import insert_self_test
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-__all__ = ["ResultListener", "SelfTestRunner"]
+__all__ = ["Publisher", "ResultListener", "SelfTestRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,40 @@ ResultListener = Callable[[SelfTestResult], None]
 """Told about every stored self-test result."""
 
 
+class Publisher(Protocol):
+    """Where the state requests go out (the gateway's MQTT link)."""
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = ..., retain: bool = ...) -> None:
+        """Publish; BrokerUnavailable when the broker cannot be reached."""
+        ...
+
+
 class SelfTestRunner:
     """Runs self-tests, one at a time per unit (a second request joins the running one), and stores them."""
 
-    def __init__(self, gateway: Gateway, building: BuildingService, device_timeout: float = 5.0) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        publisher: Publisher,
+        echo: BrokerEcho,
+        uplink: UplinkMonitor,
+        db: Database,
+        clock: Clock,
+        building: BuildingService,
+        report_interval: timedelta,
+        device_timeout: float = 5.0,
+    ) -> None:
+        self.registry = registry
+        self.publisher = publisher
+        self.echo = echo
+        self.uplink = uplink
+        self.db = db
+        self.clock = clock
         self.building = building
         self.device_timeout = device_timeout
         # A device that cannot be asked must have reported within this (or its own expire_after).
-        self.report_interval = timedelta(seconds=gateway.settings.device_silence_seconds)
+        self.report_interval = report_interval
         self._running: dict[str, asyncio.Future[SelfTestResult]] = {}
         self._listeners: list[ResultListener] = []
         self._tasks = TaskOwner()
@@ -92,7 +118,7 @@ class SelfTestRunner:
 
     async def _test(self, unit_id: str, trigger: Trigger, actor_id: str | None) -> SelfTestResult:
         unit = self.building.unit(unit_id)
-        started_at = self.gateway.clock.now()
+        started_at = self.clock.now()
         uplink = await self._uplink()
         broker = await self._broker()
         device_ids = sorted(self.building.devices_of_unit(unit_id))
@@ -106,13 +132,13 @@ class SelfTestRunner:
             trigger=trigger,
             actor_id=actor_id,
             started_at=started_at,
-            finished_at=self.gateway.clock.now(),
+            finished_at=self.clock.now(),
             passed=passed,
             uplink=uplink,
             broker=broker,
             devices=tuple(devices),
         )
-        await self.gateway.db.run(partial(insert_self_test, result=result))
+        await self.db.run(partial(insert_self_test, result=result))
         log.info(
             "self-test %s",
             "passed" if passed else "failed",
@@ -123,7 +149,7 @@ class SelfTestRunner:
         return result
 
     async def _uplink(self) -> StepCheck:
-        monitor = self.gateway.connectivity.uplink
+        monitor = self.uplink
         if not monitor.configured:
             return StepCheck(status=CheckStatus.SKIPPED, reason="not_configured", detail="no uplink target is set")
         probe = await monitor.check()
@@ -136,13 +162,13 @@ class SelfTestRunner:
 
     async def _broker(self) -> StepCheck:
         try:
-            latency = await self.gateway.echo.round_trip(self.device_timeout)
+            latency = await self.echo.round_trip(self.device_timeout)
         except BrokerUnavailable as exc:
             return StepCheck(status=CheckStatus.FAILED, reason="broker_unavailable", detail=str(exc)[:300])
         return StepCheck(status=CheckStatus.PASSED, latency_ms=latency)
 
     async def _device(self, device_id: str, broker: StepCheck) -> DeviceCheck:
-        entities = self.gateway.registry.entities_of_device(device_id)
+        entities = self.registry.entities_of_device(device_id)
         kind = main_kind({e.kind for e in entities})
         name = entities[0].config.device.name if entities and entities[0].config.device else None
         base: dict[str, Any] = {"device_id": device_id, "name": name or device_id, "kind": kind and str(kind)}
@@ -158,13 +184,13 @@ class SelfTestRunner:
             detail = "the device reports no state, so nothing can show that it works"
             return DeviceCheck(**base, status=CheckStatus.SKIPPED, reason="not_testable", detail=detail)
         # Never a command topic of any device: a request that landed on one could actuate it.
-        forbidden = {t for e in self.gateway.registry.entities() for t in e.config.command_topics()}
+        forbidden = {t for e in self.registry.entities() for t in e.config.command_topics()}
         queries = state_queries([e.config for e in reporting], forbidden)
         base["firmware"] = str(queries[0].firmware)
         asked = {e.id: q for e, q in zip(reporting, queries, strict=True) if q.method is QueryMethod.ASKED}
         if asked:
             return await self._ask(base, reporting, asked)
-        reason, detail = fresh_report(reporting, self.gateway.clock.now(), self.report_interval)
+        reason, detail = fresh_report(reporting, self.clock.now(), self.report_interval)
         why = ", ".join(sorted({q.reason for q in queries if q.reason}))
         return DeviceCheck(
             **base,
@@ -179,13 +205,13 @@ class SelfTestRunner:
         base = {**base, "method": QueryMethod.ASKED}
         requests = {p.topic: p for q in asked.values() for p in q.requests}
         # Any state report answers: an invalid one is refused before it reaches an expectation.
-        answers = self.gateway.registry.expect(asked, _answered)
-        asked_at = self.gateway.clock.now()
+        answers = self.registry.expect(asked, _answered)
+        asked_at = self.clock.now()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.device_timeout):
                 for topic, request in sorted(requests.items()):
-                    await self.gateway.link.publish(topic, request.payload, qos=request.qos)
+                    await self.publisher.publish(topic, request.payload, qos=request.qos)
                 await answers.wait()
         except TimeoutError:
             missing = ", ".join(sorted(answers.pending))

@@ -11,16 +11,20 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 from ..accounts import Principal
 from ..building import AuditLog, BuildingService, Unit
-from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, downtime
+from ..clock import Clock
+from ..config import ChecksSettings
+from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, OutageListener, UplinkMonitor, downtime
 from ..connectivity.store import close_outage, get_outage, insert_outage, outages_between
+from ..core.registry import Registry
 from ..errors import Conflict, GatewayError, InvalidRequest, NotFound
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..policy.decide import contract_lapse
+from ..storage import Database
 from ..tasks import TaskOwner
 from . import store
 from .compliance import ComplianceRules, evaluate
@@ -38,13 +42,24 @@ from .outbox import Outbox
 from .selftest import SelfTestRunner
 from .upstream import MqttUpstream, Upstream, WebhookUpstream
 
-if TYPE_CHECKING:
-    from ..app import Gateway
-
-__all__ = ["ChecksService", "NotificationListener"]
+__all__ = ["ChecksService", "Connectivity", "NotificationListener"]
 
 NotificationListener = Callable[[Notification], None]
 """Told about every notification just queued (the live stream pushes it to the unit's app)."""
+
+
+class Connectivity(Protocol):
+    """What the checks follow of connectivity: outages as they open and close, and the broadband check."""
+
+    @property
+    def uplink(self) -> UplinkMonitor:
+        """The broadband check."""
+        ...
+
+    def on_outage(self, listener: OutageListener) -> None:
+        """Call ``listener`` with every outage opened or closed."""
+        ...
+
 
 log = logging.getLogger(__name__)
 _REMINDERS = {
@@ -57,30 +72,25 @@ _REMINDERS = {
 class ChecksService:
     """What rule 5 asks of the gateway: it tests, knows when a test is due, reminds, and files the reports."""
 
-    _audit: AuditLog | None = None  # set by use_audit; until then, one over this service's own database
-
-    def use_audit(self, audit: AuditLog) -> None:
-        """Record staff actions (a manager's test, storms) in ``audit``."""
-        self._audit = audit
-
-    @property
-    def audit(self) -> AuditLog:
-        """Where staff actions are recorded."""
-        if self._audit is None:
-            self._audit = AuditLog(self.db, self.clock)
-        return self._audit
-
     def __init__(
         self,
-        gateway: Gateway,
+        settings: ChecksSettings,
+        *,
+        client_id: str,
+        db: Database,
+        clock: Clock,
+        registry: Registry,
+        connectivity: Connectivity,
+        runner: SelfTestRunner,
         building: BuildingService,
         policy: PolicyService,
+        audit: AuditLog,
         rules: ComplianceRules | None = None,
     ) -> None:
-        settings = gateway.settings.checks
-        self.gateway = gateway
-        self.clock = gateway.clock
-        self.db = gateway.db
+        self.clock = clock
+        self.db = db
+        self.audit = audit  # staff actions (a manager's test, storms) are recorded here
+        self.registry = registry
         self.building = building
         self.policy = policy
         self.rules = rules or ComplianceRules(
@@ -89,28 +99,28 @@ class ChecksService:
         self.tick_seconds = settings.tick_seconds
         self.automatic_tests = settings.automatic_tests
         self._auto_for: dict[str, datetime | None] = {}  # unit -> the due date its last automatic test answered
-        self.runner = SelfTestRunner(gateway, building, settings.device_timeout_seconds)
+        self.runner = runner
         upstream: Upstream | None = None
         if settings.report_webhook:
             upstream = WebhookUpstream(settings.report_webhook)
         elif settings.report_mqtt:
-            upstream = MqttUpstream(settings.report_mqtt, client_id=f"{gateway.settings.client_id}-reports")
+            upstream = MqttUpstream(settings.report_mqtt, client_id=f"{client_id}-reports")
         self.outbox = Outbox(
             self.db,
             self.clock,
             building,
             policy,
-            gateway.connectivity.uplink,
+            connectivity.uplink,
             upstream,
             Backoff(settings.retry_initial_seconds, 2.0, settings.retry_cap_seconds),
-            gateway.settings.client_id,
+            client_id,
         )
         self._note_listeners: list[NotificationListener] = []
         self._wake = asyncio.Event()
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks = TaskOwner()
-        gateway.connectivity.on_outage(self._on_outage)
-        gateway.connectivity.uplink.on_transition(lambda _state, _probe, _since: self.outbox.wake())
+        connectivity.on_outage(self._on_outage)
+        connectivity.uplink.on_transition(lambda _state, _probe, _since: self.outbox.wake())
 
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as stack:
@@ -390,7 +400,7 @@ class ChecksService:
         if self.runner.running(unit_id) or not self.building.devices_of_unit(unit_id):
             return False
         entity_keys = [
-            e.id for d in self.building.devices_of_unit(unit_id) for e in self.gateway.registry.entities_of_device(d)
+            e.id for d in self.building.devices_of_unit(unit_id) for e in self.registry.entities_of_device(d)
         ]
 
         def read(db: Any) -> tuple[datetime | None, datetime | None]:

@@ -1,4 +1,5 @@
-"""The service's rules: the lessor's contract and plan, the end-user agreement, the app version, and ``decide``."""
+"""The service's rules: the lessor's contract and plan, the end-user agreement, the app version, ``decide``, and the
+command gate that sends a command only on an allowed decision."""
 
 from .decide import (
     OPT_OUT_WINDOW,
@@ -10,6 +11,7 @@ from .decide import (
     opt_out_refusal,
     service_refusal,
 )
+from .gate import MAX_DECISION_AGE, CommandGate
 from .models import (
     AgreementRecord,
     AgreementState,
@@ -35,6 +37,7 @@ from .models import (
 from .service import PolicyService, main_kind, refused
 
 __all__ = [
+    "MAX_DECISION_AGE",
     "OPT_OUT_WINDOW",
     "AgreementRecord",
     "AgreementState",
@@ -42,6 +45,7 @@ __all__ = [
     "Allowed",
     "AppVersion",
     "AppVersionCheck",
+    "CommandGate",
     "ConnectionProvider",
     "Contract",
     "ContractLapse",

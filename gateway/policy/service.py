@@ -96,11 +96,11 @@ class PolicyService:
         building: BuildingService,
         registry: Registry,
         *,
-        audit: AuditLog | None = None,
+        audit: AuditLog,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._audit = audit or AuditLog(db, clock)  # the operator's rule changes and staff reads are recorded here
+        self._audit = audit  # the operator's rule changes and staff reads are recorded here
         self._building = building
         self._registry = registry
         self._contracts: dict[str, Contract] = {}

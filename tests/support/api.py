@@ -20,7 +20,8 @@ from gateway.accounts import Passwords
 from gateway.api import ApiService
 from gateway.app import Gateway
 from gateway.clock import ManualClock
-from gateway.config import ApiSettings
+from gateway.config import AccountSettings, ApiSettings
+from gateway.services import Services
 from tests.support.brokers import BrokerHandle
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
@@ -112,7 +113,7 @@ class Sse:
 
 @dataclass
 class Api:
-    """The running API and a client for it."""
+    """The running API, the services under it, and a client for it."""
 
     gateway: Gateway
     service: ApiService
@@ -120,6 +121,7 @@ class Api:
     clock: ManualClock
     broker: BrokerHandle
     prefix: str
+    services: Services
     operator: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -168,7 +170,8 @@ ApiFactory = Callable[..., contextlib.AbstractAsyncContextManager[Api]]
 async def running_api(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock, **settings: Any
 ) -> AsyncIterator[Api]:
-    """The gateway with its API on a free port and a signed-in bootstrap operator."""
+    """The gateway with its API on a free port and a signed-in bootstrap operator (``settings``: the API's and the
+    sign-in settings, by name)."""
     values: dict[str, Any] = {
         "port": 0,
         "bootstrap_operator": OPERATOR,
@@ -176,12 +179,14 @@ async def running_api(
         "stream_keepalive_seconds": 0.5,
     }
     values.update(settings)
+    accounts = AccountSettings(**{k: v for k, v in values.items() if k in AccountSettings.model_fields})
+    http_only = ApiSettings(**{k: v for k, v in values.items() if k not in AccountSettings.model_fields})
     async with (
-        make_gateway() as gw,
-        ApiService(gw, ApiSettings(**values), passwords=FAST_PASSWORDS) as service,
+        make_gateway.services(FAST_PASSWORDS, accounts=accounts) as services,
+        ApiService(services, http_only) as service,
         httpx.AsyncClient(base_url=service.url + "/api/v1", timeout=10) as http,
     ):
-        api = Api(gw, service, http, clock, broker, prefix)
+        api = Api(services.gateway, service, http, clock, broker, prefix, services)
         api.operator = await api.login(OPERATOR)
         yield api
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -205,8 +204,7 @@ async def checked_building(
     automatic: bool = True,
 ) -> AsyncIterator[Building]:
     """The API over a gateway checking ``uplink`` and reporting to ``webhook``, with the two-unit building."""
-    factory = partial(
-        make_gateway,
+    factory = make_gateway.using(
         uplink=uplink_settings(None if uplink is None else uplink.target),
         checks=checks_settings(webhook, mqtt, automatic=automatic),
         device_check_seconds=0.05,

@@ -22,8 +22,9 @@ from argon2 import PasswordHasher
 from gateway.accounts import Passwords
 from gateway.api import ApiService
 from gateway.clock import ManualClock
-from gateway.config import ApiSettings
+from gateway.config import AccountSettings, ApiSettings
 from gateway.errors import AuthError
+from gateway.services import Services
 from tests.support.api import FAST_PASSWORDS, OPERATOR, PASSWORD, Api, ApiFactory, bearer, resident
 from tests.support.brokers import BrokerHandle
 from tests.support.gateway import GatewayFactory
@@ -184,7 +185,7 @@ async def test_a_sign_in_read_queued_before_a_revocation_is_not_remembered_after
     """The gateway remembers the sessions it has read; a read that was on its way while the session was revoked
     answers its own request as it was, and is not remembered: the next request sees the revocation."""
     res = await resident(api)
-    accounts = api.service.accounts
+    accounts = api.services.accounts
     token = await api.login("alice")  # a session not read yet
     busy = asyncio.ensure_future(api.gateway.db.run(lambda _db: time.sleep(0.3)))  # hold the writer thread
     await asyncio.sleep(0)
@@ -442,15 +443,14 @@ async def test_wrong_activation_codes_count_as_failures(clock: ManualClock, api:
 
 
 @contextlib.asynccontextmanager
-async def api_without_operator(make_gateway: GatewayFactory) -> AsyncIterator[tuple[ApiService, httpx.AsyncClient]]:
+async def api_without_operator(make_gateway: GatewayFactory) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
     """The API started with no bootstrap operator settings (running_api would sign one in)."""
-    settings = ApiSettings(port=0, bootstrap_operator=None, bootstrap_password=None)
     async with (
-        make_gateway() as gw,
-        ApiService(gw, settings, passwords=FAST_PASSWORDS) as service,
+        make_gateway.services(FAST_PASSWORDS, accounts=AccountSettings()) as services,
+        ApiService(services, ApiSettings(port=0)) as service,
         httpx.AsyncClient(base_url=service.url + "/api/v1", timeout=10) as http,
     ):
-        yield service, http
+        yield services, http
 
 
 DEFAULT_CREDENTIALS = [

@@ -4,7 +4,6 @@ and unbinding as staff see them."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -207,7 +206,7 @@ async def test_move_out_anonymises_history_not_yet_written(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:
     # A slow flush keeps the command's history event in memory when the move-out happens.
-    slow = functools.partial(make_gateway, state_flush_interval=10)
+    slow = make_gateway.using(state_flush_interval=10)
     async with running_api(slow, broker, prefix, clock) as api, building(api) as b:
         r = await command(api, b.alice, b.entity("a", "light", "light"), {"on": True})
         assert r.status_code == 200, r.text

@@ -162,8 +162,8 @@ async def test_due_a_calendar_month_after_the_last_pass_then_overdue_in_the_repo
         problem(await api.http.get("/properties/p1/compliance", headers=bearer(b.alice)), 403, "role_forbidden")
         problem(await api.http.get("/properties/p1/compliance", headers=bearer(b.installer)), 403, "role_forbidden")
         # The periodic pass queues the overdue reminder once, then tests the idle unit automatically (it passes).
-        await api.service.checks.tick()
-        await api.service.checks.tick()
+        await api.services.checks.tick()
+        await api.services.checks.tick()
         notes = (await api.http.get("/me/notifications", headers=bearer(b.alice))).json()
         assert [(n["kind"], n["data"]["reason"]) for n in notes] == [("self_test_overdue", "monthly")], notes
         assert "not a security or alarm system" in notes[0]["message"]
@@ -292,7 +292,7 @@ async def test_a_report_is_held_while_the_uplink_is_down_and_delivered_exactly_o
             "description": "the hall light does not answer"
         }
         clock.advance(timedelta(minutes=20))  # over the outage-report threshold (15 min)
-        await api.service.checks.tick()
+        await api.services.checks.tick()
         await monitor.wait_checks(10)  # many broadband checks later, still down: nothing went out
         assert hook.received == []
         r = await api.http.get("/operator/connectivity", headers=bearer(api.operator))
@@ -304,7 +304,7 @@ async def test_a_report_is_held_while_the_uplink_is_down_and_delivered_exactly_o
         await uplink.open()
         await until(partial(nothing_pending, api), what="every report delivered once the uplink is back")
         await monitor.wait_checks(10)
-        await api.service.checks.tick()  # the outage's report is filed once, however often the pass runs
+        await api.services.checks.tick()  # the outage's report is filed once, however often the pass runs
         await until(partial(nothing_pending, api), what="nothing left to deliver")
         keys = hook.keys()
         assert len(keys) == len(set(keys)), keys

@@ -44,7 +44,7 @@ async def test_due_and_overdue_reminders_reach_the_app_at_their_times_and_not_be
 ) -> None:
     # Automatic tests off: a test run by the pass itself would clear the very status this is about.
     async with checked_building(make_gateway, broker, prefix, clock, None, automatic=False) as b:
-        api, checks = b.api, b.api.service.checks
+        api, checks = b.api, b.api.services.checks
         assert (await self_test(api, b.alice))["passed"] is True
         status = await my_status(api, b.alice)
         due_at, deadline = (datetime.fromisoformat(status[k]) for k in ("due_at", "deadline"))

@@ -73,7 +73,7 @@ async def test_a_broadband_outage_is_reported_only_once_it_lasts_the_threshold(
         UplinkTargetServer() as uplink,
         checked_building(make_gateway, broker, prefix, clock, uplink, automatic=False) as b,
     ):
-        api, checks = b.api, b.api.service.checks
+        api, checks = b.api, b.api.services.checks
         monitor = api.gateway.connectivity.uplink
         await uplink.close()
         await until(lambda: is_(monitor.state, "down"), what="uplink down")
@@ -106,7 +106,7 @@ async def test_reports_a_previous_run_left_undelivered_go_out_after_a_restart_ex
             alice = b.alice
         assert hook.received == []
         hook.status = 200
-        restart = partial(make_gateway, checks=checks_settings(hook.url, automatic=False))
+        restart = make_gateway.using(checks=checks_settings(hook.url, automatic=False))
         async with running_api(restart, broker, prefix, clock, **LONG_SESSIONS) as api:
             await until(partial(nothing_pending, api), what="the left-over report delivered")
             assert hook.keys() == [filed["idempotency_key"]]
@@ -114,7 +114,7 @@ async def test_reports_a_previous_run_left_undelivered_go_out_after_a_restart_ex
             (mine,) = r.json()
             assert mine["id"] == filed["id"] and mine["delivered_at"] is not None
             assert mine["attempts"] >= 2 and mine["last_error"] is None
-            await api.service.checks.outbox.deliver_pending()  # another pass sends nothing again
+            await api.services.checks.outbox.deliver_pending()  # another pass sends nothing again
         assert hook.keys() == [filed["idempotency_key"]]
 
 
@@ -167,7 +167,7 @@ async def test_a_long_broker_link_outage_is_reported_to_the_operator_alone(
             await sim.wait_online(15)
         await api.gateway.connectivity.flush()
         (outage,) = await outages(api, b.manager, "broker")
-        await api.service.checks.tick()
+        await api.services.checks.tick()
         (report,) = await all_reports(api, "outage")
         assert report["body"]["details"] == {**report["body"]["details"], "kind": "broker", "outage_id": outage["id"]}
         # The gateway's own link to its local broker is not the internet connection: the provider is not told.

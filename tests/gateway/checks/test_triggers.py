@@ -4,7 +4,6 @@ automatic test of an idle unit only, and a test due at once after the gateway lo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,7 @@ async def test_the_automatic_test_waits_until_the_unit_is_idle_and_retries_a_fai
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:
     async with checked_building(make_gateway, broker, prefix, clock, None) as b:
-        api, checks = b.api, b.api.service.checks
+        api, checks = b.api, b.api.services.checks
         r = await command(api, b.alice, b.entity("a", "light", "light"), {"on": True})
         assert r.status_code == 200, r.text
         # Both units owe a test (never tested); only bob's, where nobody did anything, is tested now.
@@ -120,7 +119,7 @@ async def test_a_power_outage_makes_every_unit_due_at_once_on_the_next_start(
         alice, bob, manager = b.alice, b.bob, b.manager
     killed_at = await crash_gateway(db, broker, prefix)
     clock.set(killed_at + timedelta(minutes=5))
-    restart = partial(make_gateway, database=db, checks=checks_settings(automatic=False))
+    restart = make_gateway.using(database=db, checks=checks_settings(automatic=False))
     async with running_api(restart, broker, prefix, clock, **LONG_SESSIONS) as api:
         assert api.gateway.unclean_previous_run is not None
         (power,) = await outages(api, manager, "power")

@@ -13,12 +13,11 @@ import aiomqtt
 import pytest
 
 from devices import LockStatus
-from gateway.api.runner import MAX_DECISION_AGE
 from gateway.clock import ManualClock
 from gateway.core.commands import CommandResult, CommandStatus
 from gateway.core.typed_command import type_command
 from gateway.errors import PolicyRefused
-from gateway.policy import Allowed, AppVersionCheck
+from gateway.policy import MAX_DECISION_AGE, Allowed, AppVersionCheck
 from tests.support.api import (
     AGREEMENT,
     Api,
@@ -440,13 +439,13 @@ async def test_a_scheduler_acting_for_a_resident_sends_only_through_a_decision(
     clock: ManualClock, start_api: ApiFactory
 ) -> None:
     """A schedule has no app session; it decides with PolicyService.authorize and hands the decision to the same
-    CommandRunner the API uses. Each link failing alone publishes nothing; once all hold, the command goes out."""
+    CommandGate the API uses. Each link failing alone publishes nothing; once all hold, the command goes out."""
     async with (
         start_api(**LONG_SESSIONS) as api,
         building(api) as b,
         spying(api) as spy,
     ):
-        policy, accounts, runner = api.service.policy, api.service.accounts, api.service.runner
+        policy, accounts, runner = api.services.policy, api.services.accounts, api.services.gate
         lock, op = "lock/u101-lock/lock", bearer(api.operator)
 
         async def decide_for_alice(entity_id: str = lock) -> Allowed:

@@ -1,5 +1,5 @@
-"""The one way a command acting for a resident goes out: on a policy decision, in a task of its own (so a client
-that disconnects or polls never cuts one short)."""
+"""The command gate: the one way a command acting for a resident goes out, on a policy decision, in a task of its
+own (so a client that disconnects or polls never cuts one short)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from ..clock import Clock
 from ..core.commands import CommandResult, CommandService
 from ..core.typed_command import TypedCommand
 from ..errors import GatewayError, PolicyRefused
-from ..policy import Allowed, RefusalCode
+from .models import Allowed, RefusalCode
 
-__all__ = ["MAX_DECISION_AGE", "CommandRunner"]
+__all__ = ["MAX_DECISION_AGE", "CommandGate"]
 
 log = logging.getLogger(__name__)
 _FAILURES_KEPT = 1000
@@ -25,7 +25,7 @@ MAX_DECISION_AGE = timedelta(seconds=5)
 """A decision older than this is refused (``decision_stale``): the chain may have changed since; decide again."""
 
 
-class CommandRunner:
+class CommandGate:
     """Owns a TaskGroup with one named task per command in flight; in-flight ids remember their unit."""
 
     def __init__(self, commands: CommandService, clock: Clock) -> None:
@@ -80,7 +80,7 @@ class CommandRunner:
         # An outcome nobody waits for (202 and poll) must not be reported as never retrieved.
         outcome.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         task = self._tasks.create_task(
-            self._run(command_id, command, actor, timeout, outcome), name=f"api-command-{command_id[:8]}"
+            self._run(command_id, command, actor, timeout, outcome), name=f"command-{command_id[:8]}"
         )
         self._inflight[command_id] = (unit_id, task)
         self._actors[command_id] = actor

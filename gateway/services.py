@@ -1,0 +1,125 @@
+"""The composition root: the device core and the domain services around it, built once and started as one, below
+every edge (the HTTP API, the CLI, the demo, a schedule), so that each runs the same with or without HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import TracebackType
+from typing import Self
+
+from .accounts import AccountService, AuthSettings, Passwords
+from .app import Gateway
+from .building import AuditLog, BuildingService
+from .checks import ChecksService, SelfTestRunner
+from .clock import Clock, SystemClock
+from .config import GatewaySettings
+from .errors import GatewayError
+from .policy import CommandGate, PolicyService
+
+__all__ = ["Services"]
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """``async with Services(settings) as services``: the device core, accounts, building, audit, policy, the
+    command gate and the checks (self-tests, reminders, failure reports), started in order and stopped in reverse."""
+
+    def __init__(
+        self, settings: GatewaySettings, *, clock: Clock | None = None, passwords: Passwords | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.gateway = Gateway(settings, self.clock)
+        core = self.gateway
+        auth = AuthSettings(
+            session_ttl=timedelta(seconds=settings.accounts.session_ttl_seconds),
+            idle_timeout=timedelta(seconds=settings.accounts.idle_timeout_seconds),
+        )
+        # One audit log, handed to every use case that records staff actions (the routes record nothing).
+        self.audit = AuditLog(core.db, self.clock)
+        self.accounts = AccountService(core.db, self.clock, passwords, auth, audit=self.audit)
+        self.building = BuildingService(core.db, self.clock, core.persister.flush, audit=self.audit)
+        self.policy = PolicyService(core.db, self.clock, self.building, core.registry, audit=self.audit)
+        self.gate = CommandGate(core.commands, self.clock)
+        checks = settings.checks
+        self.checks = ChecksService(
+            checks,
+            client_id=settings.client_id,
+            db=core.db,
+            clock=self.clock,
+            registry=core.registry,
+            connectivity=core.connectivity,
+            runner=SelfTestRunner(
+                registry=core.registry,
+                publisher=core.link,
+                echo=core.echo,
+                uplink=core.connectivity.uplink,
+                db=core.db,
+                clock=self.clock,
+                building=self.building,
+                report_interval=timedelta(seconds=settings.device_silence_seconds),
+                device_timeout=checks.device_timeout_seconds,
+            ),
+            building=self.building,
+            policy=self.policy,
+            audit=self.audit,
+        )
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> Self:
+        # Whatever started is stopped in reverse order, whether the start completes or fails half-way.
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.gateway)
+            await self._load()
+            await self._bootstrap_operator()
+            await stack.enter_async_context(self.gate)
+            await stack.enter_async_context(self.checks)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def offline(
+        cls, settings: GatewaySettings, *, clock: Clock | None = None, passwords: Passwords | None = None
+    ) -> AsyncIterator[Self]:
+        """The services over the open database with nothing running (no broker link, no checks, no gate): for
+        one-off administration such as ``gateway create-operator``."""
+        services = cls(settings, clock=clock, passwords=passwords)
+        await services.gateway.db.open()
+        try:
+            await services._load()
+            yield services
+        finally:
+            await services.gateway.db.close()
+
+    async def _load(self) -> None:
+        await self.building.load()
+        await self.policy.load()
+
+    async def _bootstrap_operator(self) -> None:
+        name, password = self.settings.accounts.bootstrap_operator, self.settings.accounts.bootstrap_password
+        if name is None or password is None:
+            if not await self.accounts.has_operator():
+                log.warning(
+                    "no operator account yet: set GATEWAY_OPERATOR_USERNAME and GATEWAY_OPERATOR_PASSWORD at start, "
+                    "or run `gateway create-operator`"
+                )
+            return
+        if await self.accounts.has_operator():
+            return  # only ever at first start
+        try:
+            await self.accounts.create_operator(name, password.get_secret_value(), created_by="bootstrap")
+        except GatewayError as exc:
+            log.error("bootstrap operator not created: %s", exc, extra={"code": exc.code})  # noqa: TRY400
+            raise
