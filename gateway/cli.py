@@ -136,23 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from . import service
+    from . import subcommands
 
     if args.command == "run":
-        await _until_signalled(service.run(args))
+        await _until_signalled(subcommands.run(args))
         return 0
     if args.command == "demo":
-        return await service.demo(args)
+        return await subcommands.demo(args)
     if args.command == "create-operator":
-        return await service.create_operator(args.db, args.username)
+        return await subcommands.create_operator(args.db, args.username)
     if args.command == "init-db":
-        return await service.init_db(args.db)
+        return await subcommands.init_db(args.db)
     if args.command == "check-broker":
-        return await service.check_broker(args)
+        return await subcommands.check_broker(args)
     if args.command == "devices":
-        return await service.list_devices(args.db)
+        return await subcommands.list_devices(args.db)
     if args.command == "history":
-        return await service.history(args.db, args.limit)
+        return await subcommands.history(args.db, args.limit)
     raise GatewayError(f"unknown command {args.command}")  # pragma: no cover - argparse refuses it first
 
 

@@ -12,7 +12,8 @@ from typing import Self
 
 from .accounts import AccountService, AuthSettings, Passwords
 from .app import Gateway
-from .building import AuditLog, BuildingService
+from .audit import AuditLog
+from .building import BuildingService
 from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings

@@ -1,8 +1,8 @@
 """Accounts, roles, passwords and sessions."""
 
+from .account_service import AccountService, NewAccount, SessionGrant
 from .credentials import Passwords
-from .models import Account, AccountStatus, Principal, Role, Session
-from .service import AccountService, AuthSettings, NewAccount, SessionGrant
+from .models import Account, AccountStatus, AuthSettings, Principal, Role, Session
 
 __all__ = [
     "Account",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-__all__ = ["Account", "AccountStatus", "Principal", "Role", "Session"]
+__all__ = ["Account", "AccountStatus", "AuthSettings", "Principal", "Role", "Session"]
 
 
 class Role(StrEnum):
@@ -84,3 +84,16 @@ class Principal:
     def actor(self) -> str:
         """How commands and audit entries name this caller."""
         return self.account.actor
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Session lifetimes and the login throttle."""
+
+    session_ttl: timedelta = timedelta(days=30)
+    idle_timeout: timedelta = timedelta(days=7)
+    activation_ttl: timedelta = timedelta(days=14)
+    throttle_after: int = 3  # failures before each further attempt must wait (1 s, 2 s, 4 s … up to 60 s)
+    lock_after: int = 10  # failures before the username is locked
+    lock_duration: timedelta = timedelta(minutes=15)
+    touch_interval: timedelta = timedelta(seconds=60)  # how often last-used is written (idle timeout precision)

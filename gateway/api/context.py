@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..accounts import AccountService
-from ..building import AuditLog, BuildingService
+from ..audit import AuditLog
+from ..building import BuildingService
 from ..checks import ChecksService
 from ..policy import CommandGate, PolicyService
 

@@ -13,6 +13,7 @@ from ..building import Unit
 from ..errors import AccessDenied, AuthError, NotFound
 from ..policy import AppVersionCheck
 from .context import ApiContext
+from .views import APP_VERSION_HEADER
 
 __all__ = [
     "APP_VERSION_HEADER",
@@ -77,7 +78,6 @@ def require(*roles: Role) -> Callable[[Request, HTTPAuthorizationCredentials | N
     return check
 
 
-APP_VERSION_HEADER = "X-App-Version"
 StatedVersion = Annotated[
     str | None,
     Header(

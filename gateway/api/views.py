@@ -16,11 +16,11 @@ from ..core.registry import Registry
 from ..policy import Contract, contract_lapse
 from ..policy.store import Acceptance, ResidentAgreement
 from ..storage import CommandRow
-from .deps import APP_VERSION_HEADER
 from .schemas import AccountOut, CommandOut, DeviceOut, EntityOut, SessionOut, UnitOut
 from .schemas_policy import AcceptanceOut, ContractOut, InternetProviderBody
 
 __all__ = [
+    "APP_VERSION_HEADER",
     "acceptance_out",
     "account_out",
     "api_entity_id",
@@ -34,6 +34,9 @@ __all__ = [
     "session_out",
     "unit_out",
 ]
+
+APP_VERSION_HEADER = "X-App-Version"
+"""The header in which the resident app states its version (checked against the operator's minimum)."""
 
 
 def api_entity_id(key: str) -> str:

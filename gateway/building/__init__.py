@@ -1,7 +1,6 @@
-"""Properties, units, device bindings and the audit log."""
+"""Properties, units and device bindings."""
 
-from .audit import AuditLog
+from .building_service import BuildingService
 from .models import Binding, Property, Unit
-from .service import BuildingService
 
-__all__ = ["AuditLog", "Binding", "BuildingService", "Property", "Unit"]
+__all__ = ["Binding", "BuildingService", "Property", "Unit"]

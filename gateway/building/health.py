@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from devices import DeviceKind, SensorState
 
 from ..core.registry import Registry
-from .service import BuildingService
+from .building_service import BuildingService
 
 __all__ = ["HealthIssue", "HealthReport", "property_health"]
 

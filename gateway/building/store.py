@@ -1,4 +1,4 @@
-"""Synchronous reads and writes of properties, units, bindings, device names and the audit log."""
+"""Synchronous reads and writes of properties, units, bindings and device names."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from .models import Binding, Property, Unit
 __all__ = [
     "active_bindings",
     "anonymise_actor",
-    "audit_entries",
-    "insert_audit",
     "insert_property",
     "insert_unit",
     "properties",
@@ -114,25 +112,3 @@ def anonymise_actor(db: sqlite_utils.Database, actor: str, replacement: str) -> 
             (replacement, replacement, actor),
         ).rowcount
     return changed
-
-
-def insert_audit(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
-    """Append one audit entry."""
-    with transaction(db):
-        db.table("audit_log").insert(row)
-
-
-def audit_entries(
-    db: sqlite_utils.Database, property_id: str | None, before: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Audit entries, newest first, optionally for one property."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    if property_id is not None:
-        clauses.append("property_id = ?")
-        args.append(property_id)
-    if before is not None:
-        clauses.append("id < ?")
-        args.append(before)
-    rows = db.table("audit_log").rows_where(" AND ".join(clauses) or None, args, order_by="id desc", limit=limit)
-    return [{**r, "detail": json.loads(r["detail"])} for r in rows]

@@ -1,5 +1,6 @@
 """Rule 5: the self-test, compliance with the testing rule, reminders, and the failure-report outbox."""
 
+from .checks_service import ChecksService, NotificationListener
 from .compliance import ComplianceRules, Requirement, evaluate, requirements
 from .models import (
     NOT_AN_ALARM,
@@ -16,7 +17,6 @@ from .models import (
 )
 from .outbox import Outbox
 from .selftest import SelfTestRunner
-from .service import ChecksService, NotificationListener
 from .upstream import MqttUpstream, Upstream, WebhookUpstream, report_payload
 
 __all__ = [

@@ -34,7 +34,7 @@ from .models import (
     RefusalCode,
     SecondLogin,
 )
-from .service import PolicyService, main_kind, refused
+from .policy_service import PolicyService, main_kind, refused
 
 __all__ = [
     "MAX_DECISION_AGE",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from ...accounts import Account, Role
-from ...accounts.service import SessionLimit
+from ...accounts.account_service import SessionLimit
 from ..deps import AppHeader, Ctx, Who
 from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
 from ..schemas import AccountOut, ActivateRequest, LoginRequest, LoginResponse

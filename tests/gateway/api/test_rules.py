@@ -17,7 +17,7 @@ GATEWAY = REPO / "gateway"
 # The modules that make the service's rules and their API: every code they raise must be documented.
 RULE_SOURCES = (
     *sorted((GATEWAY / "policy").glob("*.py")),  # the rules, and the command gate that enforces them
-    GATEWAY / "accounts" / "service.py",
+    GATEWAY / "accounts" / "account_service.py",
     GATEWAY / "api" / "routes" / "rules.py",
     GATEWAY / "api" / "routes" / "agreement.py",
 )

@@ -18,7 +18,7 @@ from gateway.config import BrokerSettings, GatewaySettings
 from gateway.errors import BrokerUnavailable
 from gateway.mqtt.broker import free_port
 from gateway.mqtt.transport import LinkState
-from gateway.service import check_broker
+from gateway.subcommands import check_broker
 from tests.support.brokers import mosquitto_binary, wait_port
 from tests.support.polling import eventually
 

@@ -13,8 +13,9 @@ from pydantic import TypeAdapter
 from devices import DeviceKind
 
 from ..accounts import Account, Principal, Role, Session
-from ..accounts.service import SessionLimit
-from ..building import AuditLog, Binding, BuildingService, Unit
+from ..accounts.account_service import SessionLimit
+from ..audit import AuditLog
+from ..building import Binding, BuildingService, Unit
 from ..clock import Clock
 from ..core.registry import Registry
 from ..core.typed_command import TypedCommand

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from ..accounts.models import Principal
 from ..clock import Clock
 from ..storage import Database
 from . import store
 
-__all__ = ["AuditLog"]
+__all__ = ["Actor", "AuditLog"]
 
 log = logging.getLogger("gateway.audit")
+
+
+class _ActorAccount(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class Actor(Protocol):
+    """Who acted: a signed-in account and its role (an accounts Principal); the audit log needs no more of it."""
+
+    @property
+    def account(self) -> _ActorAccount: ...
+
+    @property
+    def role(self) -> object: ...
 
 
 class AuditLog:
@@ -25,7 +39,7 @@ class AuditLog:
 
     async def record(
         self,
-        principal: Principal | None,
+        principal: Actor | None,
         action: str,
         *,
         property_id: str | None = None,

@@ -7,13 +7,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 import sqlite_utils
 
+from ..audit import AuditLog
 from ..clock import Clock
-from ..errors import AuthError, Conflict, InvalidRequest, NotFound, PolicyRefused, TooManyAttempts
+from ..errors import AuthError, Conflict, InvalidRequest, NotFound, PolicyRefused
 from ..storage import Database
 from ..storage.records import transaction
 from . import store
@@ -26,10 +27,8 @@ from .credentials import (
     new_token,
     token_digest,
 )
-from .models import Account, AccountStatus, Principal, Role, Session
-
-if TYPE_CHECKING:
-    from ..building import AuditLog, Unit
+from .models import Account, AccountStatus, AuthSettings, Principal, Role, Session
+from .throttle import SignInThrottle
 
 __all__ = [
     "AccountService",
@@ -50,19 +49,6 @@ DISPLACED = "displaced"  # revocation reason of a session ended by a sign-in on 
 _SIGNED_IN_KEPT = 10_000
 PLAN_LIMIT_LOWERED = "plan limit lowered"  # ended because the plan now allows fewer app devices at a time
 REPORTED_LOST = "reported lost"
-
-
-@dataclass(frozen=True, slots=True)
-class AuthSettings:
-    """Session lifetimes and the login throttle."""
-
-    session_ttl: timedelta = timedelta(days=30)
-    idle_timeout: timedelta = timedelta(days=7)
-    activation_ttl: timedelta = timedelta(days=14)
-    throttle_after: int = 3  # failures before each further attempt must wait (1 s, 2 s, 4 s … up to 60 s)
-    lock_after: int = 10  # failures before the username is locked
-    lock_duration: timedelta = timedelta(minutes=15)
-    touch_interval: timedelta = timedelta(seconds=60)  # how often last-used is written (idle timeout precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +81,16 @@ class SessionGrant:
     account: Account
 
 
+class UnitRef(Protocol):
+    """The unit whose residents are read (a building Unit; accounts sit below the building and never import it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def property_id(self) -> str: ...
+
+
 class AccountService:
     """Every change to accounts and sessions goes through here; reads for each request too."""
 
@@ -112,6 +108,7 @@ class AccountService:
         self._audit = audit  # staff actions and reads of residents' data are recorded here
         self._passwords = passwords or Passwords()
         self.settings = settings or AuthSettings()
+        self._throttle = SignInThrottle(db, clock, self.settings)
         self._revoked_listeners: list[RevokedCallback] = []
         # Token digest -> (session, account) as last read, so a request needs no trip to the writer thread. This
         # service is the only code that writes accounts and sessions, and every one of its database calls but two
@@ -177,7 +174,7 @@ class AccountService:
 
     async def activate(self, username: str, code: str, password: str) -> Account:
         """Set the first password with the one-time code; the code is spent."""
-        await self._check_throttle(username)
+        await self._throttle.check(username)
         check_password_policy(password, username)
         account = await self._run(lambda db: store.account_by_username(db, username))
         now = self._clock.now()
@@ -202,7 +199,7 @@ class AccountService:
             return True
 
         if not await self._run(spend):
-            await self._fail(username)
+            await self._throttle.fail(username)
             raise InvalidRequest(
                 "activation code is wrong, used or expired", code="activation_invalid", field="activation_code"
             )
@@ -227,11 +224,11 @@ class AccountService:
         ``admit`` may refuse the account or limit its sessions; ``replace_session`` ends one of the account's own
         sessions first (a lost app device).
         """
-        await self._check_throttle(username)
+        await self._throttle.check(username)
         account = await self._run(lambda db: store.account_by_username(db, username))
         stored = None if account is None else await self._run(lambda db: store.password_hash(db, account.id))
         if account is None or not self._passwords.verify(stored, password):
-            await self._fail(username)
+            await self._throttle.fail(username)
             raise AuthError("wrong username or password", code="login_failed")
         await self._run(lambda db: store.clear_attempts(db, username))
         error = status_error(account)  # only once the password is right: the state is the owner's to learn
@@ -499,7 +496,7 @@ class AccountService:
         )
         return accounts
 
-    async def residents(self, unit: Unit, *, by: Principal | None = None) -> list[Account]:
+    async def residents(self, unit: UnitRef, *, by: Principal | None = None) -> list[Account]:
         """The unit's resident accounts that have not ended. ``by``: the staff member reading them (audited)."""
         where = "unit_id = ? AND role = ? AND status != 'terminated'"
         residents = await self._run(lambda db: store.accounts_where(db, where, [unit.id, str(Role.RESIDENT)]))
@@ -599,42 +596,6 @@ class AccountService:
         if not await self._run(insert):
             raise Conflict(f"username {row['username']!r} is taken", code="username_taken", field="username")
 
-    async def _check_throttle(self, username: str) -> None:
-        row = await self._run(lambda db: store.get_attempts(db, username))
-        if row is None:
-            return
-        now = self._clock.now()
-        if row["locked_until"] is not None:
-            until = datetime.fromisoformat(row["locked_until"])
-            if now < until:
-                raise TooManyAttempts(
-                    "too many failed sign-ins; try again later",
-                    code="account_locked",
-                    retry_after=_seconds(until - now),
-                )
-            return  # the lock has passed; _fail starts counting afresh
-        failures = int(row["failures"])
-        if failures >= self.settings.throttle_after:
-            wait = timedelta(seconds=min(2 ** (failures - self.settings.throttle_after), 60))
-            ready = datetime.fromisoformat(row["last_failure_at"]) + wait
-            if now < ready:
-                raise TooManyAttempts(
-                    "too many failed sign-ins; wait before trying again", retry_after=_seconds(ready - now)
-                )
-
-    async def _fail(self, username: str) -> None:
-        row = await self._run(lambda db: store.get_attempts(db, username))
-        now = self._clock.now()
-        failures = 1
-        if row is not None:
-            stale = now - datetime.fromisoformat(row["last_failure_at"]) >= self.settings.lock_duration
-            failures = 1 if stale or row["locked_until"] is not None else int(row["failures"]) + 1
-        locked_until = None
-        if failures >= self.settings.lock_after:
-            locked_until = (now + self.settings.lock_duration).isoformat()
-            log.warning("sign-in locked after repeated failures", extra={"username": username[:64]})
-        await self._run(lambda db: store.record_failure(db, username, failures, now.isoformat(), locked_until))
-
 
 def _not_own(by: Principal, account_id: str) -> None:
     # An operator who suspends or ends their own account may leave nobody to administer the gateway.
@@ -658,7 +619,3 @@ def status_error(account: Account) -> AuthError | None:
     if account.status is not AccountStatus.ACTIVE:
         return AuthError("the account is not activated yet", code="account_not_active")
     return None
-
-
-def _seconds(delta: timedelta) -> int:
-    return max(1, int(delta.total_seconds() + 0.999))

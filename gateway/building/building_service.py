@@ -11,12 +11,12 @@ from datetime import datetime
 import sqlite_utils
 
 from ..accounts.models import Account, Principal
+from ..audit import AuditLog
 from ..clock import Clock
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..storage import Database
 from ..storage.records import transaction
 from . import store
-from .audit import AuditLog
 from .models import Binding, Property, Unit
 
 __all__ = ["BuildingService"]

@@ -14,7 +14,8 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from ..accounts import Principal
-from ..building import AuditLog, BuildingService, Unit
+from ..audit import AuditLog
+from ..building import BuildingService, Unit
 from ..clock import Clock
 from ..config import ChecksSettings
 from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, OutageListener, UplinkMonitor, downtime
