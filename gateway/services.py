@@ -13,7 +13,7 @@ from typing import Self
 from .accounts import AccountService, AuthSettings, Passwords
 from .app import Gateway
 from .audit import AuditLog
-from .building import BuildingService
+from .building import BuildingService, WiringService
 from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
@@ -44,6 +44,8 @@ class Services:
         self.audit = AuditLog(core.db, self.clock)
         self.accounts = AccountService(core.db, self.clock, passwords, auth, audit=self.audit)
         self.building = BuildingService(core.db, self.clock, core.persister.flush, audit=self.audit)
+        # Before anything binds: it pins a device's wiring as it is bound, and holds a later change of it.
+        self.wiring = WiringService(core.db, self.clock, core.registry, self.building, audit=self.audit)
         self.policy = PolicyService(core.db, self.clock, self.building, core.registry, audit=self.audit)
         self.gate = CommandGate(core.commands, self.clock)
         checks = settings.checks
@@ -77,6 +79,7 @@ class Services:
             await stack.enter_async_context(self.gateway)
             await self._load()
             await self._bootstrap_operator()
+            await stack.enter_async_context(self.wiring)
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
             self._stack = stack.pop_all()
@@ -107,6 +110,7 @@ class Services:
     async def _load(self) -> None:
         await self.building.load()
         await self.policy.load()
+        await self.wiring.load()
 
     async def _bootstrap_operator(self) -> None:
         name, password = self.settings.accounts.bootstrap_operator, self.settings.accounts.bootstrap_password

@@ -30,6 +30,14 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 `account_terminated`, `account_not_activated` (409, enabling an account never activated),
 `session_displaced` (signed in on another app device), `session_not_found`.
 
+A bound device's wiring (its topics, payload and state words, templates, ranges, availability) is pinned when
+staff bind it. A later discovery config that changes it holds the device: its commands answer `device_held` (409,
+nothing is sent to it), its reports are not applied (`stale_reason` `held`), and staff see what changed in its
+`wiring`; they approve the change (`POST .../devices/{device_id}/wiring/approve`) or reject it (it stays held until
+the device publishes its pinned wiring again or is unbound); `device_not_held` (409) when nothing awaits them. A
+removed config keeps the device's topics reserved until staff unbind it: another device's config naming them is
+refused (`topic_reserved`, logged and counted, not an HTTP answer).
+
 Before any device command goes out, every link of the service's chain of permissions is checked by one
 decision function, and commands go out only on what a decision allowed; the first link that fails is reported
 (with `link` and details) and nothing is sent to the device. In order:

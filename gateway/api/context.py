@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..accounts import AccountService
 from ..audit import AuditLog
-from ..building import BuildingService
+from ..building import BuildingService, WiringService
 from ..checks import ChecksService
 from ..policy import CommandGate, PolicyService
 
@@ -28,6 +28,7 @@ class ApiContext:
     gateway: Gateway
     accounts: AccountService
     building: BuildingService
+    wiring: WiringService
     audit: AuditLog
     policy: PolicyService
     checks: ChecksService
@@ -44,6 +45,7 @@ class ApiContext:
             gateway=services.gateway,
             accounts=services.accounts,
             building=services.building,
+            wiring=services.wiring,
             audit=services.audit,
             policy=services.policy,
             checks=services.checks,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..accounts import AccountStatus, Role
 from ..accounts.credentials import MIN_PASSWORD_LENGTH
+from .schemas_wiring import WiringOut
 
 __all__ = [
     "AccountOut",
@@ -153,7 +154,8 @@ class EntityOut(Response):
     last_seen: datetime | None
     stale: bool = Field(description="True when the shown state may not be the device's real state now")
     stale_reason: str | None = Field(
-        description="offline, never_reported, not_heard_since_start, invalid_report, expired or silent"
+        description="held (its wiring changed since it was bound), offline, never_reported, not_heard_since_start, "
+        "invalid_report, expired or silent"
     )
     state: dict[str, Any] | None
     state_at: datetime | None
@@ -172,6 +174,9 @@ class DeviceOut(Response):
     model: str | None
     unit_id: str | None
     entities: list[EntityOut]
+    wiring: WiringOut | None = Field(
+        default=None, description="Staff only: the pinned wiring, and whether (and how) a change holds the device"
+    )
 
 
 class NameRequest(Request):
@@ -314,6 +319,7 @@ class HealthOut(Response):
     offline: int
     stale: int
     low_battery: int
+    held: int = Field(default=0, description="Devices held: their wiring changed and awaits staff approval")
     issues: list[HealthIssueOut]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 
 from ..accounts import Account, Principal, Session
-from ..building import Unit
+from ..building import DeviceWiring, Unit
 from ..core.commands import CommandResult
 from ..core.entity import Entity
 from ..core.registry import Registry
@@ -18,6 +18,7 @@ from ..policy.store import Acceptance, ResidentAgreement
 from ..storage import CommandRow
 from .schemas import AccountOut, CommandOut, DeviceOut, EntityOut, SessionOut, UnitOut
 from .schemas_policy import AcceptanceOut, ContractOut, InternetProviderBody
+from .schemas_wiring import WiringChangeOut, WiringEntityOut, WiringOut
 
 __all__ = [
     "APP_VERSION_HEADER",
@@ -33,6 +34,7 @@ __all__ = [
     "resident_acceptance",
     "session_out",
     "unit_out",
+    "wiring_out",
 ]
 
 APP_VERSION_HEADER = "X-App-Version"
@@ -91,8 +93,9 @@ def device_out(
     now: datetime,
     stale_after: timedelta,
     resident_name: str | None = None,
+    wiring: DeviceWiring | None = None,
 ) -> DeviceOut:
-    """A device with its live entities."""
+    """A device with its live entities (and, for staff, its ``wiring``)."""
     entities = registry.entities_of_device(device_id)
     info = next((e.config.device for e in entities if e.config.device is not None), None)
     name = (info.name if info else None) or (entities[0].name if entities else device_id)
@@ -104,6 +107,25 @@ def device_out(
         model=info.model if info else None,
         unit_id=unit_id,
         entities=[entity_out(e, now, stale_after) for e in entities],
+        wiring=None if wiring is None else wiring_out(wiring),
+    )
+
+
+def wiring_out(wiring: DeviceWiring) -> WiringOut:
+    """A device's pinned wiring and what a held change changed, with API entity ids."""
+    return WiringOut(
+        status=wiring.status,
+        digest=wiring.digest,
+        held_since=wiring.held_since,
+        rejected_at=wiring.rejected_at,
+        entities=[
+            WiringEntityOut(
+                entity_id=api_entity_id(e.entity_id),
+                status=e.status,
+                changes=[WiringChangeOut(field=c.field, pinned=c.pinned, now=c.now) for c in e.changes],
+            )
+            for e in wiring.entities
+        ],
     )
 
 

@@ -19,7 +19,10 @@ from ..storage.records import transaction
 from . import store
 from .models import Binding, Property, Unit
 
-__all__ = ["BuildingService"]
+__all__ = ["BindingHook", "BuildingService"]
+
+BindingHook = Callable[[str, str], Awaitable[None]]
+"""Told of a device bound or unbound: (device id, actor)."""
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -43,6 +46,8 @@ class BuildingService:
         self._properties: dict[str, Property] = {}
         self._units: dict[str, Unit] = {}
         self._bindings: dict[str, Binding] = {}  # device id -> its current binding
+        self._bound: list[BindingHook] = []
+        self._unbound: list[BindingHook] = []
 
     async def load(self) -> None:
         """Read the layout from the database (at start)."""
@@ -105,6 +110,14 @@ class BuildingService:
 
     # --- bindings ------------------------------------------------------------------------------------
 
+    def on_bound(self, hook: BindingHook) -> None:
+        """Run ``hook(device_id, actor)`` after each binding (the device's wiring is pinned there)."""
+        self._bound.append(hook)
+
+    def on_unbound(self, hook: BindingHook) -> None:
+        """Run ``hook(device_id, actor)`` after each unbinding (the device's pinned wiring is released there)."""
+        self._unbound.append(hook)
+
     def unit_of_device(self, device_id: str) -> str | None:
         """The unit a device is bound to now."""
         binding = self._bindings.get(device_id)
@@ -147,6 +160,8 @@ class BuildingService:
             )
         binding = Binding(device_id, unit.id, now, actor)
         self._bindings[device_id] = binding
+        for hook in self._bound:
+            await hook(device_id, actor)
         log.info("device bound", extra={"device": device_id, "unit": unit.id, "by": actor})
         return binding
 
@@ -168,6 +183,8 @@ class BuildingService:
 
         await self._db.run(update)
         del self._bindings[device_id]
+        for hook in self._unbound:
+            await hook(device_id, actor)
         log.info("device unbound", extra={"device": device_id, "unit": unit_id, "by": actor})
         await self._audit.record(by, "device.unbind", property_id=unit.property_id, unit_id=unit_id, target=device_id)
 

@@ -35,6 +35,7 @@ class HealthReport:
     stale: int
     low_battery: int
     issues: tuple[HealthIssue, ...]
+    held: int = 0
 
 
 def property_health(
@@ -47,16 +48,19 @@ def property_health(
 ) -> HealthReport:
     """Health of every device bound to a unit of the property."""
     issues: list[HealthIssue] = []
-    offline = stale = low = devices = 0
+    offline = stale = low = devices = held = 0
     for unit in building.units(property_id):
         for device_id in building.devices_of_unit(unit.id):
             devices += 1
             entities = registry.entities_of_device(device_id)
-            device_offline = device_stale = device_low = False
+            device_offline = device_stale = device_low = device_held = False
             for entity in entities:
                 problems: list[str] = []
                 reason = entity.stale_reason(now, stale_after)
-                if reason == "offline":
+                if reason == "held":
+                    problems.append("held")  # its wiring changed: staff approve or reject it (see wiring)
+                    device_held = True
+                elif reason == "offline":
                     problems.append("offline")
                     device_offline = True
                 elif reason is not None:
@@ -78,4 +82,5 @@ def property_health(
             offline += device_offline
             stale += device_stale
             low += device_low
-    return HealthReport(devices, offline, stale, low, tuple(issues))
+            held += device_held
+    return HealthReport(devices, offline, stale, low, tuple(issues), held)

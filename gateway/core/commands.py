@@ -142,6 +142,7 @@ class CommandService:
         entity, parsed, publishes = typed.entity, typed.command, typed.publishes
         job = _Job(command_id or uuid.uuid4().hex, entity, actor, typed.body, self._clock.now())
         try:
+            _check_not_held(entity)
             if entity.available is False:
                 raise CommandRejected(f"{entity.name} is offline", code="device_offline")
             if not self._link.connected:
@@ -154,10 +155,13 @@ class CommandService:
         expected = self._registry.expect([entity.id], partial(_verdict, parsed), offline=_OFFLINE)
         try:
             try:
+                _check_not_held(entity)  # again: its config may have changed while the command was recorded
                 for publish in publishes:
                     await self._link.publish(publish.topic, publish.payload, qos=publish.qos, retain=False)
             except BrokerUnavailable as exc:
                 outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
+            except CommandRejected as exc:
+                outcome = (CommandStatus.REJECTED, exc.code, str(exc))
             else:
                 outcome = await _outcome(expected, timeout if timeout is not None else self.timeout)
         except asyncio.CancelledError:
@@ -267,6 +271,15 @@ _DETAILS = {
     CommandStatus.REFUSED: "the device reported it could not do it",
     CommandStatus.FAILED: "the device went offline before confirming",
 }
+
+
+def _check_not_held(entity: Entity) -> None:
+    """CommandRejected (``device_held``) while the entity's wiring differs from the pinned one."""
+    if entity.held:
+        raise CommandRejected(
+            f"{entity.name} changed how it is wired since it was bound; staff must approve the change first",
+            code="device_held",
+        )
 
 
 def _verdict(command: Command, entity: Entity) -> _Verdict | None:

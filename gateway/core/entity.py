@@ -40,6 +40,9 @@ class Entity:
     # False for what the database remembers from before a restart, until the device (or its shared availability
     # topic) reports again: a device that went away meanwhile must not look available or fresh.
     heard_since_start: bool = False
+    # True while its wiring differs from the one pinned when staff bound its device (gateway.core.wiring): no
+    # command goes to it and its reports are not applied until staff approve or the device says the pinned again.
+    held: bool = False
 
     @property
     def id(self) -> str:
@@ -70,11 +73,14 @@ class Entity:
     def stale_reason(self, now: datetime, silence: timedelta) -> str | None:
         """Why the shown state may not be the device's real one now, or None when it is fresh.
 
-        ``offline`` (last will or availability), ``never_reported``, ``not_heard_since_start`` (remembered from before
+        ``held`` (its wiring changed since staff bound it: nothing it reports is trusted), ``offline`` (last will
+        or availability), ``never_reported``, ``not_heard_since_start`` (remembered from before
         the gateway's restart, nothing heard since), ``invalid_report`` (the last report was refused), ``expired``
         (older than the device's own ``expire_after``), or ``silent`` (a device with no availability topic that has
         said nothing for ``silence``).
         """
+        if self.held:
+            return "held"
         if self.available is False:
             return "offline"
         if self.state is None or self.state_at is None:

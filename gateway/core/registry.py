@@ -21,6 +21,7 @@ from .journal import Journal
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .routes import TopicRoutes, TopicsChanged
+from .wiring import WiringCheck
 
 __all__ = ["EntityListener", "Registry"]
 
@@ -50,6 +51,7 @@ class Registry:
         self._journal.add_reader(self._changes.event)
         self._reports = ReportWatch()
         self._changes.add_listener(self._reports)
+        self._wiring: WiringCheck | None = None
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -87,6 +89,10 @@ class Registry:
     def on_topics_changed(self, callback: TopicsChanged) -> None:
         """Be told which topics to subscribe (added, removed) as entities come and go."""
         self._routes.on_topics_changed(callback)
+
+    def check_wiring(self, check: WiringCheck) -> None:
+        """Ask ``check`` about every config before accepting it (topics pinned to another bound device)."""
+        self._wiring = check
 
     def expect(self, entity_ids: Iterable[str], match: Match[T], *, offline: T | None = None) -> Expectation[T]:
         """Await verdicts on the entities' next reports until closed (see ``ReportWatch.expect``)."""
@@ -147,6 +153,8 @@ class Registry:
             return
         device_id = device_id_of(key, config)
         problem = self._routes.conflict(self.prefix, key, config, device_id)
+        if problem is None and self._wiring is not None:
+            problem = self._wiring(key, config, device_id)
         if problem is not None:
             self._reject(message, problem[0], problem[1], entity_id=key.key)
             return
@@ -169,6 +177,8 @@ class Registry:
         self._changes.discovered(entity, now)
 
     def _handle_state(self, entity: Entity, message: InboundMessage) -> None:
+        if entity.held:
+            return  # its wiring changed and staff have not approved it: its reports are not trusted (core.wiring)
         now = self.clock.now()
         entity.last_seen = now
         entity.heard_since_start = True

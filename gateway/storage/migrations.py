@@ -265,4 +265,24 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE revoked_at IS NULL AND client_id IS NOT NULL;
     CREATE INDEX broker_credentials_property ON broker_credentials(property_id, created_at);
     """,
+    # 6: pinned device wiring: per entity of a bound device, the wiring staff approved (digest and JSON) and a
+    # changed one awaiting them (pending); pinned NULL for an entity added to a bound device after it was bound
+    """
+    CREATE TABLE wiring (
+        entity_key TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        pinned_digest TEXT,
+        pinned TEXT,
+        pinned_at TEXT,
+        pinned_by TEXT,
+        pending_digest TEXT,
+        pending TEXT,
+        held_since TEXT,
+        rejected_at TEXT,
+        rejected_by TEXT,
+        CHECK ((pinned IS NULL) = (pinned_digest IS NULL)),
+        CHECK ((pending IS NULL) = (pending_digest IS NULL))
+    );
+    CREATE INDEX wiring_device ON wiring(device_id);
+    """,
 )

@@ -128,7 +128,11 @@ async def name_device(device_id: DeviceId, body: NameRequest, principal: Residen
             "description": "A rule of the service refuses: lessor_contract_inactive, agreement_not_accepted, "
             "agreement_unavailable, plan_excludes_device_kind, app_update_required (nothing is sent to the device)"
         },
-        409: PROBLEM_RESPONSES[404] | {"description": "device_offline, device_jammed, not_commandable"},
+        409: PROBLEM_RESPONSES[404]
+        | {
+            "description": "device_offline, device_jammed, not_commandable, device_held (its wiring changed since "
+            "it was bound; nothing is sent until staff approve)"
+        },
         503: PROBLEM_RESPONSES[404] | {"description": "broker_unavailable"},
         504: PROBLEM_RESPONSES[404] | {"description": "command_timeout"},
     },

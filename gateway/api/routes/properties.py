@@ -75,7 +75,8 @@ async def create_unit(property_id: Id, body: CreateUnitRequest, principal: Manag
 
 @router.get("/{property_id}/units/{unit_id}", operation_id="getUnit")
 async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> UnitDetailOut:
-    """A unit with its devices; managers also see its residents (an audited read)."""
+    """A unit with its devices (each with its pinned wiring: held, removed-but-bound); managers also see its
+    residents (an audited read)."""
     unit = own_unit(principal, ctx, property_id, unit_id)
     residents = None
     if principal.role is Role.MANAGER:
@@ -108,7 +109,14 @@ async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal
     if not ctx.gateway.registry.entities_of_device(body.device_id):
         raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
     await ctx.policy.bind_device(unit, body.device_id, by=principal)
-    return device_out(ctx.gateway.registry, body.device_id, unit.id, ctx.gateway.clock.now(), ctx.stale_after)
+    return device_out(
+        ctx.gateway.registry,
+        body.device_id,
+        unit.id,
+        ctx.gateway.clock.now(),
+        ctx.stale_after,
+        wiring=ctx.wiring.device(body.device_id),
+    )
 
 
 @router.delete("/{property_id}/units/{unit_id}/devices/{device_id}", status_code=204, operation_id="unbindDevice")
@@ -203,7 +211,8 @@ async def property_agreements(property_id: Id, principal: Manager, ctx: Ctx) -> 
 
 @router.get("/{property_id}/health", operation_id="getPropertyHealth")
 async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
-    """Device health of the whole property in one call: offline, stale and low-battery devices."""
+    """Device health of the whole property in one call: offline, stale, low-battery and held devices (a held
+    device's wiring changed since it was bound: see its wiring)."""
     pid = own_property(principal, ctx, property_id)
     now = ctx.gateway.clock.now()
     report = property_health(ctx.gateway.registry, ctx.building, pid, now, ctx.stale_after, ctx.low_battery_percent)
@@ -214,6 +223,7 @@ async def health(property_id: Id, principal: Staff, ctx: Ctx) -> HealthOut:
         offline=report.offline,
         stale=report.stale,
         low_battery=report.low_battery,
+        held=report.held,
         issues=[
             HealthIssueOut(
                 unit_id=i.unit_id,
@@ -236,6 +246,6 @@ async def _count_residents(ctx: ApiContext, unit: Unit) -> int:
 def _devices(ctx: ApiContext, unit: Unit) -> list[DeviceOut]:
     now = ctx.gateway.clock.now()
     return [
-        device_out(ctx.gateway.registry, d, unit.id, now, ctx.stale_after)
+        device_out(ctx.gateway.registry, d, unit.id, now, ctx.stale_after, wiring=ctx.wiring.device(d))
         for d in ctx.building.devices_of_unit(unit.id)
     ]

@@ -20,6 +20,8 @@ RULE_SOURCES = (
     GATEWAY / "accounts" / "account_service.py",
     GATEWAY / "api" / "routes" / "rules.py",
     GATEWAY / "api" / "routes" / "agreement.py",
+    GATEWAY / "building" / "wiring_service.py",  # a bound device's pinned wiring: held, approved, rejected
+    GATEWAY / "api" / "routes" / "wiring.py",
 )
 WRONG = "not the right password at all"
 
