@@ -179,6 +179,10 @@ class SelfTestRunner:
         if any(e.available is False for e in entities):
             detail = "the device's last will or availability topic says it is offline"
             return DeviceCheck(**base, status=CheckStatus.FAILED, reason="device_offline", detail=detail)
+        if any(e.held for e in entities):
+            # Nothing is sent to a device whose wiring changed since it was bound, state requests included.
+            detail = "its wiring changed since it was bound; staff must approve or reject the change"
+            return DeviceCheck(**base, status=CheckStatus.FAILED, reason="device_held", detail=detail)
         reporting = [e for e in entities if e.config.state_topics()]
         if not reporting:
             detail = "the device reports no state, so nothing can show that it works"
