@@ -17,14 +17,38 @@ from amqtt.contexts import Action as AmqttAction
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from ..errors import StorageError
 from .acl import Action, Scope, allowed
 
-__all__ = ["GateAuthPlugin", "GateTopicPlugin", "ScopeGate", "Verifier"]
+__all__ = ["DeferredVerifier", "GateAuthPlugin", "GateTopicPlugin", "ScopeGate", "Verifier"]
 
 log = logging.getLogger(__name__)
 
 Verifier = Callable[[str, str], Awaitable[Scope | None]]
 """``(username, password) -> scope`` of the live credential, or None (e.g. ``BrokerCredentials.verify``)."""
+
+
+class DeferredVerifier:
+    """A ``Verifier`` for a broker that starts before the gateway's credential store is open: it refuses every
+    login until ``bind`` hands it the store's verifier, and while the store cannot answer (not open yet, closed
+    at shutdown) - deny, never fail open."""
+
+    def __init__(self) -> None:
+        self._verify: Verifier | None = None
+
+    def bind(self, verify: Verifier) -> None:
+        """Answer logins with ``verify`` from now on."""
+        self._verify = verify
+
+    async def __call__(self, username: str, password: str) -> Scope | None:
+        verify = self._verify
+        if verify is None:
+            return None
+        try:
+            return await verify(username, password)
+        except StorageError as exc:
+            log.warning("broker login refused: the credential store cannot answer (%s)", exc)
+            return None
 
 
 class ScopeGate:
