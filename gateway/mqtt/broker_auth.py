@@ -87,6 +87,15 @@ class ScopeGate:
         scope = self._scopes.get(client_id or "")
         return scope is not None and allowed(scope, action, topic)
 
+    def checks(self, session: Session | None, topic: str | None, action: AmqttAction | None) -> bool:
+        """amqtt's topic check (publish, subscribe, or receive a delivered message) answered at once, never
+        suspending; deny by default."""
+        if session is None or topic is None:
+            return False
+        # A delivered topic name is a filter covered by a grant exactly when the grant matches it.
+        wanted = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
+        return self.permits(session.client_id, wanted, topic)
+
     def forget(self, username: str) -> list[str]:
         """Drop the scopes admitted for ``username`` (a revoked credential); the client ids it held."""
         gone = [cid for cid, scope in self._scopes.items() if scope.username == username]
@@ -124,8 +133,4 @@ class GateTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: AmqttAction | None = None
     ) -> bool:
-        if session is None or topic is None:
-            return False
-        # A delivered topic name is a filter covered by a grant exactly when the grant matches it.
-        wanted = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
-        return _gate(self).permits(session.client_id, wanted, topic)
+        return _gate(self).checks(session, topic, action)
