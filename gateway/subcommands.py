@@ -231,6 +231,11 @@ async def run(args: argparse.Namespace) -> None:
     """
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
+        if embedded and (args.username or args.password):
+            log.warning(
+                "--username/--password are for an external broker (--broker): on its embedded broker the gateway "
+                "logs in with a login of its own, made at each start"
+            )
         port = None if args.no_api else api_port(args.api_host, args.api_port)
         client_id, login = await start_records(args.db, args.client_id, embedded=embedded)
         gated = None if login is None else await _gated_broker(stack, login, args.listen_host, args.listen_port)
