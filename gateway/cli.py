@@ -33,10 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the gateway (embedded broker unless --broker is given)")
+    run = sub.add_parser(
+        "run",
+        help="run the gateway (embedded broker unless --broker is given)",
+        description="Run the gateway. Its embedded broker admits no anonymous client: every client logs in with a "
+        "broker credential the gateway issued (the gateway's own and the simulated unit's are made at each start). "
+        "An external broker (--broker, logging in with --username/--password) is locked down by its own "
+        "configuration: deploy/mosquitto-dynsec.conf for Mosquitto (no anonymous access, dynamic security).",
+    )
     _broker_options(run)
     _gateway_options(run)
-    run.add_argument("--listen-host", default="127.0.0.1", help="embedded broker address")
+    run.add_argument(
+        "--listen-host", default="127.0.0.1", help="embedded broker address (anonymous clients are refused on it)"
+    )
     run.add_argument(
         "--listen-port",
         type=int,
@@ -79,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", default=os.environ.get("GATEWAY_BROKER"), help="mqtt://host:port or mqtts://…")
-    parser.add_argument("--username", default=os.environ.get("GATEWAY_MQTT_USERNAME"))
+    parser.add_argument(
+        "--username",
+        default=os.environ.get("GATEWAY_MQTT_USERNAME"),
+        help="the gateway's login on an external broker (or GATEWAY_MQTT_USERNAME); on the embedded broker it makes "
+        "its own at each start",
+    )
     parser.add_argument("--password", default=os.environ.get("GATEWAY_MQTT_PASSWORD"), help="or GATEWAY_MQTT_PASSWORD")
     parser.add_argument("--tls", action="store_true", default=None, help="use TLS (implied by mqtts://)")
     parser.add_argument("--ca-file", type=Path, default=None)

@@ -8,6 +8,7 @@ import json
 import secrets
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretStr
@@ -16,22 +17,33 @@ from .api import ApiService
 from .app import Gateway
 from .config import AccountSettings, ApiSettings, GatewaySettings
 from .services import Services
-from .simulator import simulated_unit
+from .simulator import simulated_unit, simulator_logins
 
 __all__ = ["run_demo"]
 
 EXPECTED_ENTITIES = 7  # light, dimmer, lock + battery, thermostat, leak + battery
 
 
-async def run_demo(stack: contextlib.AsyncExitStack, settings: GatewaySettings) -> int:
-    """Run the scripted demo; return the process exit code."""
+async def run_demo(
+    stack: contextlib.AsyncExitStack, settings: GatewaySettings, gate: Callable[[Services], None] | None = None
+) -> int:
+    """Run the scripted demo; return the process exit code.
+
+    ``gate`` (the gated embedded broker's) is handed the services before they start, so that the broker admits the
+    logins they know; the simulated unit then gets a login per device. Without it the broker is the caller's and
+    the simulated unit logs in as the gateway does.
+    """
     operator_password = secrets.token_urlsafe(18)
     accounts = AccountSettings(bootstrap_operator="demo-operator", bootstrap_password=SecretStr(operator_password))
-    services = await stack.enter_async_context(Services(settings.model_copy(update={"accounts": accounts})))
+    services = Services(settings.model_copy(update={"accounts": accounts}))
+    if gate is not None:
+        gate(services)
+    await stack.enter_async_context(services)
     gateway = services.gateway
     await gateway.wait_connected(10)
-    b = settings.broker
-    unit = await stack.enter_async_context(simulated_unit(b, settings.discovery_prefix, command_delay=0.05))
+    b, prefix = settings.broker, settings.discovery_prefix
+    logins = None if gate is None else await simulator_logins(services.broker_credentials, prefix)
+    unit = await stack.enter_async_context(simulated_unit(b, prefix, command_delay=0.05, logins=logins))
     await unit.wait_online()
     async with asyncio.timeout(15):
         while not _ready(gateway):

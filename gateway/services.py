@@ -18,6 +18,7 @@ from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import GatewayError
+from .mqtt.credentials import BrokerCredentials
 from .policy import CommandGate, PolicyService
 
 __all__ = ["Services"]
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 class Services:
     """``async with Services(settings) as services``: the device core, accounts, building, audit, policy, the
-    command gate and the checks (self-tests, reminders, failure reports), started in order and stopped in reverse."""
+    command gate, broker credentials and the checks (self-tests, reminders, failure reports), started in order and
+    stopped in reverse."""
 
     def __init__(
         self, settings: GatewaySettings, *, clock: Clock | None = None, passwords: Passwords | None = None
@@ -48,6 +50,8 @@ class Services:
         self.wiring = WiringService(core.db, self.clock, core.registry, self.building, audit=self.audit)
         self.policy = PolicyService(core.db, self.clock, self.building, core.registry, audit=self.audit)
         self.gate = CommandGate(core.commands, self.clock)
+        # Who may log in to the broker and what each may do there (the embedded broker asks it on every CONNECT).
+        self.broker_credentials = BrokerCredentials(core.db, self.clock, passwords)
         checks = settings.checks
         self.checks = ChecksService(
             checks,

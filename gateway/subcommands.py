@@ -15,6 +15,7 @@ import secrets
 import socket
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from pydantic import SecretStr, ValidationError
 
 from .api import ApiService
 from .app import Gateway
+from .clock import SystemClock
 from .config import (
     AccountSettings,
     ApiSettings,
@@ -34,11 +36,14 @@ from .config import (
 )
 from .demo import run_demo
 from .errors import ConfigError, TransportError
+from .mqtt.acl import CredentialKind
 from .mqtt.broker import EmbeddedBroker, free_port
+from .mqtt.broker_auth import DeferredVerifier, Verifier
+from .mqtt.credentials import MADE_AT_START, BrokerCredentials
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
 from .services import Services
-from .simulator import simulated_unit
+from .simulator import simulated_unit, simulator_logins
 from .storage import Database
 from .storage.records import load_entities, recent_commands
 
@@ -57,6 +62,7 @@ __all__ = [
     "installation_client_id",
     "list_devices",
     "run",
+    "start_records",
 ]
 
 log = logging.getLogger("gateway")
@@ -111,10 +117,11 @@ def port_taken_error(what: str, host: str, port: int, option: str) -> ConfigErro
     )
 
 
-async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
-    """Start the embedded broker; when the default port is taken (say by Mosquitto), use a free one."""
+async def _embedded_broker(host: str, port: int | None, credentials: Verifier) -> EmbeddedBroker:
+    """Start the embedded broker, admitting only ``credentials``; when the default port is taken (say by
+    Mosquitto), use a free one."""
     chosen = DEFAULT_BROKER_PORT if port is None else port or free_port(host)
-    broker = EmbeddedBroker(host, chosen)
+    broker = EmbeddedBroker(host, chosen, credentials=credentials)
     try:
         await broker.start()
     except TransportError as exc:
@@ -122,19 +129,76 @@ async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
             raise
         if port is not None:
             raise port_taken_error("broker", host, port, "--listen-port") from exc
-        broker = EmbeddedBroker(host, free_port(host))
+        broker = EmbeddedBroker(host, free_port(host), credentials=credentials)
         log.warning("port %d is taken; embedded broker on %s instead", DEFAULT_BROKER_PORT, broker.url)
         await broker.start()
     return broker
 
 
-async def _broker_url(stack: contextlib.AsyncExitStack, url: str | None, host: str, port: int | None) -> str:
-    """``url`` if given; otherwise start the embedded broker, stopped when ``stack`` closes, and return its URL."""
-    if url is not None:
-        return url
-    broker = await _embedded_broker(host, port)
+@dataclass(frozen=True)
+class _GatedBroker:
+    """The embedded broker of this start, the gateway's own login on it, and the verifier it asks."""
+
+    url: str
+    login: tuple[str, str]
+    verifier: DeferredVerifier
+
+    def broker_settings(self, settings: BrokerSettings) -> BrokerSettings:
+        """``settings`` logging in with the gateway's own login."""
+        username, password = self.login
+        return settings.model_copy(update={"username": username, "password": password})
+
+    def bind(self, services: Services) -> None:
+        """Admit the logins the services' credential store knows (from when it is open)."""
+        self.verifier.bind(services.broker_credentials.verify)
+
+
+async def _gated_broker(
+    stack: contextlib.AsyncExitStack, login: tuple[str, str], host: str, port: int | None
+) -> _GatedBroker:
+    """Start the embedded broker, stopped when ``stack`` closes, admitting nobody until bound to the services."""
+    verifier = DeferredVerifier()
+    broker = await _embedded_broker(host, port, verifier)
     stack.push_async_callback(broker.stop)
-    return broker.url
+    return _GatedBroker(broker.url, login, verifier)
+
+
+async def _start_logins(db: Database, client_id: str, *, own: bool) -> tuple[str, str] | None:
+    """Revoke the logins the previous start made (their passwords died with it) and, with ``own``, make the
+    gateway's own for this start: a gateway credential named after its client id, its password only in memory."""
+    credentials = BrokerCredentials(db, SystemClock())
+    await credentials.revoke_made_by(MADE_AT_START, revoked_by=MADE_AT_START)
+    if not own:
+        return None
+    issued = await credentials.create(
+        client_id,
+        CredentialKind.GATEWAY,
+        property_id=None,
+        client_id=client_id,
+        label="the gateway's own login on its embedded broker (made at each start)",
+        created_by=MADE_AT_START,
+    )
+    return client_id, issued.password.get_secret_value()
+
+
+async def start_records(path: Path, client_id: str | None, *, embedded: bool) -> tuple[str, tuple[str, str] | None]:
+    """What a start needs from the database before the broker and the services are up: the client id (this
+    installation's unless one is given) and, on the embedded broker, the gateway's own login for this start.
+
+    The database is open only for this, and closed before the services open it (one writer at a time).
+    """
+    async with Database(path) as db:
+        chosen: str = client_id if client_id else await db.run(_client_id)
+        return chosen, await _start_logins(db, chosen, own=embedded)
+
+
+def _client_id(db: sqlite_utils.Database) -> str:
+    stored = get_setting(db, CLIENT_ID_SETTING)
+    if stored:
+        return stored
+    made = f"aptgateway-{secrets.token_hex(4)}"
+    set_setting(db, CLIENT_ID_SETTING, made, datetime.now(UTC), "gateway")
+    return made
 
 
 def api_port(host: str, port: int | None) -> int:
@@ -154,37 +218,43 @@ async def installation_client_id(path: Path) -> str:
 
     Two gateways on one broker with one client id would take the session from each other over and over.
     """
-
-    def read_or_make(db: sqlite_utils.Database) -> str:
-        stored = get_setting(db, CLIENT_ID_SETTING)
-        if stored:
-            return stored
-        made = f"aptgateway-{secrets.token_hex(4)}"
-        set_setting(db, CLIENT_ID_SETTING, made, datetime.now(UTC), "gateway")
-        return made
-
     async with Database(path) as db:
-        return await db.run(read_or_make)
+        return await db.run(_client_id)
 
 
 async def run(args: argparse.Namespace) -> None:
-    """Run the gateway until cancelled."""
+    """Run the gateway until cancelled.
+
+    On the embedded broker (no ``--broker``) every client must log in with a credential the gateway issued: the
+    gateway with its own, made at this start; the simulated unit with one per device. On an external broker the
+    gateway logs in with ``--username``/``--password``, and the broker's own configuration locks it down.
+    """
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
+        if embedded and (args.username or args.password):
+            log.warning(
+                "--username/--password are for an external broker (--broker): on its embedded broker the gateway "
+                "logs in with a login of its own, made at each start"
+            )
         port = None if args.no_api else api_port(args.api_host, args.api_port)
-        url = await _broker_url(stack, args.broker, args.listen_host, args.listen_port)
+        client_id, login = await start_records(args.db, args.client_id, embedded=embedded)
+        gated = None if login is None else await _gated_broker(stack, login, args.listen_host, args.listen_port)
+        broker = broker_settings(args, gated.url if gated else args.broker)
         settings = GatewaySettings(
-            broker=broker_settings(args, url),
+            broker=gated.broker_settings(broker) if gated else broker,
             database=args.db,
             discovery_prefix=args.discovery_prefix,
-            client_id=args.client_id or await installation_client_id(args.db),
+            client_id=client_id,
             command_timeout=args.command_timeout,
             uplink=uplink_settings(args),
             checks=checks_settings(args),
             accounts=account_settings(),
         )
         # The same services with or without HTTP: the self-tests, reminders and report outbox run either way.
-        services = await stack.enter_async_context(Services(settings))
+        services = Services(settings)
+        if gated is not None:
+            gated.bind(services)
+        await stack.enter_async_context(services)
         gateway = services.gateway
         api_url = None
         if port is not None:
@@ -196,7 +266,9 @@ async def run(args: argparse.Namespace) -> None:
                 await gateway.wait_connected(SIMULATION_GRACE_SECONDS)
             await asyncio.sleep(SIMULATION_GRACE_SECONDS)  # let retained discovery configs and live devices speak
             if args.simulate == "always" or not heard_devices(gateway):
-                unit = await stack.enter_async_context(simulated_unit(settings.broker, settings.discovery_prefix))
+                prefix = settings.discovery_prefix
+                logins = await simulator_logins(services.broker_credentials, prefix) if gated else None
+                unit = await stack.enter_async_context(simulated_unit(settings.broker, prefix, logins=logins))
                 await _wait_heard(gateway, [f"fwsim-{unit.unit}-{name}" for name in unit.devices])
                 print("no devices found: started a simulated unit (u101)", flush=True)
         # Everything made while starting (modules, the API's schemas, the stored entities) lives as long as the
@@ -359,15 +431,18 @@ async def demo(args: argparse.Namespace) -> int:
     """Start a broker, the gateway and a simulated unit; run representative commands; print the outcomes."""
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         db = args.db or Path(tmp) / "demo.sqlite3"
+        client_id = "aptgateway-demo"
         async with contextlib.AsyncExitStack() as stack:
-            url = await _broker_url(stack, args.broker, "127.0.0.1", free_port())
+            _, login = await start_records(db, client_id, embedded=args.broker is None)
+            gated = None if login is None else await _gated_broker(stack, login, "127.0.0.1", free_port())
+            broker = broker_settings(args, gated.url if gated else args.broker)
             settings = GatewaySettings(
-                broker=broker_settings(args, url),
+                broker=gated.broker_settings(broker) if gated else broker,
                 database=db,
                 discovery_prefix=args.discovery_prefix,
-                client_id="aptgateway-demo",
+                client_id=client_id,
                 command_timeout=2.0,
                 checks=ChecksSettings(device_timeout_seconds=2.0),
             )
-            return await run_demo(stack, settings)
+            return await run_demo(stack, settings, None if gated is None else gated.bind)
     return 1  # pragma: no cover

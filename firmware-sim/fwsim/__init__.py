@@ -4,7 +4,7 @@ from .address import BrokerAddress
 from .backoff import Backoff
 from .battery import BATTERY, BatteryPowered
 from .bridged import ZIGBEE2MQTT_ORIGIN, TasmotaSensorSim, Zigbee2MqttContactSim, Zigbee2MqttDevice, Zigbee2MqttTrvSim
-from .device import MANUFACTURER, OFFLINE, ONLINE, DeviceOptions, SimulatedDevice
+from .device import MANUFACTURER, OFFLINE, ONLINE, DeviceIdentity, DeviceOptions, SimulatedDevice
 from .faults import Fault, FaultInvalid, FaultKind, parse_fault
 from .fleet import Fleet, unit_id
 from .leak import LeakSensorSim
@@ -12,7 +12,7 @@ from .lights import DimmerSim, LightSim
 from .link import DeviceLink, DeviceOffline
 from .lock import LockSim
 from .thermostat import ThermostatSim
-from .unit import UNIT_DEVICES, UnitSim
+from .unit import UNIT_DEVICES, Login, UnitSim
 
 __all__ = [
     "BATTERY",
@@ -24,6 +24,7 @@ __all__ = [
     "Backoff",
     "BatteryPowered",
     "BrokerAddress",
+    "DeviceIdentity",
     "DeviceLink",
     "DeviceOffline",
     "DeviceOptions",
@@ -35,6 +36,7 @@ __all__ = [
     "LeakSensorSim",
     "LightSim",
     "LockSim",
+    "Login",
     "SimulatedDevice",
     "TasmotaSensorSim",
     "ThermostatSim",

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypedDict
 
@@ -35,6 +36,7 @@ __all__ = [
     "OFFLINE",
     "ONLINE",
     "SW_VERSION",
+    "DeviceIdentity",
     "DeviceOffline",
     "DeviceOptions",
     "SimulatedDevice",
@@ -48,6 +50,33 @@ ONLINE = "online"
 OFFLINE = "offline"
 _ID = re.compile(r"[A-Za-z0-9_]{1,30}")
 _COMMAND_QUEUE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Who a simulated device is on the broker: its client id, discovery node id and the root of its own topics.
+
+    Known without starting the device, so that whoever issues its broker login can scope it first.
+    """
+
+    unit: str
+    name: str
+    base_topic: str = "fwsim"
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id, ``fwsim-<unit>-<name>``."""
+        return f"fwsim-{self.unit}-{self.name}"
+
+    @property
+    def node_id(self) -> str:
+        """The discovery node id, ``<unit>-<name>``."""
+        return f"{self.unit}-{self.name}"
+
+    @property
+    def topic_root(self) -> str:
+        """Every state, availability, command and fault topic of the device lies under ``<base>/<unit>/<name>``."""
+        return "/".join((self.base_topic.strip("/"), self.unit, self.name))
 
 
 class DeviceOptions(TypedDict, total=False):
@@ -93,6 +122,7 @@ class SimulatedDevice:
         self.name = name
         self.discovery_prefix = discovery_prefix.strip("/")
         self.base_topic = base_topic.strip("/")
+        self.identity = DeviceIdentity(unit, name, self.base_topic)
         self.command_delay = command_delay
         self.ignore_commands = False
         self._entities: dict[str, EntityConfig] = {}
@@ -121,16 +151,16 @@ class SimulatedDevice:
     @property
     def client_id(self) -> str:
         """The MQTT client id, ``fwsim-<unit>-<name>``."""
-        return f"fwsim-{self.unit}-{self.name}"
+        return self.identity.client_id
 
     @property
     def node_id(self) -> str:
         """The discovery node id, ``<unit>-<name>``."""
-        return f"{self.unit}-{self.name}"
+        return self.identity.node_id
 
     def topic(self, *parts: str) -> str:
         """A topic under this device's base, ``<base>/<unit>/<name>/<parts...>``."""
-        return "/".join((self.base_topic, self.unit, self.name, *parts))
+        return "/".join((self.identity.topic_root, *parts))
 
     @property
     def availability_topic(self) -> str:

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
 
 from .address import BrokerAddress
 from .backoff import Backoff
-from .device import DeviceOptions, SimulatedDevice
+from .device import DeviceIdentity, DeviceOptions, SimulatedDevice
 from .leak import LeakSensorSim
 from .lights import DimmerSim, LightSim
 from .lock import LockSim
 from .thermostat import ThermostatSim
 
-__all__ = ["UNIT_DEVICES", "UnitSim"]
+__all__ = ["UNIT_DEVICES", "Login", "UnitSim"]
 
 UNIT_DEVICES = ("light", "dimmer", "lock", "thermostat", "leak")
 """Device names of a unit, in start order."""
 
+Login = tuple[str, str]
+"""A broker username and password."""
+
 
 class UnitSim:
-    """One apartment unit: ``light``, ``dimmer``, ``lock``, ``thermostat`` and ``leak``, each its own MQTT client."""
+    """One apartment unit: ``light``, ``dimmer``, ``lock``, ``thermostat`` and ``leak``, each its own MQTT client.
+
+    ``logins`` gives devices a broker login of their own by device name (as a broker that scopes each client to
+    its own topics needs); a device not named there logs in with the address's username and password.
+    """
 
     def __init__(
         self,
@@ -36,7 +44,11 @@ class UnitSim:
         drift_step: float = 0.5,
         temperature_sensor: bool = False,
         backoff: Backoff | None = None,
+        logins: Mapping[str, Login] | None = None,
     ) -> None:
+        unknown = set(logins or ()) - set(UNIT_DEVICES)
+        if unknown:
+            raise ValueError(f"logins for devices a unit does not have: {', '.join(sorted(unknown))}")
         options: DeviceOptions = {
             "discovery_prefix": discovery_prefix,
             "base_topic": base_topic,
@@ -46,18 +58,25 @@ class UnitSim:
             options["backoff"] = backoff
         self.unit = unit
         self.address = address
-        self.light = LightSim(address, unit=unit, **options)
-        self.dimmer = DimmerSim(address, unit=unit, **options)
-        self.lock = LockSim(address, unit=unit, **options)
+
+        def login(name: str) -> BrokerAddress:
+            if logins is None or name not in logins:
+                return address
+            username, password = logins[name]
+            return address.with_options(username=username, password=password)
+
+        self.light = LightSim(login("light"), unit=unit, **options)
+        self.dimmer = DimmerSim(login("dimmer"), unit=unit, **options)
+        self.lock = LockSim(login("lock"), unit=unit, **options)
         self.thermostat = ThermostatSim(
-            address,
+            login("thermostat"),
             unit=unit,
             drift_interval=drift_interval,
             drift_step=drift_step,
             temperature_sensor=temperature_sensor,
             **options,
         )
-        self.leak = LeakSensorSim(address, unit=unit, **options)
+        self.leak = LeakSensorSim(login("leak"), unit=unit, **options)
         self.devices: dict[str, SimulatedDevice] = {
             "light": self.light,
             "dimmer": self.dimmer,
@@ -66,6 +85,11 @@ class UnitSim:
             "leak": self.leak,
         }
         self._stack: AsyncExitStack | None = None
+
+    @staticmethod
+    def identities(unit: str = "u101", base_topic: str = "fwsim") -> dict[str, DeviceIdentity]:
+        """Who each device of ``unit`` will be on the broker, by device name, before any is started."""
+        return {name: DeviceIdentity(unit, name, base_topic) for name in UNIT_DEVICES}
 
     @property
     def is_online(self) -> bool:

@@ -127,7 +127,11 @@ class Namespace(BaseModel):
 
 
 class Credential(BaseModel):
-    """A broker login: who holds it, for which property, with which client id and namespace (no secret)."""
+    """A broker login: who holds it, for which property, with which client id and namespace (no secret).
+
+    Staff issue device and bridge credentials for a property. A device credential without one is the gateway's own
+    making for a device of its own (the simulated unit ``gateway run`` and ``gateway demo`` start), scoped alike.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -144,7 +148,7 @@ class Credential(BaseModel):
             if self.property_id is not None or self.namespace.node_ids or self.namespace.roots:
                 raise ValueError("the gateway credential has no property and no namespace: it may do everything")
             return self
-        if self.property_id is None:
+        if self.property_id is None and self.kind is not CredentialKind.DEVICE:
             raise ValueError(f"a {self.kind} credential belongs to a property")
         if self.client_id is None:
             raise ValueError(f"a {self.kind} credential owns exactly one client id")

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from amqtt.broker import Broker
+from amqtt.contexts import Action as AmqttAction
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -59,9 +60,17 @@ class _GatedBroker(_Broker):
     before any session is touched; amqtt's later call for the same session is answered from that admission.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gate: ScopeGate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._gate = gate
         self._admitted: dict[int, Session] = {}  # sessions admitted early, until amqtt asks about them
+
+    async def _topic_filtering(self, session: Session, topic: str, action: AmqttAction) -> bool:
+        # amqtt awaits this check while it walks its subscription table to deliver a message; through its plugin
+        # manager the check suspends, another client's SUBSCRIBE grows the table, and the delivery dies half-way
+        # ("dictionary changed size during iteration": the subscribers after that point never got the message).
+        # The gate answers at once (GateTopicPlugin asks it the same).
+        return self._gate.checks(session, topic, action)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         if self._admitted.pop(id(session), None) is session:
@@ -143,15 +152,13 @@ class EmbeddedBroker:
         """Start listening; raise TransportError if the port cannot be bound."""
         anonymous = "amqtt.plugins.authentication.AnonymousAuthPlugin"
         plugins: dict[str, dict[str, Any]] = {anonymous: {"allow_anonymous": True}}
-        broker_class: type[_Broker] = _Broker
         if self._gate is not None:
             plugins = {_dotted(GateAuthPlugin): {"gate": self._gate}, _dotted(GateTopicPlugin): {"gate": self._gate}}
-            broker_class = _GatedBroker
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
             "plugins": plugins,
         }
-        broker = broker_class(config)
+        broker = _Broker(config) if self._gate is None else _GatedBroker(config, gate=self._gate)
         try:
             await broker.start()
         except Exception as exc:

@@ -17,14 +17,38 @@ from amqtt.contexts import Action as AmqttAction
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from ..errors import StorageError
 from .acl import Action, Scope, allowed
 
-__all__ = ["GateAuthPlugin", "GateTopicPlugin", "ScopeGate", "Verifier"]
+__all__ = ["DeferredVerifier", "GateAuthPlugin", "GateTopicPlugin", "ScopeGate", "Verifier"]
 
 log = logging.getLogger(__name__)
 
 Verifier = Callable[[str, str], Awaitable[Scope | None]]
 """``(username, password) -> scope`` of the live credential, or None (e.g. ``BrokerCredentials.verify``)."""
+
+
+class DeferredVerifier:
+    """A ``Verifier`` for a broker that starts before the gateway's credential store is open: it refuses every
+    login until ``bind`` hands it the store's verifier, and while the store cannot answer (not open yet, closed
+    at shutdown) - deny, never fail open."""
+
+    def __init__(self) -> None:
+        self._verify: Verifier | None = None
+
+    def bind(self, verify: Verifier) -> None:
+        """Answer logins with ``verify`` from now on."""
+        self._verify = verify
+
+    async def __call__(self, username: str, password: str) -> Scope | None:
+        verify = self._verify
+        if verify is None:
+            return None
+        try:
+            return await verify(username, password)
+        except StorageError as exc:
+            log.warning("broker login refused: the credential store cannot answer (%s)", exc)
+            return None
 
 
 class ScopeGate:
@@ -63,6 +87,15 @@ class ScopeGate:
         scope = self._scopes.get(client_id or "")
         return scope is not None and allowed(scope, action, topic)
 
+    def checks(self, session: Session | None, topic: str | None, action: AmqttAction | None) -> bool:
+        """amqtt's topic check (publish, subscribe, or receive a delivered message) answered at once, never
+        suspending; deny by default."""
+        if session is None or topic is None:
+            return False
+        # A delivered topic name is a filter covered by a grant exactly when the grant matches it.
+        wanted = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
+        return self.permits(session.client_id, wanted, topic)
+
     def forget(self, username: str) -> list[str]:
         """Drop the scopes admitted for ``username`` (a revoked credential); the client ids it held."""
         gone = [cid for cid, scope in self._scopes.items() if scope.username == username]
@@ -100,8 +133,4 @@ class GateTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: AmqttAction | None = None
     ) -> bool:
-        if session is None or topic is None:
-            return False
-        # A delivered topic name is a filter covered by a grant exactly when the grant matches it.
-        wanted = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
-        return _gate(self).permits(session.client_id, wanted, topic)
+        return _gate(self).checks(session, topic, action)

@@ -13,7 +13,15 @@ from ..storage.records import parse_time, transaction
 from ..storage.rows import insert_row, select_all, select_one
 from .acl import Credential, CredentialKind, Namespace, Scope, roots_overlap
 
-__all__ = ["CredentialRecord", "credential_by_id", "insert_credential", "live_login", "revoke_credential", "where"]
+__all__ = [
+    "CredentialRecord",
+    "credential_by_id",
+    "insert_credential",
+    "live_login",
+    "revoke_credential",
+    "revoke_made_by",
+    "where",
+]
 
 
 class CredentialRecord(BaseModel):
@@ -134,3 +142,15 @@ def revoke_credential(db: sqlite_utils.Database, credential_id: str, now: str, a
             (now, actor, credential_id),
         )
         return credential_by_id(db, credential_id)
+
+
+def revoke_made_by(db: sqlite_utils.Database, created_by: str, now: str, actor: str | None) -> list[CredentialRecord]:
+    """Revoke every live credential ``created_by`` made, in one transaction; the revoked ones."""
+    with transaction(db):
+        ids = [
+            row["id"]
+            for row in select_all(
+                db, "SELECT id FROM broker_credentials WHERE created_by = ? AND revoked_at IS NULL", [created_by]
+            )
+        ]
+        return [revoke_credential(db, credential_id, now, actor) for credential_id in ids]

@@ -22,10 +22,22 @@ from . import credential_store as store
 from .acl import Credential, CredentialKind, Namespace, Scope
 from .credential_store import CredentialRecord
 
-__all__ = ["PASSWORD_BYTES", "BrokerCredentials", "CredentialRecord", "IssuedCredential", "new_broker_password"]
+__all__ = [
+    "MADE_AT_START",
+    "PASSWORD_BYTES",
+    "BrokerCredentials",
+    "CredentialRecord",
+    "IssuedCredential",
+    "new_broker_password",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MADE_AT_START = "gateway:start"
+"""``created_by`` of the logins the gateway makes for itself at a start (its own, its simulated devices'): their
+passwords live only in that process, so the next start revokes them all and makes new ones. No account username
+has a ':'."""
 
 PASSWORD_BYTES = 24
 """192 random bits: far beyond guessing, so a cache of verified logins may key on a plain digest (see ``verify``)."""
@@ -122,6 +134,17 @@ class BrokerCredentials:
         record = await self._run(lambda db: store.revoke_credential(db, credential_id, now, revoked_by))
         log.info("broker credential revoked", extra={"credential": credential_id, "by": revoked_by})
         return record
+
+    async def revoke_made_by(self, created_by: str, *, revoked_by: str | None = None) -> list[CredentialRecord]:
+        """Revoke every live credential ``created_by`` made (e.g. the logins an earlier start made); those revoked."""
+        now = self._clock.now().isoformat()
+        records = await self._run(lambda db: store.revoke_made_by(db, created_by, now, revoked_by))
+        if records:
+            log.info(
+                "broker credentials revoked",
+                extra={"credentials": [r.credential.id for r in records], "made_by": created_by, "by": revoked_by},
+            )
+        return records
 
     async def verify(self, username: str, password: str) -> Scope | None:
         """The scope of the live credential ``username`` if ``password`` is its password; None otherwise.

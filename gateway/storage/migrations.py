@@ -284,5 +284,37 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK ((pending IS NULL) = (pending_digest IS NULL))
     );
     CREATE INDEX wiring_device ON wiring(device_id);
+    """,  # 7: a device credential may have no property (the gateway's own simulated devices); SQLite cannot alter a
+    # CHECK, so the table is rebuilt (nothing references it)
+    """
+    CREATE TABLE broker_credentials_7 (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('device', 'bridge', 'gateway')),
+        property_id TEXT REFERENCES properties(id),
+        client_id TEXT,
+        namespace TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        label TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        CHECK (kind <> 'gateway' OR property_id IS NULL),
+        CHECK (kind <> 'bridge' OR property_id IS NOT NULL)
+    );
+    INSERT INTO broker_credentials_7 (
+        id, username, kind, property_id, client_id, namespace, password_hash, label, created_at, created_by,
+        revoked_at, revoked_by
+    )
+    SELECT id, username, kind, property_id, client_id, namespace, password_hash, label, created_at, created_by,
+        revoked_at, revoked_by
+    FROM broker_credentials;
+    DROP TABLE broker_credentials;
+    ALTER TABLE broker_credentials_7 RENAME TO broker_credentials;
+    CREATE UNIQUE INDEX broker_credentials_username ON broker_credentials(username) WHERE revoked_at IS NULL;
+    CREATE UNIQUE INDEX broker_credentials_client ON broker_credentials(client_id)
+        WHERE revoked_at IS NULL AND client_id IS NOT NULL;
+    CREATE INDEX broker_credentials_property ON broker_credentials(property_id, created_at);
     """,
 )

@@ -192,9 +192,12 @@ def test_namespaces_with_wildcards_reserved_trees_or_excess_are_refused(namespac
 
 def test_credentials_are_consistent_with_their_kind() -> None:
     ns = Namespace(node_ids=("n1",))
-    with pytest.raises(ValidationError):  # a device belongs to a property
-        Credential(id="x", username="d1", kind=CredentialKind.DEVICE, client_id="d1", namespace=ns)
-    with pytest.raises(ValidationError):  # and owns a client id
+    with pytest.raises(ValidationError):  # a bridge belongs to a property
+        Credential(id="x", username="b1", kind=CredentialKind.BRIDGE, client_id="b1", namespace=ns)
+    # A device may not (the gateway's own simulated devices), scoped as any other.
+    own = Credential(id="x", username="d1", kind=CredentialKind.DEVICE, client_id="d1", namespace=ns)
+    assert Scope.of(own).publish == ("homeassistant/+/n1/#",) and not Scope.of(own).everything
+    with pytest.raises(ValidationError):  # a device owns a client id
         Credential(id="x", username="d1", kind=CredentialKind.DEVICE, property_id="p", namespace=ns)
     with pytest.raises(ValidationError):  # and a namespace
         Credential(id="x", username="d1", kind=CredentialKind.DEVICE, property_id="p", client_id="d1")

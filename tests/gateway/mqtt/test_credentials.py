@@ -108,7 +108,7 @@ async def test_malformed_credentials_and_unknown_properties_are_refused(credenti
     with pytest.raises(InvalidRequest):
         await credentials.create("has space", CredentialKind.DEVICE, property_id="p1", namespace=lock())
     with pytest.raises(InvalidRequest):
-        await credentials.create("dev", CredentialKind.DEVICE, property_id=None, namespace=lock())
+        await credentials.create("bridge", CredentialKind.BRIDGE, property_id=None, namespace=lock())
     with pytest.raises(InvalidRequest):
         await credentials.create("gw", CredentialKind.GATEWAY, property_id=None, namespace=lock())
     with pytest.raises(StorageError):
@@ -125,3 +125,26 @@ async def test_listing_by_property_with_and_without_revoked(credentials: BrokerC
     assert [r.credential.username for r in await credentials.find("p1", include_revoked=True)] == ["a"]
     assert {r.credential.username for r in await credentials.find()} == {"b", "gateway"}
     assert (await credentials.get(b.record.credential.id)).credential.namespace == lock("r/b", "nb")
+
+
+async def test_the_credentials_one_maker_made_are_revoked_together_and_log_in_no_more(
+    credentials: BrokerCredentials,
+) -> None:
+    # What ``gateway run`` does at each start with the logins its previous start made (passwords never stored).
+    own = await credentials.create(
+        "fwsim-u101-lock", CredentialKind.DEVICE, property_id=None, namespace=lock(), created_by="gateway:start"
+    )
+    gateway = await credentials.create("gw", CredentialKind.GATEWAY, property_id=None, created_by="gateway:start")
+    staff = await credentials.create(
+        "lock-u102", CredentialKind.DEVICE, property_id="p1", namespace=lock("x/u102", "n2"), created_by="maria"
+    )
+    assert await credentials.verify("fwsim-u101-lock", own.password.get_secret_value()) is not None  # remembered
+    revoked = await credentials.revoke_made_by("gateway:start", revoked_by="gateway:start")
+    assert {r.credential.username for r in revoked} == {"fwsim-u101-lock", "gw"}
+    assert all(r.revoked_by == "gateway:start" and r.revoked_at is not None for r in revoked)
+    assert await credentials.verify("fwsim-u101-lock", own.password.get_secret_value()) is None
+    assert await credentials.verify("gw", gateway.password.get_secret_value()) is None
+    assert await credentials.verify("lock-u102", staff.password.get_secret_value()) is not None
+    assert await credentials.revoke_made_by("gateway:start") == []
+    # The same namespace and usernames may be issued again at once.
+    await credentials.create("fwsim-u101-lock", CredentialKind.DEVICE, property_id=None, namespace=lock())
