@@ -13,7 +13,15 @@ from ..storage.records import parse_time, transaction
 from ..storage.rows import insert_row, select_all, select_one
 from .acl import Credential, CredentialKind, Namespace, Scope, roots_overlap
 
-__all__ = ["CredentialRecord", "credential_by_id", "insert_credential", "live_login", "revoke_credential", "where"]
+__all__ = [
+    "CredentialRecord",
+    "credential_by_id",
+    "delete_credential",
+    "insert_credential",
+    "live_login",
+    "revoke_credential",
+    "where",
+]
 
 
 class CredentialRecord(BaseModel):
@@ -134,3 +142,9 @@ def revoke_credential(db: sqlite_utils.Database, credential_id: str, now: str, a
             (now, actor, credential_id),
         )
         return credential_by_id(db, credential_id)
+
+
+def delete_credential(db: sqlite_utils.Database, credential_id: str) -> None:
+    """Delete a credential that never took effect (the broker refused it); nothing if unknown."""
+    with transaction(db):
+        db.conn.execute("DELETE FROM broker_credentials WHERE id = ?", (credential_id,))

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from . import agreement, auth, checks, console, me, operator, properties, rules
+from . import agreement, auth, broker_credentials, checks, console, me, operator, properties, rules
 
 __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 
@@ -11,6 +11,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     me.router,
     agreement.router,
     properties.router,
+    broker_credentials.router,
     operator.router,
     rules.router,
     rules.public_router,
