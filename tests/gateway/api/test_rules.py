@@ -20,6 +20,11 @@ RULE_SOURCES = (
     GATEWAY / "accounts" / "account_service.py",
     GATEWAY / "api" / "routes" / "rules.py",
     GATEWAY / "api" / "routes" / "agreement.py",
+    GATEWAY / "api" / "routes" / "broker_credentials.py",  # and the device plane's staff use cases
+    GATEWAY / "mqtt" / "credential_service.py",
+    GATEWAY / "mqtt" / "credential_store.py",
+    GATEWAY / "mqtt" / "credentials.py",
+    GATEWAY / "mqtt" / "dynsec_sync.py",
 )
 WRONG = "not the right password at all"
 
