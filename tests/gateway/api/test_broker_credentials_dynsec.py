@@ -12,7 +12,7 @@ import aiomqtt
 import pytest
 
 from gateway.config import BrokerSettings
-from tests.support.api import Api, bearer, resident, running_api
+from tests.support.api import Api, bearer, problem, resident, running_api
 from tests.support.brokers import BrokerHandle
 from tests.support.gateway import GatewayFactory
 from tests.support.secure_brokers import ADMIN, ADMIN_PASSWORD, dynsec_missing, mosquitto_secured
@@ -82,6 +82,16 @@ async def test_credentials_issued_and_revoked_through_the_api_reach_mosquitto(
                 async with asyncio.timeout(5):
                     heard = [str(m.topic) async for m in _take(dev.messages, 2)]
                 assert "fwsim/u101/lock/set" in heard
+
+            # a login Mosquitto already has (the test's gateway client), or the gateway's own: refused, nothing kept
+            for taken in (mosquitto.gateway[0], ADMIN):
+                r = await api.http.post(
+                    PATH, json={**body("fwsim/u109/lock", "u109-lock"), "username": taken}, headers=bearer(installer)
+                )
+                problem(r, 409, "broker_credential_overlaps")
+            listed = (await api.http.get(PATH, params={"include_revoked": "true"}, headers=bearer(installer))).json()
+            assert len(listed) == 3
+            assert await connects(port, *mosquitto.gateway, "aptgateway-test")
 
             # revoked through the API: the Mosquitto client is gone
             r = await api.http.delete(f"{PATH}/{drop['credential']['id']}", headers=bearer(installer))
