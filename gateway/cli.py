@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _api_options(run)
     run.add_argument(
+        "--dynsec",
+        action="store_true",
+        help="with --broker: Mosquitto's dynamic security, managed by the gateway (its --username is a dynsec admin)",
+    )
+    run.add_argument(
         "--simulate",
         choices=("auto", "always", "never"),
         default="auto",
@@ -137,7 +142,10 @@ def _gateway_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gateway`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "dynsec", False) and (args.broker is None or not args.username):
+        parser.error("--dynsec needs --broker and the gateway's dynsec admin login (--username, --password)")
     configure_logging(args.log_level, args.log_format)
     try:
         return asyncio.run(_dispatch(args))

@@ -186,6 +186,9 @@ class GatewaySettings(BaseModel):
     # must not starve the others). Real devices report a few times a minute; 50/s is far above any of them.
     device_rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0
     device_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    # An external Mosquitto with dynamic security: the gateway's login is a dynsec admin, and the gateway creates and
+    # deletes a client (and role) there for each broker credential it issues and revokes.
+    dynsec: bool = False
 
 
 class ApiSettings(BaseModel):

@@ -17,8 +17,10 @@ from .building import BuildingService, WiringService
 from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
-from .errors import GatewayError
+from .errors import BrokerUnavailable, GatewayError
+from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
+from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
 from .policy import CommandGate, PolicyService
 
 __all__ = ["Services"]
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 class Services:
     """``async with Services(settings) as services``: the device core, accounts, building, audit, policy, the
     command gate, broker credentials and the checks (self-tests, reminders, failure reports), started in order and
-    stopped in reverse."""
+    stopped in reverse; with ``settings.dynsec``, Mosquitto's dynamic security kept in step with the broker
+    credentials."""
 
     def __init__(
         self, settings: GatewaySettings, *, clock: Clock | None = None, passwords: Passwords | None = None
@@ -52,6 +55,14 @@ class Services:
         self.gate = CommandGate(core.commands, self.clock)
         # Who may log in to the broker and what each may do there (the embedded broker asks it on every CONNECT).
         self.broker_credentials = BrokerCredentials(core.db, self.clock, passwords)
+        # The staff use cases; the edge that runs a gated broker attaches it (``attach``) to cut revoked logins.
+        self.device_credentials = BrokerCredentialService(
+            self.broker_credentials,
+            audit=self.audit,
+            discovery_prefix=settings.discovery_prefix,
+            broker_url=settings.broker.url,
+            reserved_usernames=tuple(n for n in (settings.broker.username, settings.client_id) if n),
+        )
         checks = settings.checks
         self.checks = ChecksService(
             checks,
@@ -80,8 +91,13 @@ class Services:
     async def __aenter__(self) -> Self:
         # Whatever started is stopped in reverse order, whether the start completes or fails half-way.
         async with contextlib.AsyncExitStack() as stack:
+            dynsec = await self._dynsec(stack) if self.settings.dynsec else None
             await stack.enter_async_context(self.gateway)
             await self._load()
+            if dynsec is not None:
+                await dynsec.remove(await self.device_credentials.revoked_usernames())
+                self.device_credentials.attach(dynsec)
+                stack.callback(self.device_credentials.attach, None)
             await self._bootstrap_operator()
             await stack.enter_async_context(self.wiring)
             await stack.enter_async_context(self.gate)
@@ -110,6 +126,18 @@ class Services:
             yield services
         finally:
             await services.gateway.db.close()
+
+    async def _dynsec(self, stack: contextlib.AsyncExitStack) -> DynsecSync:
+        """Mosquitto's dynamic security, set up before the gateway connects (it then may publish anywhere)."""
+        broker = self.settings.broker
+        async with dynsec_admin(broker) as setup:
+            # Giving the gateway's login its role makes Mosquitto drop that login's connections, this one too.
+            changed = await DynsecSync(setup, broker.username or "").prepare()
+        client = await stack.enter_async_context(dynsec_admin(broker))
+        sync = DynsecSync(client, broker.username or "")
+        if changed and await sync.prepare():
+            raise BrokerUnavailable("Mosquitto did not keep the gateway's role (dynamic security)")
+        return sync
 
     async def _load(self) -> None:
         await self.building.load()

@@ -249,6 +249,7 @@ async def run(args: argparse.Namespace) -> None:
             uplink=uplink_settings(args),
             checks=checks_settings(args),
             accounts=account_settings(),
+            dynsec=args.dynsec,
         )
         # The same services with or without HTTP: the self-tests, reminders and report outbox run either way.
         services = Services(settings)

@@ -70,6 +70,12 @@ trip, and each device asked for its state (nothing is switched, locked or unlock
 alarm system. Its refusals: `storm_not_found`, `storm_already_ended`, `storm_ends_before_start`,
 `storm_in_future`; a resident's self-test also needs the service in force (`lessor_contract_inactive`, ...).
 
+Broker credentials (the MQTT logins of a property's devices and bridges; installers and managers of the
+property, operators of any): `broker_credential_overlaps` (409: the username, client id, a node id or a topic root
+is another live credential's, or the broker already has that login), `broker_credential_invalid` (422),
+`broker_credential_not_found` (404, also for another property's credential), `broker_sync_failed` (503: the
+broker could not be told; nothing was issued, or the revocation stands and may be sent again).
+
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
 

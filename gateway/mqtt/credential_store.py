@@ -16,6 +16,7 @@ from .acl import Credential, CredentialKind, Namespace, Scope, roots_overlap
 __all__ = [
     "CredentialRecord",
     "credential_by_id",
+    "delete_credential",
     "insert_credential",
     "live_login",
     "revoke_credential",
@@ -154,3 +155,9 @@ def revoke_made_by(db: sqlite_utils.Database, created_by: str, now: str, actor: 
             )
         ]
         return [revoke_credential(db, credential_id, now, actor) for credential_id in ids]
+
+
+def delete_credential(db: sqlite_utils.Database, credential_id: str) -> None:
+    """Delete a credential that never took effect (the broker refused it); nothing if unknown."""
+    with transaction(db):
+        db.conn.execute("DELETE FROM broker_credentials WHERE id = ?", (credential_id,))

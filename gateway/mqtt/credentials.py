@@ -146,6 +146,11 @@ class BrokerCredentials:
             )
         return records
 
+    async def discard(self, credential_id: str) -> None:
+        """Delete a credential the broker would not take (so it never existed); only right after ``create``."""
+        await self._run(lambda db: store.delete_credential(db, credential_id))
+        log.info("broker credential discarded", extra={"credential": credential_id})
+
     async def verify(self, username: str, password: str) -> Scope | None:
         """The scope of the live credential ``username`` if ``password`` is its password; None otherwise.
 

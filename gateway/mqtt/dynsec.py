@@ -196,6 +196,8 @@ class DynsecClient:
             raise BrokerUnavailable(f"dynamic security {command}: no answer in {self._timeout} s") from exc
         finally:
             self._pending.pop(correlation, None)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # a lost link failed it too: the error raised here is the one that counts
         if answer.error:
             raise _refusal(command, answer.error)
         return answer

@@ -1,6 +1,7 @@
 "use strict";
-// The property manager console: sign in, then one call shows the property's contract and, per unit, who has
-// accepted which version of the end-user agreement. The token is kept in this page's memory only (never in a
+// The property console: sign in; a manager sees the property's contract and, per unit, who has accepted which
+// version of the end-user agreement; managers, installers and operators manage the devices' broker credentials
+// (a new password is shown once, then dropped from the page). The token is kept in this page's memory only (never in a
 // URL, a cookie or browser storage): reloading or closing the page leaves it behind. Everything shown is set as
 // text, never as HTML, so nothing a resident typed can run here.
 
@@ -9,7 +10,11 @@ const API = Object.freeze({
   logout: "/api/v1/auth/logout",
   properties: "/api/v1/properties",
   console: "/api/v1/properties/{property_id}/console",
+  credentials: "/api/v1/properties/{property_id}/broker-credentials",
+  credential: "/api/v1/properties/{property_id}/broker-credentials/{credential_id}",
 });
+
+const STAFF = Object.freeze(["manager", "installer", "operator"]);
 
 const LAPSES = Object.freeze({
   no_contract: "no contract has been recorded for this property",
@@ -21,6 +26,7 @@ const LAPSES = Object.freeze({
 });
 
 let token = null;
+let role = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -70,6 +76,9 @@ function show(signedIn) {
   $("overview").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
   if (!signedIn) {
+    role = null;
+    forgetIssued();
+    $("credential-list").tBodies[0].replaceChildren();
     $("contract").replaceChildren();
     $("residents").tBodies[0].replaceChildren();
     $("property").replaceChildren();
@@ -88,11 +97,12 @@ async function signIn(event) {
     });
     form.elements.password.value = "";
     token = grant.token;
-    if (grant.account.role !== "manager") {
+    if (!STAFF.includes(grant.account.role)) {
       await signOut();
-      $("sign-in-error").textContent = "This console is for property managers.";
+      $("sign-in-error").textContent = "This console is for property staff.";
       return;
     }
+    role = grant.account.role;
     show(true);
     await loadProperties();
   } catch (error) {
@@ -135,11 +145,13 @@ async function refresh() {
     $("overview-error").textContent = "No property is assigned to this account.";
     return;
   }
+  $("manager-view").hidden = role !== "manager";
   try {
-    render(await call("GET", fill(API.console, { property_id: id })));
+    if (role === "manager") render(await call("GET", fill(API.console, { property_id: id })));
   } catch (error) {
     failed(error);
   }
+  await loadCredentials();
 }
 
 function failed(error) {
@@ -229,7 +241,130 @@ function render(view) {
   renderResidents(view);
 }
 
+// --- device credentials ------------------------------------------------------------------------------------
+
+function words(text) {
+  return text.split(/[\s,]+/).filter((word) => word !== "");
+}
+
+async function loadCredentials() {
+  const id = $("property").value;
+  $("credentials-error").textContent = "";
+  const body = $("credential-list").tBodies[0];
+  body.replaceChildren();
+  if (!id) return;
+  try {
+    for (const credential of await call("GET", fill(API.credentials, { property_id: id }))) {
+      body.append(credentialRow(id, credential));
+    }
+  } catch (error) {
+    credentialsFailed(error);
+  }
+}
+
+function credentialRow(propertyId, credential) {
+  const row = element("tr");
+  const revoke = element("button", "Revoke");
+  revoke.type = "button";
+  revoke.addEventListener("click", () => revokeCredential(propertyId, credential));
+  const action = element("td");
+  action.append(revoke);
+  row.append(
+    element("td", credential.label || "—"),
+    element("td", credential.kind),
+    element("td", credential.username),
+    element("td", credential.client_id || "—"),
+    element("td", credential.node_ids.join(", ") || "—"),
+    element("td", credential.state_roots.join(", ") || "—"),
+    element("td", credential.command_roots.join(", ") || "—"),
+    element("td", when(credential.created_at)),
+    action,
+  );
+  return row;
+}
+
+async function revokeCredential(propertyId, credential) {
+  const question =
+    `Revoke the credential "${credential.label || credential.username}"? The device or bridge using it is ` +
+    "disconnected at once and cannot log in again.";
+  if (!window.confirm(question)) return;
+  try {
+    await call("DELETE", fill(API.credential, { property_id: propertyId, credential_id: credential.id }));
+  } catch (error) {
+    credentialsFailed(error);
+    return;
+  }
+  await loadCredentials();
+}
+
+async function createCredential(event) {
+  event.preventDefault();
+  const form = event.target;
+  const id = $("property").value;
+  $("credentials-error").textContent = "";
+  const optional = (name) => form.elements[name].value.trim() || undefined;
+  try {
+    const issued = await call("POST", fill(API.credentials, { property_id: id }), {
+      kind: form.elements.kind.value,
+      label: form.elements.label.value,
+      username: optional("username"),
+      client_id: optional("client_id"),
+      node_ids: words(form.elements.node_ids.value),
+      state_roots: words(form.elements.state_roots.value),
+      command_roots: words(form.elements.command_roots.value),
+    });
+    form.reset();
+    showIssued(issued.login);
+  } catch (error) {
+    credentialsFailed(error);
+    return;
+  }
+  await loadCredentials();
+}
+
+function showIssued(login) {
+  const list = $("issued-login");
+  list.replaceChildren();
+  term(list, "Username", login.username);
+  term(list, "Client id", login.client_id || login.username);
+  term(list, "Broker", login.broker_url || "this gateway's broker");
+  $("issued-password").value = login.password;
+  $("copy-result").textContent = "";
+  $("issued").hidden = false;
+  $("issued-password").select();
+}
+
+function forgetIssued() {
+  $("issued-password").value = "";
+  $("issued-login").replaceChildren();
+  $("copy-result").textContent = "";
+  $("issued").hidden = true;
+}
+
+async function copyPassword() {
+  const field = $("issued-password");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    $("copy-result").textContent = "Copied.";
+  } catch (error) {
+    // The clipboard needs a secure page (https or this machine); selecting lets the user copy by hand.
+    field.select();
+    $("copy-result").textContent = "Select the password and copy it by hand.";
+  }
+}
+
+function credentialsFailed(error) {
+  if (error.status === 401) {
+    failed(error);
+    return;
+  }
+  $("credentials-error").textContent = describe(error);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("credential-form").addEventListener("submit", createCredential);
+  $("copy-password").addEventListener("click", copyPassword);
+  $("issued-done").addEventListener("click", forgetIssued);
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("refresh").addEventListener("click", refresh);

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from . import agreement, auth, checks, console, me, operator, properties, rules, wiring
+from . import agreement, auth, broker_credentials, checks, console, me, operator, properties, rules, wiring
 
 __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 
@@ -12,6 +12,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     agreement.router,
     properties.router,
     wiring.router,
+    broker_credentials.router,
     operator.router,
     rules.router,
     rules.public_router,

@@ -179,8 +179,13 @@ async def test_console_page_is_self_contained_and_calls_only_documented_endpoint
             "/api/v1/auth/logout",
             "/api/v1/properties",
             "/api/v1/properties/{property_id}/console",
+            "/api/v1/properties/{property_id}/broker-credentials",
+            "/api/v1/properties/{property_id}/broker-credentials/{credential_id}",
         }
         assert all(path in openapi for path in called), called - set(openapi)
+        credentials = openapi["/api/v1/properties/{property_id}/broker-credentials"]
+        assert {"get", "post"} <= set(credentials)
+        assert "delete" in openapi["/api/v1/properties/{property_id}/broker-credentials/{credential_id}"]
         assert {"post"} <= set(openapi["/api/v1/auth/login"]) and {"post"} <= set(openapi["/api/v1/auth/logout"])
         assert "get" in openapi["/api/v1/properties"] and "get" in openapi["/api/v1/properties/{property_id}/console"]
         assert not any(path.startswith("/console") for path in openapi)

@@ -69,6 +69,9 @@ MEANT_BY_OPERATION = {
     "listResidents": {"manager"},
     "moveIn": {"manager"},
     "moveOut": {"manager"},
+    "createBrokerCredential": {"manager", "installer", "operator"},
+    "listBrokerCredentials": {"manager", "installer", "operator"},
+    "revokeBrokerCredential": {"manager", "installer", "operator"},
 }
 # Never sent with a live session: the stream does not end by itself, and logout would end the session we fuzz as.
 SESSION_ENDING = {"streamMyUnit", "logout"}

@@ -22,6 +22,11 @@ RULE_SOURCES = (
     GATEWAY / "api" / "routes" / "agreement.py",
     GATEWAY / "building" / "wiring_service.py",  # a bound device's pinned wiring: held, approved, rejected
     GATEWAY / "api" / "routes" / "wiring.py",
+    GATEWAY / "api" / "routes" / "broker_credentials.py",  # and the device plane's staff use cases
+    GATEWAY / "mqtt" / "credential_service.py",
+    GATEWAY / "mqtt" / "credential_store.py",
+    GATEWAY / "mqtt" / "credentials.py",
+    GATEWAY / "mqtt" / "dynsec_sync.py",
 )
 WRONG = "not the right password at all"
 
