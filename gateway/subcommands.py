@@ -39,6 +39,7 @@ from .errors import ConfigError, TransportError
 from .mqtt.acl import CredentialKind
 from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.broker_auth import DeferredVerifier, Verifier
+from .mqtt.credential_service import DropOnWithdraw
 from .mqtt.credentials import MADE_AT_START, BrokerCredentials
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
@@ -139,9 +140,14 @@ async def _embedded_broker(host: str, port: int | None, credentials: Verifier) -
 class _GatedBroker:
     """The embedded broker of this start, the gateway's own login on it, and the verifier it asks."""
 
-    url: str
+    broker: EmbeddedBroker
     login: tuple[str, str]
     verifier: DeferredVerifier
+
+    @property
+    def url(self) -> str:
+        """The broker's address."""
+        return self.broker.url
 
     def broker_settings(self, settings: BrokerSettings) -> BrokerSettings:
         """``settings`` logging in with the gateway's own login."""
@@ -149,8 +155,10 @@ class _GatedBroker:
         return settings.model_copy(update={"username": username, "password": password})
 
     def bind(self, services: Services) -> None:
-        """Admit the logins the services' credential store knows (from when it is open)."""
+        """Admit the logins the services' credential store knows (from when it is open), and cut a credential's
+        live connections the moment staff revoke it."""
         self.verifier.bind(services.broker_credentials.verify)
+        services.device_credentials.attach(DropOnWithdraw(self.broker))
 
 
 async def _gated_broker(
@@ -160,7 +168,7 @@ async def _gated_broker(
     verifier = DeferredVerifier()
     broker = await _embedded_broker(host, port, verifier)
     stack.push_async_callback(broker.stop)
-    return _GatedBroker(broker.url, login, verifier)
+    return _GatedBroker(broker, login, verifier)
 
 
 async def _start_logins(db: Database, client_id: str, *, own: bool) -> tuple[str, str] | None:
