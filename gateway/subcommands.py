@@ -35,6 +35,7 @@ from .config import (
 from .demo import run_demo
 from .errors import ConfigError, TransportError
 from .mqtt.broker import EmbeddedBroker, free_port
+from .mqtt.tls import TlsListener, ensure_ca, ensure_server_certificate, parse_listen, tls_directory
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
 from .services import Services
@@ -57,6 +58,8 @@ __all__ = [
     "installation_client_id",
     "list_devices",
     "run",
+    "tls_ca",
+    "tls_listener",
 ]
 
 log = logging.getLogger("gateway")
@@ -111,10 +114,12 @@ def port_taken_error(what: str, host: str, port: int, option: str) -> ConfigErro
     )
 
 
-async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
+async def _embedded_broker(host: str, port: int | None, tls: TlsListener | None = None) -> EmbeddedBroker:
     """Start the embedded broker; when the default port is taken (say by Mosquitto), use a free one."""
+    if tls is not None and tls.port and port_taken(tls.host, tls.port):
+        raise port_taken_error("TLS listener", tls.host, tls.port, "--listen-tls")
     chosen = DEFAULT_BROKER_PORT if port is None else port or free_port(host)
-    broker = EmbeddedBroker(host, chosen)
+    broker = EmbeddedBroker(host, chosen, tls=tls)
     try:
         await broker.start()
     except TransportError as exc:
@@ -122,19 +127,56 @@ async def _embedded_broker(host: str, port: int | None) -> EmbeddedBroker:
             raise
         if port is not None:
             raise port_taken_error("broker", host, port, "--listen-port") from exc
-        broker = EmbeddedBroker(host, free_port(host))
+        broker = EmbeddedBroker(host, free_port(host), tls=tls)
         log.warning("port %d is taken; embedded broker on %s instead", DEFAULT_BROKER_PORT, broker.url)
         await broker.start()
+    if broker.tls is not None:
+        log.info("TLS listener on %s (devices trust the CA: gateway tls-ca)", broker.tls.url)
     return broker
 
 
-async def _broker_url(stack: contextlib.AsyncExitStack, url: str | None, host: str, port: int | None) -> str:
+async def _broker_url(
+    stack: contextlib.AsyncExitStack, url: str | None, host: str, port: int | None, tls: TlsListener | None = None
+) -> str:
     """``url`` if given; otherwise start the embedded broker, stopped when ``stack`` closes, and return its URL."""
     if url is not None:
         return url
-    broker = await _embedded_broker(host, port)
+    broker = await _embedded_broker(host, port, tls)
     stack.push_async_callback(broker.stop)
     return broker.url
+
+
+async def tls_listener(args: argparse.Namespace) -> TlsListener | None:
+    """The embedded broker's TLS listener from ``--listen-tls`` with the operator's ``--tls-cert``/``--tls-key``, or
+    the certificate the gateway makes and keeps beside its database; None without ``--listen-tls``."""
+    if args.listen_tls is None:
+        if args.tls_cert is not None or args.tls_key is not None:
+            raise ConfigError("--tls-cert and --tls-key go with --listen-tls HOST:PORT", field="listen_tls")
+        return None
+    if args.broker is not None:
+        raise ConfigError("--listen-tls is for the embedded broker: not with --broker", field="listen_tls")
+    host, port = parse_listen(args.listen_tls, "--listen-tls")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together", field="tls_cert")
+    if args.tls_cert is not None:
+        for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not path.is_file():
+                raise ConfigError(f"{option}: no file at {path}", field=option.removeprefix("--").replace("-", "_"))
+        return TlsListener(host, port, args.tls_cert, args.tls_key)
+    made = await asyncio.to_thread(ensure_server_certificate, tls_directory(args.db), host)
+    return TlsListener(host, port, made.cert, made.key)
+
+
+async def tls_ca(path: Path, pem: bool) -> int:
+    """Print the path (or the PEM) of this installation's CA certificate, which devices are given to trust; the CA is
+    made if there is none yet."""
+    files = tls_directory(path)
+    await asyncio.to_thread(ensure_ca, files)
+    if pem:
+        sys.stdout.write(files.ca_cert.read_text())
+    else:
+        print(files.ca_cert)
+    return 0
 
 
 def api_port(host: str, port: int | None) -> int:
@@ -172,7 +214,7 @@ async def run(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
         port = None if args.no_api else api_port(args.api_host, args.api_port)
-        url = await _broker_url(stack, args.broker, args.listen_host, args.listen_port)
+        url = await _broker_url(stack, args.broker, args.listen_host, args.listen_port, await tls_listener(args))
         settings = GatewaySettings(
             broker=broker_settings(args, url),
             database=args.db,
