@@ -15,7 +15,7 @@ import aiomqtt
 
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
-from .connectivity import BrokerEcho, ConnectivityTracker
+from .connectivity import BrokerEcho, ConnectivityTracker, LinkLiveness
 from .core.commands import CommandService
 from .core.metrics import Metrics
 from .core.persister import Persister
@@ -78,6 +78,14 @@ class Gateway:
             link_connected=lambda: self.link.connected,
         )
         self.registry.add_listener(self.connectivity)
+        self.liveness = LinkLiveness(
+            self.link,
+            self.echo,
+            self.clock,
+            interval=settings.liveness_seconds,
+            timeout=settings.liveness_timeout_seconds,
+            on_deaf=self.connectivity.on_link_deaf,
+        )
         self.persister = Persister(self.registry, self.db, settings.state_flush_interval)
         self.commands = CommandService(
             self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.ensure_stored
@@ -123,6 +131,7 @@ class Gateway:
             await stack.enter_async_context(self._tasks)
             self._tasks.start(self.persister.run(), "gateway-persister")
             self._tasks.start(self._heartbeat(), "gateway-heartbeat")
+            self._tasks.start(self.liveness.run(), "gateway-liveness")
             self._stack = stack.pop_all()
         log.info(
             "gateway started", extra={"broker": self.settings.broker.url, "entities": len(self.registry.entities())}

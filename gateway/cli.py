@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_options(run)
     _gateway_options(run)
     run.add_argument(
-        "--listen-host", default="127.0.0.1", help="embedded broker address (anonymous clients are refused on it)"
+        "--listen-host",
+        default="127.0.0.1",
+        help="embedded broker address (loopback only, anonymous clients refused; LAN devices: --listen-tls)",
     )
     run.add_argument(
         "--listen-port",
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="embedded broker port (0: a free one; default 1883, or a free one when 1883 is taken)",
     )
+    _listen_tls_options(run)
     _api_options(run)
     run.add_argument(
         "--dynsec",
@@ -85,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list the devices stored in the database")
     devices.add_argument("--db", type=Path, default=DEFAULT_DB)
 
+    tls_ca = sub.add_parser("tls-ca", help="print the CA certificate devices trust for --listen-tls (made if none yet)")
+    tls_ca.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
+    tls_ca.add_argument("--pem", action="store_true", help="print the certificate itself, not its path")
+
     history = sub.add_parser("history", help="list recent commands and their outcomes")
     history.add_argument("--db", type=Path, default=DEFAULT_DB)
     history.add_argument("--limit", type=int, default=20)
@@ -104,6 +111,18 @@ def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", type=Path, default=None)
     parser.add_argument("--tls-insecure", action="store_true", default=None, help="do not verify the certificate")
     parser.add_argument("--discovery-prefix", default="homeassistant")
+
+
+def _listen_tls_options(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("the embedded broker on the building's network (TLS only)")
+    tls.add_argument(
+        "--listen-tls",
+        metavar="HOST:PORT",
+        default=os.environ.get("GATEWAY_LISTEN_TLS"),
+        help="a TLS listener for devices (e.g. 192.168.1.10:8883); the plaintext one stays on loopback",
+    )
+    tls.add_argument("--tls-cert", type=Path, default=None, help="its certificate (default: one the gateway makes)")
+    tls.add_argument("--tls-key", type=Path, default=None, help="its private key, with --tls-cert")
 
 
 def _api_options(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +192,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await subcommands.check_broker(args)
     if args.command == "devices":
         return await subcommands.list_devices(args.db)
+    if args.command == "tls-ca":
+        return await subcommands.tls_ca(args.db, args.pem)
     if args.command == "history":
         return await subcommands.history(args.db, args.limit)
     raise GatewayError(f"unknown command {args.command}")  # pragma: no cover - argparse refuses it first

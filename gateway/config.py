@@ -180,6 +180,10 @@ class GatewaySettings(BaseModel):
     # A device with no last will that says nothing for this long counts as down (its own expire_after wins).
     device_silence_seconds: Annotated[int, Field(ge=60)] = 86_400
     device_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # The broker link's liveness check: an echo through the broker this often; one not back within the timeout while
+    # the link looks up (session taken over, subscriptions lost) forces a reconnect and counts as a broker outage.
+    liveness_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    liveness_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     checks: ChecksSettings = ChecksSettings()
     accounts: AccountSettings = AccountSettings()
     # Per device: state and availability messages beyond this are dropped and counted (a flooding device

@@ -41,6 +41,7 @@ from .mqtt.broker import EmbeddedBroker, free_port
 from .mqtt.broker_auth import DeferredVerifier, Verifier
 from .mqtt.credential_service import DropOnWithdraw
 from .mqtt.credentials import MADE_AT_START, BrokerCredentials
+from .mqtt.tls import TlsListener, ensure_ca, ensure_server_certificate, parse_listen, tls_directory
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
 from .services import Services
@@ -64,6 +65,8 @@ __all__ = [
     "list_devices",
     "run",
     "start_records",
+    "tls_ca",
+    "tls_listener",
 ]
 
 log = logging.getLogger("gateway")
@@ -118,11 +121,15 @@ def port_taken_error(what: str, host: str, port: int, option: str) -> ConfigErro
     )
 
 
-async def _embedded_broker(host: str, port: int | None, credentials: Verifier) -> EmbeddedBroker:
-    """Start the embedded broker, admitting only ``credentials``; when the default port is taken (say by
-    Mosquitto), use a free one."""
+async def _embedded_broker(
+    host: str, port: int | None, credentials: Verifier, tls: TlsListener | None = None
+) -> EmbeddedBroker:
+    """Start the embedded broker, admitting only ``credentials`` (on every listener); when the default port is taken
+    (say by Mosquitto), use a free one."""
+    if tls is not None and tls.port and port_taken(tls.host, tls.port):
+        raise port_taken_error("TLS listener", tls.host, tls.port, "--listen-tls")
     chosen = DEFAULT_BROKER_PORT if port is None else port or free_port(host)
-    broker = EmbeddedBroker(host, chosen, credentials=credentials)
+    broker = EmbeddedBroker(host, chosen, credentials=credentials, tls=tls)
     try:
         await broker.start()
     except TransportError as exc:
@@ -130,9 +137,11 @@ async def _embedded_broker(host: str, port: int | None, credentials: Verifier) -
             raise
         if port is not None:
             raise port_taken_error("broker", host, port, "--listen-port") from exc
-        broker = EmbeddedBroker(host, free_port(host), credentials=credentials)
+        broker = EmbeddedBroker(host, free_port(host), credentials=credentials, tls=tls)
         log.warning("port %d is taken; embedded broker on %s instead", DEFAULT_BROKER_PORT, broker.url)
         await broker.start()
+    if broker.tls is not None:
+        log.info("TLS listener on %s (devices trust the CA: gateway tls-ca)", broker.tls.url)
     return broker
 
 
@@ -162,11 +171,11 @@ class _GatedBroker:
 
 
 async def _gated_broker(
-    stack: contextlib.AsyncExitStack, login: tuple[str, str], host: str, port: int | None
+    stack: contextlib.AsyncExitStack, login: tuple[str, str], host: str, port: int | None, tls: TlsListener | None
 ) -> _GatedBroker:
     """Start the embedded broker, stopped when ``stack`` closes, admitting nobody until bound to the services."""
     verifier = DeferredVerifier()
-    broker = await _embedded_broker(host, port, verifier)
+    broker = await _embedded_broker(host, port, verifier, tls)
     stack.push_async_callback(broker.stop)
     return _GatedBroker(broker, login, verifier)
 
@@ -209,6 +218,39 @@ def _client_id(db: sqlite_utils.Database) -> str:
     return made
 
 
+async def tls_listener(args: argparse.Namespace) -> TlsListener | None:
+    """The embedded broker's TLS listener from ``--listen-tls`` with the operator's ``--tls-cert``/``--tls-key``, or
+    the certificate the gateway makes and keeps beside its database; None without ``--listen-tls``."""
+    if args.listen_tls is None:
+        if args.tls_cert is not None or args.tls_key is not None:
+            raise ConfigError("--tls-cert and --tls-key go with --listen-tls HOST:PORT", field="listen_tls")
+        return None
+    if args.broker is not None:
+        raise ConfigError("--listen-tls is for the embedded broker: not with --broker", field="listen_tls")
+    host, port = parse_listen(args.listen_tls, "--listen-tls")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together", field="tls_cert")
+    if args.tls_cert is not None:
+        for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not path.is_file():
+                raise ConfigError(f"{option}: no file at {path}", field=option.removeprefix("--").replace("-", "_"))
+        return TlsListener(host, port, args.tls_cert, args.tls_key)
+    made = await asyncio.to_thread(ensure_server_certificate, tls_directory(args.db), host)
+    return TlsListener(host, port, made.cert, made.key)
+
+
+async def tls_ca(path: Path, pem: bool) -> int:
+    """Print the path (or the PEM) of this installation's CA certificate, which devices are given to trust; the CA is
+    made if there is none yet."""
+    files = tls_directory(path)
+    await asyncio.to_thread(ensure_ca, files)
+    if pem:
+        sys.stdout.write(files.ca_cert.read_text())
+    else:
+        print(files.ca_cert)
+    return 0
+
+
 def api_port(host: str, port: int | None) -> int:
     """The API's port: a chosen one must be free (ConfigError), the default falls back to a free one (0)."""
     if port is None:
@@ -246,7 +288,8 @@ async def run(args: argparse.Namespace) -> None:
             )
         port = None if args.no_api else api_port(args.api_host, args.api_port)
         client_id, login = await start_records(args.db, args.client_id, embedded=embedded)
-        gated = None if login is None else await _gated_broker(stack, login, args.listen_host, args.listen_port)
+        tls = await tls_listener(args)
+        gated = None if login is None else await _gated_broker(stack, login, args.listen_host, args.listen_port, tls)
         broker = broker_settings(args, gated.url if gated else args.broker)
         settings = GatewaySettings(
             broker=gated.broker_settings(broker) if gated else broker,
@@ -443,7 +486,7 @@ async def demo(args: argparse.Namespace) -> int:
         client_id = "aptgateway-demo"
         async with contextlib.AsyncExitStack() as stack:
             _, login = await start_records(db, client_id, embedded=args.broker is None)
-            gated = None if login is None else await _gated_broker(stack, login, "127.0.0.1", free_port())
+            gated = None if login is None else await _gated_broker(stack, login, "127.0.0.1", free_port(), None)
             broker = broker_settings(args, gated.url if gated else args.broker)
             settings = GatewaySettings(
                 broker=gated.broker_settings(broker) if gated else broker,

@@ -2,6 +2,7 @@
 
 from ..config import UplinkSettings, UplinkTarget
 from .echo import BrokerEcho
+from .liveness import DeafListener, LinkLiveness
 from .models import (
     GATEWAY_WIDE,
     TEST_EVENTS,
@@ -19,6 +20,8 @@ __all__ = [
     "TEST_EVENTS",
     "BrokerEcho",
     "ConnectivityTracker",
+    "DeafListener",
+    "LinkLiveness",
     "Outage",
     "OutageKind",
     "OutageListener",

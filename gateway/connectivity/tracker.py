@@ -123,6 +123,13 @@ class ConnectivityTracker:
             self._jobs.put_nowait(partial(self._close, (OutageKind.BROKER, None), now))
             self._wake_devices.set()
 
+    def on_link_deaf(self, since: datetime, detail: str) -> None:
+        """The link looked up but the broker no longer delivered to it (found by the liveness check) since ``since``.
+
+        Opened here with its own cause; the reconnect that follows finds it open and closes it when connected again.
+        """
+        self._jobs.put_nowait(partial(self._open_once, (OutageKind.BROKER, None), since, "session_lost", detail))
+
     def on_state(self, entity: Entity) -> None:
         """A device reported: it may be back."""
         if (OutageKind.DEVICE, entity.device_id) in self._open:

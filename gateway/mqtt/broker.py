@@ -16,8 +16,9 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import format_client_message, gen_client_id
 
-from ..errors import TransportError
+from ..errors import ConfigError, TransportError
 from .broker_auth import GateAuthPlugin, GateTopicPlugin, ScopeGate, Verifier
+from .tls import TlsListener, is_loopback
 
 __all__ = ["EmbeddedBroker", "free_port"]
 
@@ -133,13 +134,30 @@ class EmbeddedBroker:
     With ``credentials`` (e.g. ``BrokerCredentials.verify``) every client must log in with a live credential and
     the client id it owns, and may publish and subscribe only within its scope (``gateway.mqtt.acl``); without,
     anyone may connect and do anything, as before.
+
+    The plaintext listener is on a loopback address only (ConfigError otherwise): the building's network reaches
+    the broker through ``tls``, a TLS listener (port 0: a free one), whose clients log in the same way.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int | None = None, *, credentials: Verifier | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        credentials: Verifier | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
+        if not is_loopback(host):
+            raise ConfigError(
+                f"the embedded broker listens without TLS on loopback only, not on {host}: give the building's "
+                "network a TLS listener (--listen-tls HOST:PORT)",
+                field="listen_host",
+            )
         self.host = host
         self.port = port if port is not None else free_port(host)
+        if tls is not None and tls.port == 0:
+            tls = TlsListener(tls.host, free_port(tls.host), tls.cert, tls.key)
+        self.tls = tls
         self._gate = None if credentials is None else ScopeGate(credentials)
         self._broker: Broker | None = None
 
@@ -154,17 +172,27 @@ class EmbeddedBroker:
         plugins: dict[str, dict[str, Any]] = {anonymous: {"allow_anonymous": True}}
         if self._gate is not None:
             plugins = {_dotted(GateAuthPlugin): {"gate": self._gate}, _dotted(GateTopicPlugin): {"gate": self._gate}}
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
-            "plugins": plugins,
+        listeners: dict[str, dict[str, Any]] = {
+            "default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}
         }
+        if self.tls is not None:
+            listeners["tls"] = {
+                "type": "tcp",
+                "bind": f"{self.tls.host}:{self.tls.port}",
+                "max_connections": 0,
+                "ssl": True,
+                "certfile": str(self.tls.cert),
+                "keyfile": str(self.tls.key),
+            }
+        config = {"listeners": listeners, "plugins": plugins}
         broker = _Broker(config) if self._gate is None else _GatedBroker(config, gate=self._gate)
         try:
             await broker.start()
         except Exception as exc:
-            raise TransportError(f"embedded broker failed to start on {self.host}:{self.port}: {exc}") from exc
+            where = f"{self.host}:{self.port}" + ("" if self.tls is None else f" and {self.tls.host}:{self.tls.port}")
+            raise TransportError(f"embedded broker failed to start on {where}: {exc}") from exc
         self._broker = broker
-        log.info("embedded broker listening", extra={"url": self.url})
+        log.info("embedded broker listening", extra={"url": self.url, "tls_url": self.tls and self.tls.url})
 
     def drop(self, username: str) -> int:
         """Cut the connections of a revoked credential and forget its scope; how many client ids it held.

@@ -122,6 +122,8 @@ class MqttLink:
         self._closing = False
         self._connected_at: float | None = None
         self._short_sessions = 0
+        self._session_deadline: asyncio.Timeout | None = None  # ends the current session early (reconnect())
+        self._reset_reason: str | None = None
 
     @property
     def state(self) -> LinkState:
@@ -129,9 +131,27 @@ class MqttLink:
         return self._state
 
     @property
+    def client_id(self) -> str:
+        """The MQTT client id this link connects with."""
+        return self._client_id
+
+    @property
     def connected(self) -> bool:
         """Whether a connection is up and subscribed."""
         return self._state is LinkState.CONNECTED
+
+    def reconnect(self, reason: str) -> bool:
+        """End the current connection and let the supervisor connect (and subscribe) anew; False when not connected.
+
+        For a connection that looks up but no longer delivers (its session taken over, its subscriptions lost): the
+        broker cannot be trusted to say so, so the gateway's own liveness check decides.
+        """
+        deadline = self._session_deadline
+        if deadline is None or not self.connected or self._reset_reason is not None:
+            return False
+        self._reset_reason = reason
+        deadline.reschedule(asyncio.get_running_loop().time())  # the receive loop ends at once, cleanly
+        return True
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until connected and subscribed; raise BrokerUnavailable on timeout."""
@@ -221,9 +241,16 @@ class MqttLink:
         while True:
             self._set_state(LinkState.CONNECTING)
             self._connected_at = None
+            self._reset_reason = None
             try:
                 async with self._make_client() as client:
                     await self._session(client)
+                # Only reconnect() ends a session without an error: leaving the client sent a clean DISCONNECT.
+                log.warning(
+                    "mqtt link reset: %s",
+                    self._reset_reason or "the broker ended the message stream",
+                    extra={"broker": self._broker.url, "client_id": self._client_id},
+                )
             except aiomqtt.MqttError as exc:
                 if self._closing:
                     # aiomqtt reports our own cancellation as a lost connection; it is a shutdown.
@@ -272,16 +299,27 @@ class MqttLink:
         self._client = client
         self.connections += 1
         self._connected_at = time.monotonic()
-        self._set_state(LinkState.CONNECTED)
-        for birth in self._births:
-            await client.publish(birth.topic, birth.payload, qos=1, retain=birth.retain)
         assert self._tasks is not None
-        subscriber = self._tasks.create_task(self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]")
+        subscriber: asyncio.Task[None] | None = None
         try:
-            await self._receive(client)
+            # reconnect() ends the session through this deadline, from the moment the link says connected.
+            async with asyncio.timeout(None) as deadline:
+                self._session_deadline = deadline
+                self._set_state(LinkState.CONNECTED)
+                for birth in self._births:
+                    await client.publish(birth.topic, birth.payload, qos=1, retain=birth.retain)
+                subscriber = self._tasks.create_task(
+                    self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]"
+                )
+                await self._receive(client)
+        except TimeoutError:
+            if self._reset_reason is None:
+                raise  # not ours
         finally:
-            subscriber.cancel()
-            await asyncio.wait([subscriber])
+            self._session_deadline = None
+            if subscriber is not None:
+                subscriber.cancel()
+                await asyncio.wait([subscriber])
 
     async def _subscriber(self, client: aiomqtt.Client) -> None:
         try:
