@@ -18,6 +18,7 @@ from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import GatewayError
+from .mqtt.credentials import BrokerCredentials
 from .policy import CommandGate, PolicyService
 
 __all__ = ["Services"]
@@ -44,6 +45,11 @@ class Services:
         self.audit = AuditLog(core.db, self.clock)
         self.accounts = AccountService(core.db, self.clock, passwords, auth, audit=self.audit)
         self.building = BuildingService(core.db, self.clock, core.persister.flush, audit=self.audit)
+        # The device plane: broker credentials, whose every change the registry's owners index hears of at once.
+        self.broker_credentials = BrokerCredentials(core.db, self.clock, passwords)
+        self.broker_credentials.add_listener(core.owners.credential_changed)
+        if core.acceptance is not None:
+            core.acceptance.use_bindings(lambda device_id: self.building.unit_of_device(device_id) is not None)
         self.policy = PolicyService(core.db, self.clock, self.building, core.registry, audit=self.audit)
         self.gate = CommandGate(core.commands, self.clock)
         checks = settings.checks
