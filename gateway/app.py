@@ -16,14 +16,24 @@ import aiomqtt
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .connectivity import BrokerEcho, ConnectivityTracker, LinkLiveness
+from .core.acceptance import Acceptance
 from .core.commands import CommandService
 from .core.metrics import Metrics
+from .core.owners import CredentialOwners
 from .core.persister import Persister
 from .core.ratelimit import RateLimiter
 from .core.registry import Registry
+from .mqtt import credential_store
 from .mqtt.transport import Birth, InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
-from .storage.records import fail_unfinished_commands, finish_run, heartbeat_run, load_entities, start_run
+from .storage.records import (
+    fail_unfinished_commands,
+    finish_run,
+    heartbeat_run,
+    load_device_owners,
+    load_entities,
+    start_run,
+)
 from .tasks import TaskOwner
 
 __all__ = ["Gateway"]
@@ -41,7 +51,22 @@ class Gateway:
         self.metrics = Metrics()
         self.db = Database(settings.database)
         limiter = RateLimiter(settings.device_rate_per_second, settings.device_burst)
-        self.registry = Registry(settings.discovery_prefix, self.clock, self.metrics, limiter)
+        # The live broker credentials as owners of node ids and topic roots (told of changes by BrokerCredentials).
+        self.owners = CredentialOwners(settings.discovery_prefix)
+        self.acceptance = (
+            Acceptance(
+                self.owners,
+                self.db,
+                self.clock,
+                unbound_devices_per_property=settings.unbound_devices_per_property,
+                entities_per_device=settings.entities_per_device,
+            )
+            if settings.device_plane == "enforced"
+            else None
+        )
+        self.registry = Registry(
+            settings.discovery_prefix, self.clock, self.metrics, limiter, acceptance=self.acceptance
+        )
         prefix = settings.discovery_prefix
         self.status_topic = f"aptgateway/{settings.client_id}/status"
         self.link = MqttLink(
@@ -91,6 +116,8 @@ class Gateway:
             self.registry, self.link, self.db, self.clock, settings.command_timeout, self.persister.ensure_stored
         )
         self.persister.also_write(self.commands.write_outcomes)
+        if self.acceptance is not None:
+            self.persister.also_write(self.acceptance.write)
         self.unclean_previous_run: dict[str, object] | None = None
         self._run_id: int | None = None
         self._tasks = TaskOwner()
@@ -102,6 +129,7 @@ class Gateway:
             await self.db.open()
             stack.push_async_callback(self._close_db)
             stack.push_async_callback(self._record_stop)
+            await self._load_owners()
             rows = await self.db.run(load_entities)
             self.registry.load(rows)
             self.persister.note_stored(r.key for r in rows)
@@ -146,6 +174,19 @@ class Gateway:
             # Not the outer exception: given a CancelledError the parts would skip the rest of the shutdown
             # (flush, clean-stop record). It still propagates from here.
             await stack.aclose()
+
+    async def _load_owners(self) -> None:
+        credentials = await self.db.run(lambda db: credential_store.where(db, None, include_revoked=False))
+        self.owners.load(credentials)
+        if self.acceptance is not None:
+            self.acceptance.load(await self.db.run(load_device_owners))
+            return
+        log.warning(
+            "device plane OPEN: discovery configs are accepted from anyone on the broker, whatever node id, topics "
+            "or device id they claim; run on a broker that gives every device its own scoped credential and set "
+            "device_plane to 'enforced'",
+            extra={"broker": self.settings.broker.url},
+        )
 
     async def _say_offline(self) -> None:
         if self.link.connected:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -193,6 +193,17 @@ class GatewaySettings(BaseModel):
     # An external Mosquitto with dynamic security: the gateway's login is a dynsec admin, and the gateway creates and
     # deletes a client (and role) there for each broker credential it issues and revokes.
     dynsec: bool = False
+    # Whether the gateway trusts discovery topics to say who published them. "enforced": the broker gives every
+    # client a credential scoped to its own topics (the gated embedded broker, Mosquitto with dynamic security), so
+    # a config is accepted only under a node id a live credential owns, naming only topics inside its roots, and a
+    # device id belongs to its first publisher. "open": anyone may publish anything (an anonymous broker); configs
+    # are taken as they come, and `gateway run` warns at start.
+    device_plane: Literal["enforced", "open"] = "open"
+    # Enforced plane only: a property's credentials may have this many discovered devices waiting, unbound, for
+    # staff; the next new device is refused (unbound_devices_limit) until some are bound or removed, or the flooding
+    # credential is revoked. And one device may have this many entities (device_entities_limit).
+    unbound_devices_per_property: Annotated[int, Field(ge=1, le=100_000)] = 200
+    entities_per_device: Annotated[int, Field(ge=1, le=10_000)] = 64
 
 
 class ApiSettings(BaseModel):

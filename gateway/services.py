@@ -51,10 +51,14 @@ class Services:
         self.building = BuildingService(core.db, self.clock, core.persister.flush, audit=self.audit)
         # Before anything binds: it pins a device's wiring as it is bound, and holds a later change of it.
         self.wiring = WiringService(core.db, self.clock, core.registry, self.building, audit=self.audit)
+        if core.acceptance is not None:
+            core.acceptance.use_bindings(lambda device_id: self.building.unit_of_device(device_id) is not None)
         self.policy = PolicyService(core.db, self.clock, self.building, core.registry, audit=self.audit)
         self.gate = CommandGate(core.commands, self.clock)
-        # Who may log in to the broker and what each may do there (the embedded broker asks it on every CONNECT).
+        # Who may log in to the broker and what each may do there (the embedded broker asks it on every CONNECT);
+        # the registry's owners index hears of every change at once.
         self.broker_credentials = BrokerCredentials(core.db, self.clock, passwords)
+        self.broker_credentials.add_listener(core.owners.credential_changed)
         # The staff use cases; the edge that runs a gated broker attaches it (``attach``) to cut revoked logins.
         self.device_credentials = BrokerCredentialService(
             self.broker_credentials,

@@ -301,6 +301,9 @@ async def run(args: argparse.Namespace) -> None:
             checks=checks_settings(args),
             accounts=account_settings(),
             dynsec=args.dynsec,
+            # The broker scopes every client to its own topics (gated embedded broker, or Mosquitto's dynamic
+            # security): so the gateway can trust a topic to say who published it. Otherwise it warns at start.
+            device_plane="enforced" if embedded or args.dynsec else "open",
         )
         # The same services with or without HTTP: the self-tests, reminders and report outbox run either way.
         services = Services(settings)
@@ -495,6 +498,7 @@ async def demo(args: argparse.Namespace) -> int:
                 client_id=client_id,
                 command_timeout=2.0,
                 checks=ChecksSettings(device_timeout_seconds=2.0),
+                device_plane="enforced" if gated else "open",
             )
             return await run_demo(stack, settings, None if gated is None else gated.bind)
     return 1  # pragma: no cover

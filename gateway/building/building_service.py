@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 import sqlite_utils
@@ -122,6 +122,10 @@ class BuildingService:
         """The unit a device is bound to now."""
         binding = self._bindings.get(device_id)
         return None if binding is None else binding.unit_id
+
+    def unbound(self, device_ids: Iterable[str]) -> list[str]:
+        """Those of ``device_ids`` bound to no unit, in the order given."""
+        return [d for d in device_ids if d not in self._bindings]
 
     def binding(self, device_id: str) -> Binding | None:
         """A device's current binding."""

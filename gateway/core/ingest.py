@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from devices import DiscoveryKey, EntityConfig
 
@@ -17,6 +19,15 @@ __all__ = ["Refusals", "availability_after", "device_id_of"]
 log = logging.getLogger(__name__)
 _EXCERPT = 120
 _THROTTLE_LOG_SECONDS = 10.0
+_PUBLISHER_LOG_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class _Quiet:
+    """When a publisher's refusals were last logged, and how many since were counted but not logged."""
+
+    logged_at: datetime
+    unlogged: int = 0
 
 
 def device_id_of(key: DiscoveryKey, config: EntityConfig) -> str:
@@ -48,6 +59,7 @@ class Refusals:
         self.metrics = metrics
         self.limiter = limiter
         self._clock = clock
+        self._publishers: dict[str, _Quiet] = {}  # keyed by credential id (a bounded set), or one key for the unowned
 
     def allow(self, device_id: str, message: InboundMessage) -> bool:
         """Whether the device's rate limit lets ``message`` through; a refusal is counted (and logged when due)."""
@@ -66,12 +78,27 @@ class Refusals:
             )
         return False
 
-    def reject(self, message: InboundMessage, reason: str, detail: str) -> None:
-        """Count and log one refused message, with a short excerpt of its payload."""
+    def reject(self, message: InboundMessage, reason: str, detail: str, *, publisher: str | None = None) -> bool:
+        """Count one refused message and log it with a short excerpt of its payload; with a ``publisher``, a flood
+        is logged at most once a minute per publisher (saying how many went unlogged). Whether it was logged."""
+        now = self._clock.now()
+        self.metrics.reject(Rejection(now, message.topic[:200], reason, detail[:200]))
+        unlogged = 0
+        if publisher is not None:
+            quiet = self._publishers.get(publisher)
+            if quiet is not None and (now - quiet.logged_at).total_seconds() < _PUBLISHER_LOG_SECONDS:
+                quiet.unlogged += 1
+                return False
+            unlogged = 0 if quiet is None else quiet.unlogged
+            self._publishers[publisher] = _Quiet(now)
         excerpt = message.payload[:_EXCERPT].decode("utf-8", "replace")
-        self.metrics.reject(Rejection(self._clock.now(), message.topic[:200], reason, detail[:200]))
-        log.warning(
-            "refused message: %s",
-            reason,
-            extra={"topic": message.topic[:200], "reason": reason, "detail": detail[:200], "excerpt": excerpt},
-        )
+        extra: dict[str, object] = {
+            "topic": message.topic[:200],
+            "reason": reason,
+            "detail": detail[:200],
+            "excerpt": excerpt,
+        }
+        if publisher is not None:
+            extra.update(publisher=publisher, unlogged=unlogged)
+        log.warning("refused message: %s", reason, extra=extra)
+        return True

@@ -7,18 +7,28 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-from devices import MAX_PAYLOAD_BYTES, DeviceCodecError, EntityState, parse_config, parse_discovery_topic
+from devices import (
+    MAX_PAYLOAD_BYTES,
+    DeviceCodecError,
+    DiscoveryKey,
+    EntityConfig,
+    EntityState,
+    parse_config,
+    parse_discovery_topic,
+)
 
 from ..clock import Clock
 from ..mqtt.transport import InboundMessage
 from ..storage import EntityRow
 from ..storage.records import parse_time
+from .acceptance import Acceptance, Refusal
 from .changes import ChangeListener, Changes, EntityListener
 from .entity import Entity, StateError
 from .expect import Expectation, Match, ReportWatch
 from .ingest import Refusals, availability_after, device_id_of
 from .journal import Journal
 from .metrics import Metrics
+from .owners import Owner
 from .ratelimit import RateLimiter
 from .routes import TopicRoutes, TopicsChanged
 from .wiring import WiringCheck
@@ -38,11 +48,15 @@ class Registry:
         clock: Clock,
         metrics: Metrics | None = None,
         limiter: RateLimiter | None = None,
+        *,
+        acceptance: Acceptance | None = None,
     ) -> None:
         self.prefix = discovery_prefix
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.limiter = limiter
+        # None: the device plane is open and configs are taken as they come; else who may publish what.
+        self.acceptance = acceptance
         self._journal = Journal(clock)
         self._refusals = Refusals(self.metrics, clock, limiter)
         self._entities: dict[str, Entity] = {}
@@ -71,6 +85,23 @@ class Registry:
     def device_ids(self) -> list[str]:
         """Ids of every device with a live entity."""
         return self._routes.device_ids()
+
+    def device_keys(self, device_id: str) -> list[DiscoveryKey]:
+        """Discovery keys of the device's live entities."""
+        return [self._entities[k].key for k in sorted(self._routes.of_device(device_id))]
+
+    def has_device(self, device_id: str) -> bool:
+        """Whether the device has a live entity."""
+        return self._routes.has_device(device_id)
+
+    def published_for(self, device_id: str, property_id: str) -> bool:
+        """Whether the device was published by a credential of that property, or of none (the simulated unit's,
+        or a device from before the plane was enforced); with the device plane open (no credentials to go by),
+        every device is."""
+        if self.acceptance is None:
+            return True
+        published = self.acceptance.property_of_device(device_id, self)
+        return published is None or published == property_id
 
     def topics(self) -> frozenset[str]:
         """Every state and availability topic to subscribe."""
@@ -127,13 +158,20 @@ class Registry:
         if not (state_routes or availability_routes):
             self.metrics.accepted["ignored"] += 1
             return
-        device_id = self._entities[(state_routes or availability_routes)[0]].device_id
-        if not self._refusals.allow(device_id, message):
+        if not self._refusals.allow(self._limit_key(message.topic, state_routes), message):
             return
         for entity_id in state_routes:
             self._handle_state(self._entities[entity_id], message)
         for entity_id in availability_routes:
             self._handle_availability(self._entities[entity_id], message)
+
+    def _limit_key(self, topic: str, state_routes: tuple[str, ...]) -> str:
+        """Whose token bucket a message on a routed topic takes from: the device whose state topic it is (a state
+        topic belongs to one device), else the topic's own (an availability topic may be a bridge's, shared by all
+        its devices: charging one of them would let the bridge's status drown that device's reports)."""
+        if state_routes:
+            return self._entities[state_routes[0]].device_id
+        return "\x00availability:" + topic  # the NUL keeps it apart from every real device id
 
     def _handle_discovery(self, message: InboundMessage) -> None:
         try:
@@ -144,6 +182,10 @@ class Registry:
         existing = self._entities.get(key.key)
         if not message.payload:
             if existing is not None and existing.removed_at is None:
+                refusal = self._may_remove(key, existing.device_id)
+                if refusal is not None:
+                    self._refuse(message, refusal, entity_id=key.key)
+                    return
                 self._remove(existing)
             return
         try:
@@ -152,6 +194,11 @@ class Registry:
             self._reject(message, exc.code, str(exc), entity_id=key.key)
             return
         device_id = device_id_of(key, config)
+        admitted = self._admit(key, config, device_id)
+        if isinstance(admitted, Refusal):
+            self._refuse(message, admitted, entity_id=key.key)
+            return
+        # (A bound device's pinned wiring is checked here, once the config is known to come from its owner.)
         problem = self._routes.conflict(self.prefix, key, config, device_id)
         if problem is None and self._wiring is not None:
             problem = self._wiring(key, config, device_id)
@@ -172,6 +219,8 @@ class Registry:
             self._entities[key.key] = entity
             self.record_event(key.key, "discovered", {"kind": str(config.kind)})
             log.info("entity discovered", extra={"entity": key.key, "kind": str(config.kind)})
+        if self.acceptance is not None and admitted is not None:
+            self.acceptance.claim(device_id, admitted)
         self._routes.add(entity)
         self.metrics.accepted["discovery"] += 1
         self._changes.discovered(entity, now)
@@ -222,6 +271,20 @@ class Registry:
         self.record_event(entity.id, "removed", {})
         log.info("entity removed", extra={"entity": entity.id})
         self._changes.removed(entity)
+
+    def _admit(self, key: DiscoveryKey, config: EntityConfig, device_id: str) -> Owner | Refusal | None:
+        """The owner a config is accepted from (None with the device plane open), or why it is refused."""
+        return None if self.acceptance is None else self.acceptance.admit(key, config, device_id, self)
+
+    def _may_remove(self, key: DiscoveryKey, device_id: str) -> Refusal | None:
+        return None if self.acceptance is None else self.acceptance.may_remove(key, device_id, self)
+
+    def _refuse(self, message: InboundMessage, refusal: Refusal, *, entity_id: str) -> None:
+        """A refusal of the acceptance rules: counted, logged and journalled at most once a minute per publisher,
+        so a flood costs the flooder's log lines, not everyone's."""
+        logged = self._refusals.reject(message, refusal.code, refusal.detail, publisher=refusal.publisher)
+        if logged and entity_id in self._entities:
+            self.record_event(entity_id, "rejected", {"reason": refusal.code, "detail": refusal.detail[:200]})
 
     def _reject(self, message: InboundMessage, reason: str, detail: str, *, entity_id: str | None = None) -> None:
         self._refusals.reject(message, reason, detail)

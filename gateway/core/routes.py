@@ -45,6 +45,10 @@ class TopicRoutes:
         """Ids of the device's live entities."""
         return frozenset(self._by_device.get(device_id, ()))
 
+    def has_device(self, device_id: str) -> bool:
+        """Whether the device has a live entity."""
+        return device_id in self._by_device
+
     def device_ids(self) -> list[str]:
         """Ids of every device with a live entity."""
         return sorted(self._by_device)

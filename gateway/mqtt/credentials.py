@@ -26,6 +26,7 @@ __all__ = [
     "MADE_AT_START",
     "PASSWORD_BYTES",
     "BrokerCredentials",
+    "CredentialListener",
     "CredentialRecord",
     "IssuedCredential",
     "new_broker_password",
@@ -38,6 +39,9 @@ MADE_AT_START = "gateway:start"
 """``created_by`` of the logins the gateway makes for itself at a start (its own, its simulated devices'): their
 passwords live only in that process, so the next start revokes them all and makes new ones. No account username
 has a ':'."""
+
+CredentialListener = Callable[[CredentialRecord], None]
+"""Told of a credential just created or revoked (the record as stored, ``revoked_at`` set once revoked)."""
 
 PASSWORD_BYTES = 24
 """192 random bits: far beyond guessing, so a cache of verified logins may key on a plain digest (see ``verify``)."""
@@ -72,6 +76,15 @@ class BrokerCredentials:
         self._passwords = passwords or Passwords()
         self._verified: dict[str, tuple[bytes, Scope]] = {}  # username -> (password digest, scope)
         self._generation = 0
+        self._listeners: list[CredentialListener] = []
+
+    def add_listener(self, listener: CredentialListener) -> None:
+        """Be told of every credential created or revoked, once it is stored."""
+        self._listeners.append(listener)
+
+    def _changed(self, record: CredentialRecord) -> None:
+        for listener in self._listeners:
+            listener(record)
 
     async def _run(self, work: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``work`` on the writer thread, forgetting remembered logins first (it may change any of them)."""
@@ -114,6 +127,7 @@ class BrokerCredentials:
         password = new_broker_password()
         digest = await asyncio.to_thread(self._passwords.hash, password)
         await self._run(lambda db: store.insert_credential(db, record, digest))
+        self._changed(record)
         log.info(
             "broker credential created",
             extra={"credential": credential.id, "username": username, "kind": str(kind), "by": created_by},
@@ -132,6 +146,7 @@ class BrokerCredentials:
         """Revoke a credential: it logs in no more (clients already connected are the broker's to drop)."""
         now = self._clock.now().isoformat()
         record = await self._run(lambda db: store.revoke_credential(db, credential_id, now, revoked_by))
+        self._changed(record)
         log.info("broker credential revoked", extra={"credential": credential_id, "by": revoked_by})
         return record
 

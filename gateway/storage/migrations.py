@@ -317,4 +317,16 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE revoked_at IS NULL AND client_id IS NOT NULL;
     CREATE INDEX broker_credentials_property ON broker_credentials(property_id, created_at);
     """,
+    # 8: device owners (device plane): the broker credential that first published a device owns its id (property
+    # NULL: a credential of no property, the simulated unit's). No foreign keys: the persister writes these after the
+    # device rows, and a claim must never hold back the registry's batch.
+    """
+    CREATE TABLE device_owners (
+        device_id TEXT PRIMARY KEY,
+        credential_id TEXT NOT NULL,
+        property_id TEXT,
+        claimed_at TEXT NOT NULL
+    );
+    CREATE INDEX device_owners_property ON device_owners(property_id);
+    """,
 )

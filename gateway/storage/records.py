@@ -15,6 +15,7 @@ from .rows import insert_row, insert_rows, select_all, select_one, update_row, u
 
 __all__ = [
     "CommandRow",
+    "DeviceOwnerRow",
     "DeviceRow",
     "EntityRow",
     "EventRow",
@@ -23,6 +24,7 @@ __all__ = [
     "get_command",
     "heartbeat_run",
     "insert_command",
+    "load_device_owners",
     "load_entities",
     "parse_time",
     "recent_commands",
@@ -30,6 +32,7 @@ __all__ = [
     "transaction",
     "update_command",
     "write_batch",
+    "write_device_owners",
 ]
 
 
@@ -43,6 +46,16 @@ class DeviceRow:
     model: str | None
     sw_version: str | None
     first_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOwnerRow:
+    """The broker credential (and its property) that first published a device, and so owns its id."""
+
+    device_id: str
+    credential_id: str
+    property_id: str | None
+    claimed_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +156,18 @@ def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
     return [EntityRow(**row) for row in db.table("entities").rows]
 
 
+def load_device_owners(db: sqlite_utils.Database) -> list[DeviceOwnerRow]:
+    """Every recorded device owner."""
+    return [DeviceOwnerRow(**row) for row in select_all(db, "SELECT * FROM device_owners ORDER BY device_id")]
+
+
+def write_device_owners(db: sqlite_utils.Database, rows: Sequence[DeviceOwnerRow]) -> None:
+    """Record device owners; a device keeps its first owner (a second row for it changes nothing)."""
+    with transaction(db):
+        values = ([getattr(r, c) for c in _OWNER_COLUMNS] for r in rows)
+        insert_rows(db, "device_owners", _OWNER_COLUMNS, values, or_ignore=True)
+
+
 def insert_command(db: sqlite_utils.Database, row: CommandRow) -> None:
     """Record a new command before anything is published."""
     with transaction(db):
@@ -204,6 +229,7 @@ def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
 
 
 _ENTITY_COLUMNS = tuple(EntityRow.__dataclass_fields__)
+_OWNER_COLUMNS = tuple(DeviceOwnerRow.__dataclass_fields__)
 
 
 def _asdict(row: Any) -> dict[str, Any]:

@@ -38,9 +38,18 @@ def insert_row(db: sqlite_utils.Database, table: str, row: Mapping[str, Any]) ->
     return db.conn.execute(_insert(table, columns), [row[c] for c in columns]).lastrowid
 
 
-def insert_rows(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """INSERT many rows of the same columns with one prepared statement."""
-    db.conn.executemany(_insert(table, columns), rows)
+def insert_rows(
+    db: sqlite_utils.Database,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    or_ignore: bool = False,
+) -> None:
+    """INSERT many rows of the same columns with one prepared statement (``or_ignore``: skip rows whose key is
+    taken)."""
+    sql = _insert(table, columns)
+    db.conn.executemany(sql.replace("INSERT", "INSERT OR IGNORE", 1) if or_ignore else sql, rows)
 
 
 def upsert_rows(

@@ -86,13 +86,14 @@ async def get_unit(property_id: Id, unit_id: Id, principal: Staff, ctx: Ctx) -> 
 
 @router.get("/{property_id}/devices/unbound", operation_id="listUnboundDevices")
 async def unbound_devices(property_id: Id, principal: Staff, ctx: Ctx) -> list[DeviceOut]:
-    """Devices the gateway discovered that are not bound to any unit yet."""
-    own_property(principal, ctx, property_id)
-    now = ctx.gateway.clock.now()
+    """Devices the gateway discovered that are not bound to any unit yet; with the device plane enforced, only
+    those a broker credential of this property published."""
+    prop = own_property(principal, ctx, property_id)
+    registry, now = ctx.gateway.registry, ctx.gateway.clock.now()
     return [
-        device_out(ctx.gateway.registry, d, None, now, ctx.stale_after)
-        for d in ctx.gateway.registry.device_ids()
-        if ctx.building.unit_of_device(d) is None
+        device_out(registry, d, None, now, ctx.stale_after)
+        for d in ctx.building.unbound(registry.device_ids())
+        if registry.published_for(d, prop)
     ]
 
 
@@ -106,7 +107,9 @@ async def bind_device(property_id: Id, unit_id: Id, body: BindRequest, principal
     """Bind a discovered device to a unit (manager or installer), within the plan: 409
     ``plan_limit_device_kinds``, ``plan_limit_devices_per_unit`` or ``lessor_contract_missing`` otherwise."""
     unit = own_unit(principal, ctx, property_id, unit_id)
-    if not ctx.gateway.registry.entities_of_device(body.device_id):
+    registry = ctx.gateway.registry
+    # Another property's device is answered as unknown: its staff cannot tell it exists, let alone bind it.
+    if not registry.entities_of_device(body.device_id) or not registry.published_for(body.device_id, unit.property_id):
         raise NotFound(f"no discovered device {body.device_id!r}", code="device_not_found")
     await ctx.policy.bind_device(unit, body.device_id, by=principal)
     return device_out(
