@@ -71,7 +71,8 @@ def where(db: sqlite_utils.Database, property_id: str | None, include_revoked: b
     if not include_revoked:
         clauses.append("revoked_at IS NULL")
     condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = select_all(db, f"SELECT * FROM broker_credentials {condition} ORDER BY created_at, id", args)
+    # rowid breaks ties in creation order (two credentials made within one tick of the clock)
+    rows = select_all(db, f"SELECT * FROM broker_credentials {condition} ORDER BY created_at, rowid", args)
     return [_record(r) for r in rows]
 
 
