@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--mosquitto", action="store_true", help="spawn a private Mosquitto from deploy/mosquitto.conf (restartable)"
+        "--mosquitto",
+        action="store_true",
+        help="spawn a private, open Mosquitto (bench/mosquitto-open.conf; restartable)",
     )
     where.add_argument("--broker", metavar="mqtt://HOST:PORT", help="use this broker as it is (no reconnect storm)")
     parser.add_argument(

@@ -147,12 +147,12 @@ def mosquitto_binary() -> str | None:
 
 
 def mosquitto(logdir: Path, binary: str | None = None) -> SpawnedBroker:
-    """A private Mosquitto from the shipped deploy/mosquitto.conf, on a free port of 127.0.0.1."""
+    """A private, open Mosquitto from bench/mosquitto-open.conf, on a free port of 127.0.0.1."""
     binary = binary or mosquitto_binary()
     if binary is None:
         raise BenchError("--mosquitto: no mosquitto binary found (install mosquitto, or use --broker URL)")
     port = free_port()
-    shipped = (REPO / "deploy" / "mosquitto.conf").read_text()
+    shipped = (REPO / "bench" / "mosquitto-open.conf").read_text()
     settings = [ln for ln in shipped.splitlines() if ln.strip() and not ln.startswith(("#", "listener "))]
     conf = logdir / "mosquitto.conf"
     conf.write_text("\n".join([f"listener {port} 127.0.0.1", *settings]) + "\n")
@@ -161,7 +161,7 @@ def mosquitto(logdir: Path, binary: str | None = None) -> SpawnedBroker:
     except (OSError, subprocess.SubprocessError):
         banner = ""
     version = banner.splitlines()[0].strip() if banner.strip() else "mosquitto (version unknown)"
-    described = "deploy/mosquitto.conf (" + ", ".join(s for s in settings if not s.startswith("allow_")) + ")"
+    described = "bench/mosquitto-open.conf (" + ", ".join(s for s in settings if not s.startswith("allow_")) + ")"
     return SpawnedBroker("mosquitto", [binary, "-c", str(conf)], port, logdir, version, described)
 
 

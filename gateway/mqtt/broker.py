@@ -129,7 +129,7 @@ class _GatedBroker(_Broker):
 class EmbeddedBroker:
     """An in-process amqtt broker on ``host:port``; an async context manager.
 
-    Fine for one unit and for tests; a building should use Mosquitto (see deploy/mosquitto.conf).
+    Fine for one unit and for tests; a building should use Mosquitto (see deploy/mosquitto-dynsec.conf).
 
     With ``credentials`` (e.g. ``BrokerCredentials.verify``) every client must log in with a live credential and
     the client id it owns, and may publish and subscribe only within its scope (``gateway.mqtt.acl``); without,

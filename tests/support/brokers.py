@@ -67,14 +67,14 @@ async def wait_port(host: str, port: int, timeout: float = 5.0) -> None:
 
 
 class MosquittoProcess:
-    """A private Mosquitto spawned from deploy/mosquitto.conf on a free port."""
+    """A private, open Mosquitto spawned from bench/mosquitto-open.conf on a free port."""
 
     def __init__(self, workdir: Path, binary: str) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self._binary = binary
         self._conf = workdir / "mosquitto.conf"
-        shipped = (REPO / "deploy" / "mosquitto.conf").read_text()
+        shipped = (REPO / "bench" / "mosquitto-open.conf").read_text()
         lines = [ln for ln in shipped.splitlines() if not ln.startswith("listener ")]
         self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines]) + "\n")
         self._proc: subprocess.Popen[bytes] | None = None
