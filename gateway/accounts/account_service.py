@@ -47,6 +47,7 @@ RevokedCallback = Callable[[str, str | None], None]
 
 DISPLACED = "displaced"  # revocation reason of a session ended by a sign-in on another app device
 _SIGNED_IN_KEPT = 10_000
+LOCAL = "local"  # the source of a sign-in not made over the network (tests, the CLI)
 PLAN_LIMIT_LOWERED = "plan limit lowered"  # ended because the plan now allows fewer app devices at a time
 REPORTED_LOST = "reported lost"
 
@@ -119,9 +120,12 @@ class AccountService:
 
     async def _run(self, work: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``work`` on the writer thread, forgetting every sign-in read so far (it may change any of them)."""
+        self._forget()
+        return await self._db.run(work)
+
+    def _forget(self) -> None:
         self._generation += 1
         self._signed_in.clear()
-        return await self._db.run(work)
 
     def on_sessions_revoked(self, callback: RevokedCallback) -> None:
         """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
@@ -157,11 +161,10 @@ class AccountService:
     async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:
         """Create an active operator account with the given password (bootstrap or CLI), audited as such."""
         check_password_policy(password, username)
+        hashed = await self._passwords.hash_async(password)
         now = self._clock.now()
         row = self._row(username, Role.OPERATOR, None, None, None, created_by, now)
-        row.update(
-            status=AccountStatus.ACTIVE, activated_at=now.isoformat(), password_hash=self._passwords.hash(password)
-        )
+        row.update(status=AccountStatus.ACTIVE, activated_at=now.isoformat(), password_hash=hashed)
         await self._insert(row, None)
         log.info("operator account created", extra={"account": row["id"], "by": created_by})
         action = "account.bootstrap_operator" if created_by == "bootstrap" else "account.create_operator"
@@ -172,23 +175,26 @@ class AccountService:
         """Whether any operator account exists (whatever its status)."""
         return bool(await self.find("role = ?", [str(Role.OPERATOR)]))
 
-    async def activate(self, username: str, code: str, password: str) -> Account:
-        """Set the first password with the one-time code; the code is spent."""
-        await self._throttle.check(username)
-        check_password_policy(password, username)
+    async def activate(self, username: str, code: str, password: str, *, source: str = LOCAL) -> Account:
+        """Set the first password with the one-time code; the code is spent. Throttled like a sign-in from
+        ``source``; the code is checked before the new password is hashed (a wrong one costs no argon2)."""
+        check_password_policy(password, username)  # before the attempt is counted: a weak password is no guess
+        await self._throttle.attempt(username, source)
         account = await self._run(lambda db: store.account_by_username(db, username))
-        now = self._clock.now()
-        hashed = self._passwords.hash(password)
 
-        def spend(db: sqlite_utils.Database) -> bool:
+        def valid(db: sqlite_utils.Database, now: datetime) -> bool:
             if account is None or account.status is not AccountStatus.PENDING:
                 return False
             row = next(db.table("activation_codes").rows_where("account_id = ?", [account.id], limit=1), None)
             if row is None or row["used_at"] is not None or datetime.fromisoformat(row["expires_at"]) <= now:
                 return False
-            if not digests_equal(row["code_hash"], code_digest(code)):
-                return False
-            with transaction(db):
+            return digests_equal(row["code_hash"], code_digest(code))
+
+        def spend(db: sqlite_utils.Database, hashed: str, now: datetime) -> bool:
+            assert account is not None
+            with transaction(db):  # checked again: another activation may have spent the code while this hashed
+                if not valid(db, now):
+                    return False
                 db.conn.execute(
                     "UPDATE activation_codes SET used_at = ? WHERE account_id = ?", (now.isoformat(), account.id)
                 )
@@ -198,13 +204,18 @@ class AccountService:
                 )
             return True
 
-        if not await self._run(spend):
-            await self._throttle.fail(username)
+        checked = self._clock.now()
+        spent = False
+        if await self._run(lambda db: valid(db, checked)):
+            hashed = await self._passwords.hash_async(password)
+            now = self._clock.now()
+            spent = await self._run(lambda db: spend(db, hashed, now))
+        if not spent:
             raise InvalidRequest(
                 "activation code is wrong, used or expired", code="activation_invalid", field="activation_code"
             )
         assert account is not None
-        await self._run(lambda db: store.clear_attempts(db, username))
+        await self._throttle.succeeded(username, source)
         log.info("account activated", extra={"account": account.id})
         return await self.get(account.id)
 
@@ -218,19 +229,21 @@ class AccountService:
         *,
         admit: Admission | None = None,
         replace_session: str | None = None,
+        source: str = LOCAL,
     ) -> SessionGrant:
-        """Check the password (throttled, locked out after repeated failures) and open a session.
+        """Check the password (throttled per username and ``source`` address, see SignInThrottle) and open a
+        session.
 
         ``admit`` may refuse the account or limit its sessions; ``replace_session`` ends one of the account's own
-        sessions first (a lost app device).
+        sessions first (a lost app device). An unknown or pending username costs one argon2 verification too.
         """
-        await self._throttle.check(username)
-        account = await self._run(lambda db: store.account_by_username(db, username))
-        stored = None if account is None else await self._run(lambda db: store.password_hash(db, account.id))
-        if account is None or not self._passwords.verify(stored, password):
-            await self._throttle.fail(username)
+        await self._throttle.attempt(username, source)
+        found = await self._run(lambda db: _with_hash(db, username))
+        account, stored = found if found is not None else (None, None)
+        # Always one verification (against a dummy hash when there is no password), so timing tells nothing.
+        if not await self._passwords.verify_async(stored, password) or account is None:
             raise AuthError("wrong username or password", code="login_failed")
-        await self._run(lambda db: store.clear_attempts(db, username))
+        await self._throttle.succeeded(username, source)
         error = status_error(account)  # only once the password is right: the state is the owner's to learn
         if error is not None:
             raise error
@@ -539,7 +552,7 @@ class AccountService:
         return ended
 
     async def unlock(self, username: str, *, by: Principal) -> None:
-        """The operator clears a username's failed logins and lockout (audited)."""
+        """The operator clears a username's failed logins and lockouts from every source (audited)."""
         await self._run(lambda db: store.clear_attempts(db, username))
         await self._audit.record(by, "account.unlock", target=username)
 
@@ -595,6 +608,11 @@ class AccountService:
 
         if not await self._run(insert):
             raise Conflict(f"username {row['username']!r} is taken", code="username_taken", field="username")
+
+
+def _with_hash(db: sqlite_utils.Database, username: str) -> tuple[Account, str | None] | None:
+    account = store.account_by_username(db, username)
+    return None if account is None else (account, store.password_hash(db, account.id))
 
 
 def _not_own(by: Principal, account_id: str) -> None:

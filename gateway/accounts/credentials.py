@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -27,20 +29,28 @@ MIN_PASSWORD_LENGTH = 10
 # argon2 hashes whatever it is given; a bound keeps a login request from costing arbitrary CPU.
 MAX_PASSWORD_LENGTH = 256
 TOKEN_PREFIX = "agw_"
+# argon2 threads at once: each holds its memory cost (19 MiB) and a core; the rest queue, off the event loop.
+HASHING_THREADS = 2
 
 
 class Passwords:
-    """argon2id hashing with OWASP's parameters; hashes made with others still verify (they carry their own)."""
+    """argon2id hashing with OWASP's parameters; hashes made with others still verify (they carry their own).
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    The async methods run argon2 on a small pool of its own (``HASHING_THREADS``), never on the event loop.
+    """
+
+    def __init__(self, hasher: PasswordHasher | None = None, *, threads: int = HASHING_THREADS) -> None:
         # OWASP's argon2id configuration (19 MiB, 2 passes, 1 lane): argon2-cffi's default takes 64 MiB per hash,
         # which alone lifted the gateway's peak memory by half with 2,000 devices.
         self._hasher = hasher or PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-        # Verified against when the username is unknown, so a miss costs as much as a wrong password.
+        # Verified against when there is no password to check (unknown or pending username), with this hasher's
+        # own parameters, so a miss costs as much as a wrong password.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        # Threads start on first use and belong to no event loop, so one instance may serve several loops (tests).
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
 
     def hash(self, password: str) -> str:
-        """An argon2id hash of ``password``."""
+        """An argon2id hash of ``password`` (blocking: on the event loop use ``hash_async``)."""
         return self._hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
@@ -49,6 +59,14 @@ class Passwords:
             return self._hasher.verify(stored or self._dummy, password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
+
+    async def hash_async(self, password: str) -> str:
+        """``hash`` on the bounded argon2 pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash, password)
+
+    async def verify_async(self, stored: str | None, password: str) -> bool:
+        """``verify`` on the bounded argon2 pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.verify, stored, password)
 
 
 def check_password_policy(password: str, username: str) -> None:

@@ -94,6 +94,8 @@ class AuthSettings:
     idle_timeout: timedelta = timedelta(days=7)
     activation_ttl: timedelta = timedelta(days=14)
     throttle_after: int = 3  # failures before each further attempt must wait (1 s, 2 s, 4 s … up to 60 s)
-    lock_after: int = 10  # failures before the username is locked
+    lock_after: int = 10  # failures from one source address before the username is locked there
+    slow_after: int = 10  # failures from any source before every attempt on the username waits slow_wait
+    slow_wait: timedelta = timedelta(seconds=1)
     lock_duration: timedelta = timedelta(minutes=15)
     touch_interval: timedelta = timedelta(seconds=60)  # how often last-used is written (idle timeout precision)

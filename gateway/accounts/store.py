@@ -16,12 +16,12 @@ __all__ = [
     "account_by_username",
     "accounts_where",
     "clear_attempts",
+    "count_failure",
     "end_account",
     "get_attempts",
     "insert_account",
     "insert_session",
     "password_hash",
-    "record_failure",
     "revoke_sessions",
     "session_by_digest",
     "session_by_id",
@@ -147,29 +147,59 @@ def revoke_sessions(
         return db.conn.execute(sql, args).rowcount
 
 
-def get_attempts(db: sqlite_utils.Database, username: str) -> dict[str, Any] | None:
-    """Failed-login bookkeeping for a username."""
-    return _one(db, "login_attempts", "username = ?", [username.casefold()])
+def get_attempts(db: sqlite_utils.Database, username: str, source: str | None = None) -> dict[str, Any] | None:
+    """Failed-login bookkeeping for a username: username-wide (``source`` None) or from one source address."""
+    if source is None:
+        return _one(db, "login_attempts", "username = ?", [username.casefold()])
+    return _one(db, "login_attempts_by_source", "username = ? AND source = ?", [username.casefold(), source])
 
 
-def record_failure(db: sqlite_utils.Database, username: str, failures: int, now: str, locked_until: str | None) -> None:
-    """Store the failure count after a failed login."""
+def count_failure(
+    db: sqlite_utils.Database,
+    username: str,
+    source: str | None,
+    now: str,
+    *,
+    restart: bool,
+    lock_after: int | None,
+    locked_until: str,
+) -> int:
+    """Count one failure in a single UPSERT (from 1 again when ``restart``) and return the new count; the row is
+    locked until ``locked_until`` once the count reaches ``lock_after`` (None: never)."""
+    if source is None:
+        table, columns, values = "login_attempts", "username", ":username"
+    else:
+        table, columns, values = "login_attempts_by_source", "username, source", ":username, :source"
+    new = "CASE WHEN :restart THEN 1 ELSE failures + 1 END"
+    sql = (
+        f"INSERT INTO {table} ({columns}, failures, last_failure_at, locked_until) "
+        f"VALUES ({values}, 1, :now, CASE WHEN 1 >= :lock_after THEN :until END) "
+        f"ON CONFLICT ({columns}) DO UPDATE SET failures = {new}, last_failure_at = :now, "
+        f"locked_until = CASE WHEN {new} >= :lock_after THEN :until END RETURNING failures"
+    )
+    args = {
+        "username": username.casefold(),
+        "source": source,
+        "now": now,
+        "restart": restart,
+        "lock_after": lock_after,
+        "until": locked_until,
+    }
     with transaction(db):
-        db.table("login_attempts").upsert(
-            {
-                "username": username.casefold(),
-                "failures": failures,
-                "last_failure_at": now,
-                "locked_until": locked_until,
-            },
-            pk="username",
-        )
+        row = db.conn.execute(sql, args).fetchone()
+    return int(row[0])
 
 
-def clear_attempts(db: sqlite_utils.Database, username: str) -> None:
-    """Forget failed logins (after a success, or an operator's unlock)."""
+def clear_attempts(db: sqlite_utils.Database, username: str, source: str | None = None) -> None:
+    """Forget failed logins: username-wide and from ``source`` (after a success), or from every source (None: an
+    operator's unlock)."""
+    name = username.casefold()
     with transaction(db):
-        db.conn.execute("DELETE FROM login_attempts WHERE username = ?", (username.casefold(),))
+        db.conn.execute("DELETE FROM login_attempts WHERE username = ?", (name,))
+        if source is None:
+            db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ?", (name,))
+        else:
+            db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ? AND source = ?", (name, source))
 
 
 def set_status(db: sqlite_utils.Database, account_id: str, status: AccountStatus, reason: str | None) -> None:

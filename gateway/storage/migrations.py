@@ -329,4 +329,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX device_owners_property ON device_owners(property_id);
     """,
+    # 9: sign-in failures per (username, source address): the lock an attacker earns is theirs alone, while
+    # login_attempts keeps the username-wide count, which only ever slows sign-ins (gateway/accounts/throttle.py).
+    """
+    CREATE TABLE login_attempts_by_source (
+        username TEXT NOT NULL,
+        source TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        last_failure_at TEXT NOT NULL,
+        locked_until TEXT,
+        PRIMARY KEY (username, source)
+    );
+    """,
 )
