@@ -47,8 +47,9 @@ class Database:
     def trouble(self) -> StorageError | None:
         """The failure that put the database in storage trouble (full, read-only, I/O), or None while writes work.
 
-        Set by any call failing that way; cleared by the next call that writes, or by the probe write made every
-        ``probe_seconds`` while it lasts, so it ends by itself when space or access returns."""
+        Set by any call failing that way; cleared by the next call that writes (for a full disk: one that grows the
+        file), or by the probe write (which needs fresh pages) made every ``probe_seconds`` while it lasts, so it
+        ends by itself when space or access returns."""
         return self._trouble
 
     async def wait_recovered(self) -> None:
@@ -95,9 +96,14 @@ class Database:
             db = self._db
             if db is None:
                 raise StorageError("database is not open", code="storage_closed")
-            changes = db.conn.total_changes
+            trouble = self._trouble
+            if trouble is None:
+                return work(db)
+            changes, pages = db.conn.total_changes, _page_count(db)
             result = work(db)
-            if self._trouble is not None and db.conn.total_changes != changes:
+            # A write that went through ends read-only or I/O trouble; a full disk only one that needed new room
+            # (rewriting a row in place fits a full disk, and would have the API take writes that cannot fit).
+            if db.conn.total_changes != changes and (trouble.code != "storage_full" or _page_count(db) > pages):
                 # Said to the loop before the caller's future completes (both go through the loop's queue in order).
                 loop.call_soon_threadsafe(self._clear_trouble, "a write went through")
             return result
@@ -211,6 +217,10 @@ class Database:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _page_count(db: sqlite_utils.Database) -> int:
+    return int(db.conn.execute("PRAGMA page_count").fetchone()[0])
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
