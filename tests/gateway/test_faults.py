@@ -617,8 +617,8 @@ async def test_a_read_only_database_refuses_commands_and_keeps_an_outcome_until_
         # New commands are refused before anything is published, waiting or not (the database is in storage
         # trouble: every request that would write is answered at once); reads go on.
         problem(await command(api, b.alice, dimmer, {"brightness": 42}), 503, "storage_readonly")
-        r = problem(await command(api, b.alice, dimmer, {"brightness": 44}, wait=False), 503, "storage_readonly")
-        assert r["retry_after"] > 0
+        body = problem(await command(api, b.alice, dimmer, {"brightness": 44}, wait=False), 503, "storage_readonly")
+        assert body["retry_after"] > 0
         assert gw.db.trouble is not None and gw.db.trouble.code == "storage_readonly"
         assert (await api.http.get("/me/devices", headers=bearer(b.alice))).status_code == 200
         # Reports go on in memory, and the gateway says it cannot store them.
