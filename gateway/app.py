@@ -23,6 +23,7 @@ from .core.owners import CredentialOwners
 from .core.persister import Persister
 from .core.ratelimit import RateLimiter
 from .core.registry import Registry
+from .errors import StorageError
 from .mqtt import credential_store
 from .mqtt.transport import Birth, InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
@@ -34,6 +35,7 @@ from .storage.records import (
     load_entities,
     start_run,
 )
+from .storage.retry import StorageRetry
 from .tasks import TaskOwner
 
 __all__ = ["Gateway"]
@@ -193,10 +195,14 @@ class Gateway:
             await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
 
     async def _record_stop(self) -> None:
-        await self.persister.flush()
-        if self._run_id is not None:
-            run_id, now = self._run_id, self.clock.now().isoformat()
-            await self.db.run(lambda db: finish_run(db, run_id, now))
+        try:
+            await self.persister.flush()
+            if self._run_id is not None:
+                run_id, now = self._run_id, self.clock.now().isoformat()
+                await self.db.run(lambda db: finish_run(db, run_id, now))
+        except StorageError as exc:
+            # Stopping all the same: the next start finds this run unfinished and records it as an unclean stop.
+            log.error("cannot record the stop: %s", exc, extra={"code": exc.code})  # noqa: TRY400
 
     async def _close_db(self) -> None:
         await self.db.close()
@@ -226,8 +232,16 @@ class Gateway:
             self.registry.record_event(None, "broker_disconnected", {"broker": self.settings.broker.url})
 
     async def _heartbeat(self) -> None:
+        # A heartbeat that cannot be written (disk full, read-only) is said and tried again, sooner; it must never
+        # end the task group, which would stop the whole gateway until someone restarts it by hand.
         assert self._run_id is not None
         run_id = self._run_id
+        retry = StorageRetry(log, "cannot record the heartbeat", cap=HEARTBEAT_SECONDS)
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await self.db.run(partial(heartbeat_run, run_id=run_id, now=self.clock.now().isoformat()))
+            await asyncio.sleep(retry.delay() if retry.failures else HEARTBEAT_SECONDS)
+            try:
+                await self.db.run(partial(heartbeat_run, run_id=run_id, now=self.clock.now().isoformat()))
+            except StorageError as exc:
+                retry.failed(exc)
+            else:
+                retry.succeeded()

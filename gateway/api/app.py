@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from .context import ApiContext
 from .limits import BodySizeLimit
-from .problems import install_problem_handlers
+from .problems import StorageGate, install_problem_handlers
 from .routes import API_ROUTERS, PAGE_ROUTERS
 from .schemas_policy import AGREEMENT_BODY_BYTES
 
@@ -76,6 +76,11 @@ is another live credential's, or the broker already has that login), `broker_cre
 `broker_credential_not_found` (404, also for another property's credential), `broker_sync_failed` (503: the
 broker could not be told; nothing was issued, or the revocation stands and may be sent again).
 
+Storage trouble: while the gateway's disk is full, the database read-only or failing, every request that would
+write (any method but GET, HEAD and OPTIONS) answers 503 with `storage_full`, `storage_readonly` or `storage_io` (and
+`Retry-After`) before it runs, nothing half-done; reads answer from what is stored, devices' reports are kept in
+memory, and it ends by itself when space returns. Other storage failures answer `storage_error` (503).
+
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
 
@@ -99,4 +104,6 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, per_path=per_path)
+    # While the disk is full (or read-only) a request that would write is answered 503 before it runs; reads go on.
+    app.add_middleware(StorageGate, trouble=lambda: ctx.gateway.db.trouble)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import (
     AccessDenied,
@@ -31,6 +33,7 @@ __all__ = [
     "PROBLEM_RESPONSES",
     "Problem",
     "ProblemError",
+    "StorageGate",
     "install_problem_handlers",
     "problem_response",
 ]
@@ -172,6 +175,36 @@ def _status(exc: GatewayError) -> int:
     if isinstance(exc, BrokerUnavailable | StorageError):
         return 503
     return 500
+
+
+STORAGE_RETRY_SECONDS = 5  # the database probes for space this often (gateway.storage.db.PROBE_SECONDS)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class StorageGate:
+    """While the database is in storage trouble, answer every request that would write (any method but GET, HEAD
+    and OPTIONS) ``503`` with the trouble's code (``storage_full``, ``storage_readonly``, ``storage_io``) before it
+    runs: nothing half-done (a command published but not recorded); reads go on from what is stored."""
+
+    def __init__(self, app: ASGIApp, trouble: Callable[[], StorageError | None]) -> None:
+        self.app = app
+        self.trouble = trouble
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        error = self.trouble() if scope["type"] == "http" and scope["method"] not in _READ_METHODS else None
+        if error is None:
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            503,
+            error.code,
+            str(error),
+            instance=scope.get("path"),
+            headers={"Retry-After": str(STORAGE_RETRY_SECONDS)},
+            retry_after=STORAGE_RETRY_SECONDS,
+        )
+        await response(scope, receive, send)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

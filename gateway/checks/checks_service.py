@@ -21,11 +21,12 @@ from ..config import ChecksSettings
 from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, OutageListener, UplinkMonitor, downtime
 from ..connectivity.store import close_outage, get_outage, insert_outage, outages_between
 from ..core.registry import Registry
-from ..errors import Conflict, GatewayError, InvalidRequest, NotFound
+from ..errors import Conflict, GatewayError, InvalidRequest, NotFound, StorageError
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..policy.decide import contract_lapse
 from ..storage import Database
+from ..storage.retry import StorageRetry
 from ..tasks import TaskOwner
 from . import store
 from .compliance import ComplianceRules, evaluate
@@ -338,15 +339,21 @@ class ChecksService:
             self._wake.set()
 
     async def _tick_forever(self) -> None:
+        storage = StorageRetry(log, "compliance pass failed", cap=self.tick_seconds)
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tick_seconds):
+                # After a storage failure the next pass comes sooner (capped backoff), not a whole tick later.
+                async with asyncio.timeout(storage.delay() if storage.failures else self.tick_seconds):
                     await self._wake.wait()
             self._wake.clear()
             try:
                 await self.tick()
-            except GatewayError as exc:  # storage or broker trouble: said, and tried again at the next pass
+            except StorageError as exc:  # a full or read-only disk: said (not every pass), tried again
+                storage.failed(exc)
+            except GatewayError as exc:  # broker trouble: said, and tried again at the next pass
                 log.error("compliance pass failed: %s", exc, extra={"code": exc.code})  # noqa: TRY400
+            else:
+                storage.succeeded()
 
     async def _after_result(self, result: SelfTestResult) -> None:
         if not result.passed:

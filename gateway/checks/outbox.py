@@ -19,6 +19,7 @@ from ..errors import DeliveryFailed, StorageError
 from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..storage import Database
+from ..storage.retry import StorageRetry
 from ..tasks import TaskOwner
 from .models import NOT_AN_ALARM, Report, ReportKind
 from .store import insert_report, mark_attempt, pending_reports
@@ -145,6 +146,7 @@ class Outbox:
 
     async def _deliver_forever(self) -> None:
         failures = 0
+        storage = StorageRetry(log, "report outbox unreadable")
         while True:
             delay = None if failures == 0 else self.backoff.delay(failures - 1)
             with contextlib.suppress(TimeoutError):
@@ -156,10 +158,11 @@ class Outbox:
                 await self.deliver_pending()
             except (DeliveryFailed, StorageError) as exc:
                 if isinstance(exc, StorageError):
-                    log.error("report outbox unreadable: %s", exc, extra={"code": exc.code})  # noqa: TRY400
+                    storage.failed(exc)  # said, but not at every try while the disk is full
                 failures += 1
             else:
                 failures = 0
+                storage.succeeded()
 
     def _body(
         self,

@@ -19,6 +19,7 @@ from ..errors import StorageError
 from ..mqtt.transport import LinkState
 from ..storage import Database
 from ..storage.records import parse_time
+from ..storage.retry import StorageRetry
 from ..tasks import TaskOwner
 from .freshness import down_since
 from .models import Outage, OutageKind
@@ -84,12 +85,16 @@ class ConnectivityTracker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._tasks.__aexit__(exc_type, exc, tb)
-        while not self._jobs.empty():  # changes reported before the writer stopped are still stored
-            await _run(self._jobs.get_nowait())
-        # A clean stop: what the gateway itself was watching ends with it; devices stay as last seen.
-        now = self.clock.now()
-        for key in [k for k in self._open if k[0] in (OutageKind.BROKER, OutageKind.BROADBAND)]:
-            await self._close(key, now)
+        try:
+            while not self._jobs.empty():  # changes reported before the writer stopped are still stored
+                await _run(self._jobs.get_nowait())
+            # A clean stop: what the gateway itself was watching ends with it; devices stay as last seen.
+            now = self.clock.now()
+            for key in [k for k in self._open if k[0] in (OutageKind.BROKER, OutageKind.BROADBAND)]:
+                await self._close(key, now)
+        except StorageError as failure:
+            # Stopping all the same: the next start closes what is left open at the last heartbeat.
+            log.error("cannot record connectivity at stop: %s", failure, extra={"code": failure.code})  # noqa: TRY400
 
     async def record_unclean_stop(self, previous_run: dict[str, object], now: datetime) -> None:
         """Record the time a previous run was away without a clean stop, and end what it left open."""
@@ -162,14 +167,19 @@ class ConnectivityTracker:
         await self.flush()
 
     async def _work(self) -> None:
+        retry = StorageRetry(log, "cannot record a connectivity change")
         while True:
             job = await self._jobs.get()
-            try:
-                await _run(job)
-            except StorageError as exc:
-                # Said loudly and not pretended: this interval is not on record. Device outages are retried
-                # by the next pass; the tracker keeps running either way.
-                log.error("cannot record a connectivity change: %s", exc, extra={"code": exc.code})  # noqa: TRY400
+            # A change the database refuses is kept and tried again (in order: an outage's end never goes before
+            # its start) until it is stored; later changes wait behind it, in memory.
+            while True:
+                try:
+                    await _run(job)
+                except StorageError as exc:
+                    await asyncio.sleep(retry.failed(exc))
+                else:
+                    retry.succeeded()
+                    break
 
     async def _watch_devices(self) -> None:
         while True:
@@ -184,6 +194,11 @@ class ConnectivityTracker:
             dirty, self._dirty_devices = self._dirty_devices, set()
             if not woken:  # the periodic pass: silence is noticed only by looking
                 dirty |= set(self.registry.device_ids()) | self._open_device_ids()
+            if self.db.trouble is not None:
+                # The writer is retrying a refused change; passes queued behind it would only pile up in memory.
+                # Kept as dirty, and the first periodic pass after the trouble looks at every device anyway.
+                self._dirty_devices |= dirty
+                continue
             self._queue_devices(dirty, self.clock.now())
 
     def _open_device_ids(self) -> set[str]:
@@ -226,10 +241,11 @@ class ConnectivityTracker:
         self._notify(outage)
 
     async def _close(self, key: tuple[OutageKind, str | None], ended_at: datetime) -> None:
-        outage = self._open.pop(key, None)
+        outage = self._open.get(key)
         if outage is None:
             return
         closed = await self.db.run(partial(close_outage, outage_id=outage.id, ended_at=ended_at))
+        del self._open[key]  # only once stored: a refused write is tried again and must find it still open
         if closed is not None:
             log.info("%s outage ended", key[0], extra={"device": key[1], "lasted": str(closed.duration(ended_at))})
             self._notify(closed)

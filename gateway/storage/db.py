@@ -17,10 +17,14 @@ import sqlite_utils
 from ..errors import StorageError
 from .migrations import MIGRATIONS
 
-__all__ = ["Database"]
+__all__ = ["TROUBLE_CODES", "Database"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Failures of the medium, not of the request: the database cannot take writes until space or access returns.
+TROUBLE_CODES = frozenset({"storage_full", "storage_readonly", "storage_io"})
+PROBE_SECONDS = 5.0
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
 
 
 class Database:
@@ -30,10 +34,28 @@ class Database:
     single thread there is exactly one writer and no lock contention inside the process.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, probe_seconds: float = PROBE_SECONDS) -> None:
         self.path = path
+        self.probe_seconds = probe_seconds
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite_utils.Database | None = None
+        self._trouble: StorageError | None = None
+        self._recovered = asyncio.Event()
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def trouble(self) -> StorageError | None:
+        """The failure that put the database in storage trouble (full, read-only, I/O), or None while writes work.
+
+        Set by any call failing that way; cleared by the next call that writes (for a full disk: one that grows the
+        file), or by the probe write (which needs fresh pages) made every ``probe_seconds`` while it lasts, so it
+        ends by itself when space or access returns."""
+        return self._trouble
+
+    async def wait_recovered(self) -> None:
+        """Return once the database is out of storage trouble (at once if it is not in any)."""
+        while self._trouble is not None:
+            await self._recovered.wait()
 
     async def open(self) -> None:
         """Open (creating if needed), check integrity and migrate; raise StorageError on failure."""
@@ -47,6 +69,10 @@ class Database:
 
     async def close(self) -> None:
         """Close the connection and stop the writer thread."""
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            await asyncio.wait([probe])
         executor = self._executor
         if executor is None:
             return
@@ -64,10 +90,23 @@ class Database:
         """Hand ``work`` to the writer thread now, in order with every other call, and return its future (await it
         with ``result``); StorageError if the database is not open."""
 
+        loop = asyncio.get_running_loop()
+
         def call() -> T:
-            if self._db is None:
+            db = self._db
+            if db is None:
                 raise StorageError("database is not open", code="storage_closed")
-            return work(self._db)
+            trouble = self._trouble
+            if trouble is None:
+                return work(db)
+            changes, pages = db.conn.total_changes, _page_count(db)
+            result = work(db)
+            # A write that went through ends read-only or I/O trouble; a full disk only one that needed new room
+            # (rewriting a row in place fits a full disk, and would have the API take writes that cannot fit).
+            if db.conn.total_changes != changes and (trouble.code != "storage_full" or _page_count(db) > pages):
+                # Said to the loop before the caller's future completes (both go through the loop's queue in order).
+                loop.call_soon_threadsafe(self._clear_trouble, "a write went through")
+            return result
 
         return self._start(call)
 
@@ -83,14 +122,68 @@ class Database:
     async def _submit(self, fn: Callable[[], T]) -> T:
         return await self._outcome(self._start(fn))
 
-    @staticmethod
-    async def _outcome(future: Awaitable[T]) -> T:
+    async def _outcome(self, future: Awaitable[T]) -> T:
         try:
             return await future
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise self._noted(_translate(exc)) from exc
         except OSError as exc:
-            raise StorageError(f"database file error: {exc}", code="storage_io") from exc
+            raise self._noted(StorageError(f"database file error: {exc}", code="storage_io")) from exc
+
+    # --- storage trouble ------------------------------------------------------------------------------
+
+    def _noted(self, error: StorageError) -> StorageError:
+        if error.code in TROUBLE_CODES:
+            self._set_trouble(error)
+        return error
+
+    def _set_trouble(self, error: StorageError) -> None:
+        if self._trouble is None or self._trouble.code != error.code:
+            log.error("database in storage trouble: %s", error, extra={"code": error.code})
+        self._trouble = error
+        self._recovered.clear()
+        if self._probe is None and self._executor is not None:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_clear(), name="database-probe")
+
+    def _clear_trouble(self, how: str) -> None:
+        if self._trouble is None:
+            return
+        log.info("database out of storage trouble: %s", how, extra={"code": self._trouble.code})
+        self._trouble = None
+        self._recovered.set()
+
+    async def _probe_until_clear(self) -> None:
+        try:
+            while self._trouble is not None:
+                await asyncio.sleep(self.probe_seconds)
+                if self._trouble is None or self._executor is None:
+                    break
+                try:
+                    await self._submit(self._probe_sync)
+                except StorageError:
+                    continue  # still in trouble (set again with the probe's own failure)
+                self._clear_trouble("the probe write went through")
+        finally:
+            self._probe = None
+
+    def _probe_sync(self) -> None:
+        # A write that needs fresh pages and is committed, yet leaves nothing behind: the table is made, filled
+        # past a page, and dropped in one transaction (its pages go to the free list for the next writer).
+        db = self._db
+        if db is None:
+            raise StorageError("database is not open", code="storage_closed")
+        conn = db.conn
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE storage_probe (pad BLOB)")
+            conn.execute("INSERT INTO storage_probe VALUES (zeroblob(?))", [2 * page])
+            conn.execute("DROP TABLE storage_probe")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +219,10 @@ class Database:
         await self.close()
 
 
+def _page_count(db: sqlite_utils.Database) -> int:
+    return int(db.conn.execute("PRAGMA page_count").fetchone()[0])
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(MIGRATIONS):
@@ -147,10 +244,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 def _translate(exc: sqlite3.Error) -> StorageError:
     text = str(exc).lower()
-    if "readonly" in text or "read-only" in text:
+    primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if primary == _SQLITE_READONLY or "readonly" in text or "read-only" in text:
         return StorageError(f"database is read-only: {exc}", code="storage_readonly")
-    if "full" in text or getattr(exc, "sqlite_errorcode", None) == errno.ENOSPC:
+    if primary == _SQLITE_FULL or "full" in text or getattr(exc, "sqlite_errorcode", None) == errno.ENOSPC:
         return StorageError(f"disk full: {exc}", code="storage_full")
+    if primary == _SQLITE_IOERR or "disk i/o error" in text:
+        return StorageError(f"disk I/O error: {exc}", code="storage_io")
     if isinstance(exc, sqlite3.IntegrityError):
         return StorageError(f"constraint failed: {exc}", code="storage_constraint")
     return StorageError(f"database error: {exc}", code="storage_error")

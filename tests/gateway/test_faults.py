@@ -39,7 +39,7 @@ from gateway.core.ratelimit import RateLimiter
 from gateway.core.registry import Registry
 from gateway.errors import ConfigError
 from gateway.mqtt.transport import InboundMessage, LinkState
-from tests.support.api import Api, bearer, building, command, problem, sim_unit
+from tests.support.api import Api, ApiFactory, bearer, building, command, problem, sim_unit
 from tests.support.brokers import BrokerHandle
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually, until
@@ -614,17 +614,13 @@ async def test_a_read_only_database_refuses_commands_and_keeps_an_outcome_until_
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
         in_flight = r.json()["id"]
         assert await history_status(api, b.alice, in_flight) == ("confirmed", None)
-        # New commands are refused before anything is published; one answered 202 (wait=false) says why when polled.
+        # New commands are refused before anything is published, waiting or not (the database is in storage
+        # trouble: every request that would write is answered at once); reads go on.
         problem(await command(api, b.alice, dimmer, {"brightness": 42}), 503, "storage_readonly")
-        r = await command(api, b.alice, dimmer, {"brightness": 44}, wait=False)
-        assert r.status_code == 202, r.text
-        location = r.headers["Location"].removeprefix("/api/v1")
-
-        async def refused() -> bool:
-            r = await api.http.get(location, headers=bearer(b.alice))
-            return r.status_code == 503 and r.json()["code"] == "storage_readonly"
-
-        await until(refused, what="the polled command refused with storage_readonly")
+        body = problem(await command(api, b.alice, dimmer, {"brightness": 44}, wait=False), 503, "storage_readonly")
+        assert body["retry_after"] > 0
+        assert gw.db.trouble is not None and gw.db.trouble.code == "storage_readonly"
+        assert (await api.http.get("/me/devices", headers=bearer(b.alice))).status_code == 200
         # Reports go on in memory, and the gateway says it cannot store them.
         await report(sim, thermostat, 17.25)
         await eventually(lambda: gw.persister.last_error is not None, what="the persister failing")
@@ -640,6 +636,76 @@ async def test_a_read_only_database_refuses_commands_and_keeps_an_outcome_until_
         assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
         await eventually(lambda: len(wire.seen) == 2, what="the dimmer command on the wire")
         assert wire.seen[1:] == wire_commands(sim, "dimmer", LightCommand(brightness=43))
+
+
+async def last_heartbeat(gw: Gateway) -> str:
+    """This run's last heartbeat as stored."""
+    row = await gw.db.run(lambda db: db.execute("SELECT max(heartbeat_at) FROM gateway_runs").fetchone())
+    return str(row[0])
+
+
+@EMBEDDED
+async def test_storage_trouble_never_stops_the_gateway_and_ends_by_itself_when_space_returns(
+    start_api: ApiFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.app.HEARTBEAT_SECONDS", 0.05)
+    async with start_api() as api, building(api) as b:
+        gw, sim = api.gateway, b.sims["a"]
+        gw.db.probe_seconds = 0.1
+        heartbeat = next(t for t in asyncio.all_tasks() if t.get_name() == "gateway-heartbeat")
+        thermostat = gw.registry.get("climate/u101-thermostat/climate")
+        assert thermostat is not None
+        light = b.entity("a", "light", "light")
+        # The disk fills up: reports keep coming until a write needs room it cannot have.
+        assert await pragma(gw, f"max_page_count = {await pragma(gw, 'page_count')}")
+        pushed: list[float] = []
+        while gw.db.trouble is None:
+            pushed.append(round(20 + len(pushed) / 100, 2))
+            await report(sim, thermostat, pushed[-1])
+            assert len(pushed) < 500, "the database never filled up"
+        assert gw.db.trouble.code == "storage_full"
+        # The filesystem goes read-only for a while too (as a kernel remounts it on disk errors): every heartbeat
+        # fails, and the gateway runs on.
+        await pragma(gw, "query_only = ON")
+        await asyncio.sleep(0.5)  # ten heartbeats, all refused
+        assert not heartbeat.done(), "the heartbeat died"
+        assert gw.db.trouble.code == "storage_readonly"
+        await pragma(gw, "query_only = OFF")
+        await eventually(lambda: gw.db.trouble is not None and gw.db.trouble.code == "storage_full", what="full")
+        # A request that would write is refused at once, before anything reaches the device; reads go on.
+        on = sim.light.state.on
+        r = await command(api, b.alice, light, {"on": not on})
+        assert problem(r, 503, "storage_full")["retry_after"] > 0
+        assert int(r.headers["Retry-After"]) > 0
+        problem(await command(api, b.alice, light, {"on": not on}, wait=False), 503, "storage_full")
+        # Reports are held in memory and shown from there.
+        pushed.append(12.34)
+        await report(sim, thermostat, pushed[-1])
+        states = await api_states(api.http, b.alice)
+        assert states["climate.u101-thermostat.climate"]["current_temperature"] == 12.34
+        await asyncio.sleep(0.3)  # the probe finds no room: still in trouble
+        assert gw.db.trouble is not None and not heartbeat.done()
+        assert sim.light.state.on is on
+        # Space returns: within a bounded time, with no request to nudge it, writes are taken again and what was
+        # held reaches the database.
+        await pragma(gw, "max_page_count = 1073741823")
+        await eventually(lambda: gw.db.trouble is None, timeout=2.0, what="the storage trouble over")
+        await eventually(lambda: gw.persister.last_error is None, what="the backlog written")
+        await gw.persister.flush()
+        assert set(pushed) <= set(await stored_temperatures(gw, thermostat.id))
+        assert (await stored_state(gw, thermostat.id))["current_temperature"] == 12.34
+        before = await last_heartbeat(gw)
+        assert isinstance(gw.clock, ManualClock)
+        gw.clock.advance(timedelta(seconds=1))
+
+        async def beating() -> bool:
+            return await last_heartbeat(gw) > before
+
+        await until(beating, what="the heartbeat stored again")
+        r = await command(api, b.alice, light, {"on": not on})
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+        assert sim.light.state.on is not on
+        assert not heartbeat.done()
 
 
 # --- 5. properties: every parser and router of inbound text ------------------------------------------------------
