@@ -185,9 +185,7 @@ async def declare_storm(property_id: Id, body: StormRequest, principal: Manager,
 
 
 @property_router.post("/{property_id}/storms/{storm_id}/end", operation_id="endStorm")
-async def end_storm(
-    property_id: Id, storm_id: RowId, body: EndStormRequest, principal: Manager, ctx: Ctx
-) -> OutageOut:
+async def end_storm(property_id: Id, storm_id: RowId, body: EndStormRequest, principal: Manager, ctx: Ctx) -> OutageOut:
     """Record that a declared storm is over (manager; audited)."""
     storm = await ctx.checks.end_storm(
         own_property(principal, ctx, property_id), storm_id, body.ended_at or ctx.gateway.clock.now(), by=principal
