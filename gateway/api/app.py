@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from . import docs
 from .context import ApiContext
 from .limits import BodySizeLimit
 from .problems import StorageGate, install_problem_handlers
@@ -92,14 +93,17 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # Swagger UI from the gateway's own files (docs.py), not FastAPI's CDN page; no ReDoc.
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.ctx = ctx
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGE_ROUTERS:
         app.include_router(router)
+    app.include_router(docs.router)
     install_problem_handlers(app)
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}

@@ -143,10 +143,11 @@ class CommandService:
         job = _Job(command_id or uuid.uuid4().hex, entity, actor, typed.body, self._clock.now())
         try:
             _check_not_held(entity)
-            if entity.available is False:
-                raise CommandRejected(f"{entity.name} is offline", code="device_offline")
+            # The link first: with the broker down every device looks offline, and the cause is the broker.
             if not self._link.connected:
                 raise BrokerUnavailable("the broker link is down")
+            if entity.available is False:
+                raise CommandRejected(f"{entity.name} is offline", code="device_offline")
         except GatewayError as exc:
             return await self._refuse(job, exc)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.

@@ -37,7 +37,13 @@ operator_router = APIRouter(prefix="/operator", tags=["self-test"], responses=PR
 
 Id = Annotated[str, Path(min_length=1, max_length=128)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-MonthQuery = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (UTC)")]
+# Bounded at the edge (a 422 naming the field): year 0000 or 9999-12 would overflow datetime, an over-long integer
+# SQLite's 64 bits.
+MonthQuery = Annotated[
+    str | None,
+    Query(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$", description="YYYY-MM (UTC), 1970-01 to 2999-12"),
+]
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 # --- resident -------------------------------------------------------------------------------------
@@ -72,7 +78,7 @@ async def my_tests(principal: Resident, ctx: Ctx, limit: Limit = 20) -> list[Sel
 async def my_notifications(
     principal: Resident,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0, description="only notifications with a higher id (a cursor)")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only notifications with a higher id (a cursor)")] = 0,
     limit: Limit = 50,
 ) -> list[Notification]:
     """Reminders queued for my app (test due, overdue or failed), oldest first, from my move-in on."""
@@ -179,9 +185,7 @@ async def declare_storm(property_id: Id, body: StormRequest, principal: Manager,
 
 
 @property_router.post("/{property_id}/storms/{storm_id}/end", operation_id="endStorm")
-async def end_storm(
-    property_id: Id, storm_id: Annotated[int, Path(ge=1)], body: EndStormRequest, principal: Manager, ctx: Ctx
-) -> OutageOut:
+async def end_storm(property_id: Id, storm_id: RowId, body: EndStormRequest, principal: Manager, ctx: Ctx) -> OutageOut:
     """Record that a declared storm is over (manager; audited)."""
     storm = await ctx.checks.end_storm(
         own_property(principal, ctx, property_id), storm_id, body.ended_at or ctx.gateway.clock.now(), by=principal

@@ -5,6 +5,8 @@ The server runs on the test's event loop and schemathesis is synchronous (``requ
 a worker thread. Each operation gets schemathesis's deterministic coverage cases (boundary and invalid values)
 as the roles it is meant for, then a few derandomized Hypothesis examples, positive and negative, with ids that
 exist (so requests reach past the 404s); every other role gets one example, which must be refused as documented.
+Then the stateful phase, per role: short derandomized sequences over the operations meant for the role, each
+feeding ids from an answer into the next request (links schemathesis infers from the schema).
 The same checks from the command line, against a throwaway gateway (the fuzzing creates, disables and ends
 accounts), with a token from POST /api/v1/auth/login; one run per role:
 
@@ -31,6 +33,7 @@ from hypothesis import HealthCheck, Phase, given
 from schemathesis import CheckFunction, GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
+from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case as AnyCase
 from schemathesis.schemas import APIOperation, BaseSchema
 
@@ -76,6 +79,11 @@ MEANT_BY_OPERATION = {
 # Never sent with a live session: the stream does not end by itself, and logout would end the session we fuzz as.
 SESSION_ENDING = {"streamMyUnit", "logout"}
 EXAMPLES = 5  # Hypothesis examples per operation, role, generation mode and set of ids
+# The stateful phase, per role: few sequences of few steps (Hypothesis's settings), derandomized, so the whole test
+# stays deterministic and well under a minute. Not sent statefully: whatever ends the session we fuzz as.
+STATEFUL_EXAMPLES = 15
+STATEFUL_STEPS = 6
+STATEFUL_EXCLUDED = sorted({"streamMyUnit", "logout", "revokeSessions"})
 REQUEST_TIMEOUT = 10.0
 PATH_PARAMETER = re.compile(r"{(\w+)}")
 Operation = APIOperation[Any, Any, Any, Any]
@@ -102,6 +110,7 @@ class Findings:
     failures: dict[tuple[str, str, str], str] = field(default_factory=dict)
     requests: int = 0
     statuses: dict[str, set[int]] = field(default_factory=dict)
+    sequences: dict[str, int] = field(default_factory=dict)  # role -> stateful sequences run
 
     def add(self, caller: Caller, case: Case, title: str, detail: str) -> None:
         key = (caller.role, case.operation.label, title)
@@ -123,15 +132,26 @@ class Fuzzer:
         self.checks: list[CheckFunction] = [getattr(schemathesis.checks, name) for name in CHECKS]
         self.findings = Findings()
 
+    def call_kwargs(self, caller: Caller) -> dict[str, Any]:
+        """How a case is sent as the caller (their token replaces any generated Authorization)."""
+        return {
+            "base_url": self.base_url,
+            "session": self.session,
+            "headers": caller.headers,
+            "timeout": REQUEST_TIMEOUT,
+        }
+
     def send(self, caller: Caller, case: Case) -> int | None:
-        """Send one case as the caller (their token replaces any generated Authorization) and check the answer."""
+        """Send one case as the caller and check the answer."""
         try:
-            response = case.call(
-                base_url=self.base_url, session=self.session, headers=caller.headers, timeout=REQUEST_TIMEOUT
-            )
+            response = case.call(**self.call_kwargs(caller))
         except requests.RequestException as exc:
             self.findings.add(caller, case, f"request failed: {type(exc).__name__}", str(exc))
             return None
+        return self.check(caller, case, response)
+
+    def check(self, caller: Caller, case: Case, response: Response) -> int:
+        """Run the checks on an answer, collecting failures."""
         self.findings.requests += 1
         self.findings.statuses.setdefault(case.operation.label, set()).add(response.status_code)
         try:
@@ -173,6 +193,44 @@ class Fuzzer:
                 self.send(caller, case)
 
             run()
+
+    def stateful(self, caller: Caller, schema: BaseSchema) -> int:
+        """Schemathesis's stateful phase as the caller: sequences that feed one answer's ids (links inferred from
+        the schema) into the next request, derandomized and bounded; how many sequences ran."""
+        fuzzer, runs = self, 0
+
+        class Machine(schema.as_state_machine()):  # type: ignore[misc]
+            def setup(self) -> None:
+                nonlocal runs
+                runs += 1
+
+            def call(self, case: Case, **kwargs: Any) -> Any:
+                try:
+                    return case.call(**kwargs)
+                except requests.RequestException as exc:
+                    fuzzer.findings.add(caller, case, f"request failed: {type(exc).__name__}", str(exc))
+                    raise
+
+            def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+                return fuzzer.call_kwargs(caller)
+
+            def validate_response(
+                self, response: Any, case: Case, additional_checks: Any = None, **kwargs: Any
+            ) -> None:
+                fuzzer.check(caller, case, response)  # collected, not raised: one run reports every failure
+
+        Machine.run(
+            settings=hypothesis.settings(
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=STATEFUL_STEPS,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+        return runs
 
 
 @dataclass(frozen=True)
@@ -229,6 +287,20 @@ def fuzz(base_url: str, callers: list[Caller], scripted: Sequence[Scripted] = ()
                 else:
                     fuzzer.examples(Caller(caller.role, caller.token), operation, GenerationMode.POSITIVE, 1)
     return fuzzer.findings, statuses
+
+
+def fuzz_stateful(base_url: str, callers: list[Caller]) -> Findings:
+    """The stateful phase as every caller in turn, over the operations meant for them (blocking: run it in a
+    thread). In the callers' order: a manager's sequence may move a resident out, an operator's end a manager."""
+    schema = schemathesis.openapi.from_url(base_url + "/openapi.json", config=schemathesis.Config.from_str(CONFIG))
+    by_id = {str(op.definition.raw.get("operationId")): op for op in _operations(schema)}
+    with requests.Session() as session:
+        fuzzer = Fuzzer(schema, base_url, session)
+        for caller in callers:
+            meant = sorted(op for op in by_id if caller.role in _meant_for(by_id[op])) or sorted(by_id)
+            scope = schema.include(operation_id=meant).exclude(operation_id=STATEFUL_EXCLUDED)
+            fuzzer.findings.sequences[caller.role] = fuzzer.stateful(caller, scope)
+    return fuzzer.findings
 
 
 async def test_every_operation_answers_as_documented_for_each_role(api: Api) -> None:
@@ -297,6 +369,30 @@ async def test_every_operation_answers_as_documented_for_each_role(api: Api) -> 
         # ... and left the sessions it ran as working.
         for token in (b.alice, b.manager, b.installer, api.operator):
             assert (await api.http.get("/me", headers=bearer(token))).status_code == 200
+
+
+async def test_stateful_sequences_answer_as_documented_for_each_role(api: Api) -> None:
+    """Schemathesis's stateful phase: ids from one answer fed into the next request (links schemathesis infers
+    from the schema), as every role; no 5xx and every answer as documented. Derandomized and bounded."""
+    async with building(api) as b:
+        callers = [
+            Caller("anonymous", None),
+            Caller("resident", b.alice),
+            Caller("installer", b.installer),
+            Caller("manager", b.manager),
+            Caller("operator", api.operator),
+        ]
+        started = time.monotonic()
+        findings = await asyncio.to_thread(fuzz_stateful, api.service.url, callers)
+        elapsed = time.monotonic() - started
+        print(f"schemathesis stateful: {findings.requests} requests in {elapsed:.1f} s, sequences {findings.sequences}")
+        for label, statuses in sorted(findings.statuses.items()):
+            print(f"  {label}: {sorted(statuses)}")
+        assert not findings.failures, findings.report()
+        assert all(findings.sequences[c.role] >= STATEFUL_EXAMPLES // 2 for c in callers), findings.sequences
+        # sequences went past the first request: operations reached with ids an earlier answer gave
+        reached = {label for label, statuses in findings.statuses.items() if statuses & {200, 201, 202, 204}}
+        assert len(reached) >= 10, sorted(reached)
 
 
 async def test_checks_catch_an_answer_that_breaks_the_schema(api: Api) -> None:
