@@ -1,12 +1,11 @@
-"""/docs: Swagger UI from the gateway's own files (the ``swagger-ui-bundle`` package), nothing from a CDN, with
-the console's security headers. There is no /redoc: no packaged ReDoc, and it is not loaded from elsewhere."""
+"""/docs: Swagger UI from the gateway's own files (the copy the ``fastapi-offline`` package ships: Swagger UI 5,
+which reads FastAPI's OpenAPI 3.1), nothing from a CDN, with the console's security headers. No /redoc."""
 
 from __future__ import annotations
 
 from importlib import resources
 from typing import Annotated
 
-import swagger_ui_bundle
 from fastapi import APIRouter, Path, Response
 
 from ..errors import NotFound
@@ -27,12 +26,15 @@ _MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".png": "image/png",
 }
-_VENDOR = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+_VENDOR = ("swagger-ui-bundle.js", "swagger-ui.css")
 _OWN = resources.files("gateway.api") / "docs_page"
+# Only the package's static files are used (not its app factory); swagger-ui-bundle's Swagger UI 4 cannot read
+# OpenAPI 3.1 ("does not specify a valid version field").
+_STATIC = resources.files("fastapi_offline") / "static"
 # Read once at import (about 1.2 MB): no file access on the event loop afterwards. Only the files the page uses:
 # the package's own index.html and initializer point at petstore.swagger.io.
 _PAGE = (_OWN / "index.html").read_bytes()
-_ASSETS = {name: (swagger_ui_bundle.swagger_ui_path / name).read_bytes() for name in _VENDOR} | {
+_ASSETS = {name: (_STATIC / name).read_bytes() for name in _VENDOR} | {
     "docs-init.js": (_OWN / "docs-init.js").read_bytes()
 }
 
