@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
 
 from .context import ApiContext
+from .hosts import HostAllowList
 from .limits import BodySizeLimit
 from .problems import install_problem_handlers
 from .routes import API_ROUTERS, PAGE_ROUTERS
@@ -76,12 +79,18 @@ is another live credential's, or the broker already has that login), `broker_cre
 `broker_credential_not_found` (404, also for another property's credential), `broker_sync_failed` (503: the
 broker could not be told; nothing was issued, or the revocation stands and may be sent again).
 
+Connection limits: a request head over the size or header-count limit answers `header_too_large` (431); a
+`Host` the gateway does not answer to (not its listening address, `localhost` or `127.0.0.1`, unless configured
+with `--api-allowed-hosts`) answers `host_not_allowed` (400); more live streams (`GET /me/stream`) than one
+account or one source address may hold answer `too_many_streams` (429). An incomplete request head and an idle
+connection are closed after a few seconds, and each source address may hold only so many connections.
+
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
 
 
-def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
-    """Build the application around the gateway's services."""
+def create_app(ctx: ApiContext, max_body_bytes: int, allowed_hosts: Iterable[str] = ("*",)) -> FastAPI:
+    """Build the application around the gateway's services, answering only to ``allowed_hosts``."""
     app = FastAPI(
         title="aptgateway local API",
         version="1.0.0",
@@ -99,4 +108,6 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
     # Agreement texts are long documents; every other body stays under the small general limit.
     per_path = {f"{API_PREFIX}/operator/agreements": max(AGREEMENT_BODY_BYTES, max_body_bytes)}
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, per_path=per_path)
+    # Outermost: a page reached by DNS rebinding (a name the gateway does not answer to) gets nothing else.
+    app.add_middleware(HostAllowList, allowed_hosts=tuple(allowed_hosts))
     return app
