@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from gateway.api.app import DESCRIPTION
+from gateway.api.hosts import default_allowed_hosts
+from gateway.cli import build_parser
+from gateway.subcommands import api_settings
 from tests.support.api import Api, ApiFactory, bearer, problem, resident
 
 OTHER_SOURCE = "127.0.0.2"  # another host, as far as the server can tell (Linux routes all of 127/8 to lo)
@@ -221,3 +224,10 @@ async def test_allowed_hosts_are_configurable(start_api: ApiFactory) -> None:
 def test_the_connection_codes_are_documented() -> None:
     for code in ("header_too_large", "host_not_allowed", "too_many_streams"):
         assert f"`{code}`" in DESCRIPTION
+
+
+def test_the_command_line_sets_the_allowed_hosts() -> None:
+    args = build_parser().parse_args(["run", "--api-allowed-hosts", "gateway.example.org, *.lan"])
+    assert api_settings(args, 0).allowed_hosts == ("gateway.example.org", "*.lan")
+    assert api_settings(build_parser().parse_args(["run"]), 0).allowed_hosts is None
+    assert {"127.0.0.1", "localhost"} <= set(default_allowed_hosts("192.168.1.10"))
