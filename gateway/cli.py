@@ -133,6 +133,13 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("GATEWAY_API_PORT") or None,
         help="API port (0: a free one; default 8080, or a free one when 8080 is taken)",
     )
+    parser.add_argument(
+        "--api-allowed-hosts",
+        default=os.environ.get("GATEWAY_API_ALLOWED_HOSTS"),
+        metavar="HOST[,HOST...]",
+        help="Host header names the API answers to (e.g. gateway.example.org,*.lan; '*': any); default: the API "
+        "address, localhost and 127.0.0.1, and when listening on every address any IP and this machine's name",
+    )
     parser.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
 
 

@@ -217,3 +217,17 @@ class ApiSettings(BaseModel):
     stale_after_seconds: Annotated[int, Field(ge=60)] = 86_400
     low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
     stream_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    # Connection limits: one host cannot hold the server (the request head is bounded in size, count and time;
+    # idle keep-alive connections are closed; each source address and each account has its own share).
+    max_head_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 16_384  # request line + headers -> 431
+    max_headers: Annotated[int, Field(ge=8, le=1000)] = 100  # -> 431
+    head_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0  # a connection's first byte to its full head
+    keepalive_timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10  # keep-alive between requests
+    max_connections: Annotated[int, Field(ge=16, le=65_536)] = 1024  # all sources; beyond it 503
+    max_connections_per_source: Annotated[int, Field(ge=1, le=65_536)] = 64  # more are closed at once
+    max_streams_per_account: Annotated[int, Field(ge=1, le=1000)] = 4  # -> 429 too_many_streams
+    max_streams_per_source: Annotated[int, Field(ge=1, le=65_536)] = 32  # -> 429 too_many_streams
+    # Host header allow-list against DNS rebinding (400 host_not_allowed). None: the listening address, localhost
+    # and 127.0.0.1 / ::1 (any port); listening on every address (0.0.0.0, ::) also allows any IP literal and this
+    # machine's name (DNS rebinding needs a name). Entries: exact names, "*.example.org", or "*" for any.
+    allowed_hosts: tuple[str, ...] | None = None

@@ -375,7 +375,9 @@ def checks_settings(args: argparse.Namespace) -> ChecksSettings:
 
 def api_settings(args: argparse.Namespace, port: int) -> ApiSettings:
     """API settings from the command line (``port`` resolved by ``api_port``)."""
-    return ApiSettings(host=args.api_host, port=port)
+    hosts = getattr(args, "api_allowed_hosts", None)
+    allowed = tuple(h.strip() for h in hosts.split(",") if h.strip()) if hosts else None
+    return ApiSettings(host=args.api_host, port=port, allowed_hosts=allowed)
 
 
 def account_settings() -> AccountSettings:

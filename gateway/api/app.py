@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
 
 from . import docs
 from .context import ApiContext
+from .hosts import HostAllowList
 from .limits import BodySizeLimit
 from .problems import StorageGate, install_problem_handlers
 from .routes import API_ROUTERS, PAGE_ROUTERS
@@ -82,12 +85,18 @@ write (any method but GET, HEAD and OPTIONS) answers 503 with `storage_full`, `s
 `Retry-After`) before it runs, nothing half-done; reads answer from what is stored, devices' reports are kept in
 memory, and it ends by itself when space returns. Other storage failures answer `storage_error` (503).
 
+Connection limits: a request head over the size or header-count limit answers `header_too_large` (431); a
+`Host` the gateway does not answer to (not its listening address, `localhost` or `127.0.0.1`, unless configured
+with `--api-allowed-hosts`) answers `host_not_allowed` (400); more live streams (`GET /me/stream`) than one
+account or one source address may hold answer `too_many_streams` (429). An incomplete request head and an idle
+connection are closed after a few seconds, and each source address may hold only so many connections.
+
 A resident only ever sees their own unit: ids of anything else answer 404, exactly as ids that do not exist.
 """
 
 
-def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
-    """Build the application around the gateway's services."""
+def create_app(ctx: ApiContext, max_body_bytes: int, allowed_hosts: Iterable[str] = ("*",)) -> FastAPI:
+    """Build the application around the gateway's services, answering only to ``allowed_hosts``."""
     app = FastAPI(
         title="aptgateway local API",
         version="1.0.0",
@@ -110,4 +119,6 @@ def create_app(ctx: ApiContext, max_body_bytes: int) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, per_path=per_path)
     # While the disk is full (or read-only) a request that would write is answered 503 before it runs; reads go on.
     app.add_middleware(StorageGate, trouble=lambda: ctx.gateway.db.trouble)
+    # Outermost: a page reached by DNS rebinding (a name the gateway does not answer to) gets nothing else.
+    app.add_middleware(HostAllowList, allowed_hosts=tuple(allowed_hosts))
     return app

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Self
 from ..config import ApiSettings
 from .app import create_app
 from .context import ApiContext
+from .hosts import default_allowed_hosts
 from .server import ApiServer
 from .stream import StreamHub
 
@@ -27,13 +28,21 @@ class ApiService:
         self.settings = settings
         self.services = services
         stale_after = timedelta(seconds=settings.stale_after_seconds)
-        self.hub = StreamHub(services.building, services.clock, stale_after, settings.stream_keepalive_seconds)
+        self.hub = StreamHub(
+            services.building,
+            services.clock,
+            stale_after,
+            settings.stream_keepalive_seconds,
+            per_account=settings.max_streams_per_account,
+            per_source=settings.max_streams_per_source,
+        )
         services.accounts.on_sessions_revoked(self.hub.close_account)
         services.gateway.registry.add_listener(self.hub)
         services.checks.on_notification(self.hub.notify)
         self.context = ApiContext.of(services, self.hub, stale_after, settings.low_battery_percent)
-        self.app = create_app(self.context, settings.max_body_bytes)
-        self.server = ApiServer(self.app, settings.host, settings.port)
+        hosts = settings.allowed_hosts if settings.allowed_hosts is not None else default_allowed_hosts(settings.host)
+        self.app = create_app(self.context, settings.max_body_bytes, hosts)
+        self.server = ApiServer(self.app, settings)
         self._stack: contextlib.AsyncExitStack | None = None
 
     @property

@@ -13,7 +13,9 @@ from typing import Self
 import uvicorn
 from fastapi import FastAPI
 
+from ..config import ApiSettings
 from ..errors import ConfigError
+from .connections import ConnectionLimits, limited_protocol
 
 __all__ = ["ApiServer"]
 
@@ -28,12 +30,20 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    """Listens on ``host:port`` (0: a free port; see ``port`` once started) until the context exits."""
+    """Listens on ``host:port`` (0: a free port; see ``port`` once started) until the context exits, within the
+    settings' connection limits."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
         self._app = app
-        self.host = host
-        self.port = port
+        self._settings = settings
+        self.host = settings.host
+        self.port = settings.port
+        self.limits = ConnectionLimits(
+            max_head_bytes=settings.max_head_bytes,
+            max_headers=settings.max_headers,
+            head_timeout=settings.head_timeout_seconds,
+            per_source=settings.max_connections_per_source,
+        )
         self._server: _Server | None = None
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -57,15 +67,17 @@ class ApiServer:
         config = uvicorn.Config(
             self._app,
             lifespan="off",
-            http="httptools",  # a declared dependency: never a silent fall-back to the slower h11 parser
+            # uvicorn's httptools protocol (a declared dependency: never a silent fall-back to the slower h11),
+            # with what uvicorn has no setting for: the head's size, header count and read time, per-source caps.
+            http=limited_protocol(self.limits),
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=3,
             server_header=False,
             # No proxy in front: X-Forwarded-For from a local client must not rewrite who the caller is.
             proxy_headers=False,
-            limit_concurrency=512,
-            timeout_keep_alive=30,
+            limit_concurrency=self._settings.max_connections,  # beyond it: 503 (each source has a smaller share)
+            timeout_keep_alive=self._settings.keepalive_timeout_seconds,  # armed after each response
         )
         self._server = _Server(config)
         self._tasks = asyncio.TaskGroup()

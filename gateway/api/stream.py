@@ -13,6 +13,7 @@ from ..building import BuildingService
 from ..checks import Notification
 from ..clock import Clock
 from ..core.entity import Entity
+from .problems import ProblemError
 from .views import entity_out
 
 __all__ = ["StreamHub", "Subscriber"]
@@ -27,6 +28,7 @@ class Subscriber:
     unit_id: str
     account_id: str
     session_id: str
+    source: str = ""
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     lagged: bool = False
 
@@ -35,8 +37,19 @@ class StreamHub:
     """Fans entity changes out to the open streams of the unit the device is bound to (a registry listener), and
     the unit's reminders as they are queued."""
 
-    def __init__(self, building: BuildingService, clock: Clock, stale_after: timedelta, keepalive: float) -> None:
+    def __init__(
+        self,
+        building: BuildingService,
+        clock: Clock,
+        stale_after: timedelta,
+        keepalive: float,
+        *,
+        per_account: int = 4,
+        per_source: int = 32,
+    ) -> None:
         self._building = building
+        self._per_account = per_account
+        self._per_source = per_source
         self._clock = clock
         self._stale_after = stale_after
         self.keepalive = keepalive
@@ -64,9 +77,25 @@ class StreamHub:
 
     # --- streams ------------------------------------------------------------------------------------
 
-    def subscribe(self, unit_id: str, account_id: str, session_id: str) -> Subscriber:
-        """Open a stream for a unit."""
-        subscriber = Subscriber(unit_id, account_id, session_id)
+    def subscribe(self, unit_id: str, account_id: str, session_id: str, source: str = "") -> Subscriber:
+        """Open a stream for a unit; 429 ``too_many_streams`` when the account or the source address (``""``:
+        not counted) already holds its share."""
+        every = [sub for subs in self._subscribers.values() for sub in subs]
+        if sum(sub.account_id == account_id for sub in every) >= self._per_account:
+            raise ProblemError(
+                429,
+                "too_many_streams",
+                f"an account may hold {self._per_account} streams at once",
+                limit=self._per_account,
+            )
+        if source and sum(sub.source == source for sub in every) >= self._per_source:
+            raise ProblemError(
+                429,
+                "too_many_streams",
+                f"one address may hold {self._per_source} streams at once",
+                limit=self._per_source,
+            )
+        subscriber = Subscriber(unit_id, account_id, session_id, source)
         self._subscribers.setdefault(unit_id, set()).add(subscriber)
         return subscriber
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ...core.commands import CommandResult, CommandStatus
@@ -229,12 +229,14 @@ async def my_events(
         }
     },
 )
-async def my_stream(principal: Resident, ctx: Ctx) -> StreamingResponse:
+async def my_stream(principal: Resident, ctx: Ctx, request: Request) -> StreamingResponse:
     """Live state and availability changes of my unit and its reminders (Server-Sent Events); ends when the
-    session ends, or the service does (the lessor's contract)."""
+    session ends, or the service does (the lessor's contract). An account, and a source address, may hold only a
+    few at once (429 ``too_many_streams``)."""
     unit_id = resident_unit(principal)
     ctx.policy.check_service(unit_id)
-    subscriber = ctx.hub.subscribe(unit_id, principal.account.id, principal.session.id)
+    source = request.client.host if request.client else ""
+    subscriber = ctx.hub.subscribe(unit_id, principal.account.id, principal.session.id, source)
 
     async def still_valid() -> bool:
         try:
