@@ -23,7 +23,7 @@ from .core.owners import CredentialOwners
 from .core.persister import Persister
 from .core.ratelimit import RateLimiter
 from .core.registry import Registry
-from .errors import StorageError
+from .errors import BrokerUnavailable, StorageError
 from .mqtt import credential_store
 from .mqtt.transport import Birth, InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
@@ -191,8 +191,14 @@ class Gateway:
         )
 
     async def _say_offline(self) -> None:
-        if self.link.connected:
+        if not self.link.connected:
+            return
+        try:
             await self.link.publish(self.status_topic, b"offline", qos=1, retain=True)
+        except BrokerUnavailable as exc:
+            # The link dropped between the check and the publish (say, another client took the session): the
+            # broker publishes the will for a connection it lost, and a clean stop must stay a clean stop.
+            log.warning("could not say offline at stop: %s", exc, extra={"topic": self.status_topic})
 
     async def _record_stop(self) -> None:
         try:

@@ -37,7 +37,7 @@ from gateway.core.metrics import Metrics
 from gateway.core.persister import PendingChanges
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.registry import Registry
-from gateway.errors import ConfigError
+from gateway.errors import BrokerUnavailable, ConfigError
 from gateway.mqtt.transport import InboundMessage, LinkState
 from tests.support.api import Api, ApiFactory, bearer, building, command, problem, sim_unit
 from tests.support.brokers import BrokerHandle
@@ -955,3 +955,19 @@ def test_registry_routes_any_message_without_raising_and_stays_consistent(
     for row in batch.rows:
         assert row.state is None or json.loads(row.state) is not None
     json.dumps([e.data for e in batch.events])
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_a_stop_while_the_link_just_dropped_is_still_a_clean_stop(make_gateway: GatewayFactory) -> None:
+    """The link can drop between the stop's 'connected?' and its 'offline' publish (a session taken over): the stop
+    goes on (the broker publishes the will) and the run is recorded as ended cleanly."""
+    async with make_gateway() as gw:
+        database = gw.settings.database
+
+        async def dropped(*_args: object, **_kwargs: object) -> None:
+            raise BrokerUnavailable("publish failed: [code:4] The client is not currently connected.")
+
+        gw.link.publish = dropped  # type: ignore[method-assign]
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        (stopped_at,) = conn.execute("SELECT stopped_at FROM gateway_runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert stopped_at is not None
