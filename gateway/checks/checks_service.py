@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self
 
 from ..accounts import Principal
 from ..audit import AuditLog
+from ..backoff import Backoff
 from ..building import BuildingService, Unit
 from ..clock import Clock
 from ..config import ChecksSettings
@@ -22,7 +23,6 @@ from ..connectivity import GATEWAY_WIDE, TEST_EVENTS, Outage, OutageKind, Outage
 from ..connectivity.store import close_outage, get_outage, insert_outage, outages_between
 from ..core.registry import Registry
 from ..errors import Conflict, GatewayError, InvalidRequest, NotFound, StorageError
-from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..policy.decide import contract_lapse
 from ..storage import Database

@@ -12,11 +12,11 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
+from ..backoff import Backoff
 from ..building import BuildingService
 from ..clock import Clock
 from ..connectivity import UplinkMonitor
 from ..errors import DeliveryFailed, StorageError
-from ..mqtt.transport import Backoff
 from ..policy import PolicyService
 from ..storage import Database
 from ..storage.retry import StorageRetry

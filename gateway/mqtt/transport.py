@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import ssl
 import time
@@ -16,6 +15,7 @@ from typing import Self
 
 import aiomqtt
 
+from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
 
@@ -67,20 +67,6 @@ class Birth:
     topic: str
     payload: bytes
     retain: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff, jittered between half and all of the capped delay."""
-
-    initial: float = 0.1
-    factor: float = 2.0
-    cap: float = 5.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""
-        ceiling = min(self.cap, self.initial * self.factor ** min(attempt, 32))
-        return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 MessageHandler = Callable[[InboundMessage], None]

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..backoff import Backoff
 from ..errors import StorageError
 
 __all__ = ["StorageRetry"]
@@ -27,8 +28,7 @@ class StorageRetry:
     ) -> None:
         self._log = log
         self.what = what
-        self.initial = initial
-        self.cap = cap
+        self._backoff = Backoff(initial, 2.0, cap)  # the link's pace, without its jitter: one writer per loop
         self.log_every = log_every
         self._monotonic = monotonic
         self.failures = 0
@@ -53,9 +53,7 @@ class StorageRetry:
 
     def delay(self) -> float:
         """Seconds to wait before the next try: doubling from ``initial`` with each failure, at most ``cap``."""
-        if self.failures == 0:
-            return 0.0
-        return min(self.cap, self.initial * 2.0 ** min(self.failures - 1, 32))
+        return 0.0 if self.failures == 0 else self._backoff.ceiling(self.failures - 1)
 
     def succeeded(self) -> None:
         """Note a write that went through (logged once if it ends a run of failures)."""
