@@ -16,6 +16,7 @@ __all__ = [
     "BrokerSettings",
     "ChecksSettings",
     "GatewaySettings",
+    "PurgeSettings",
     "UplinkSettings",
     "UplinkTarget",
 ]
@@ -162,6 +163,17 @@ class AccountSettings(BaseModel):
     bootstrap_password: SecretStr | None = None
 
 
+class PurgeSettings(BaseModel):
+    """The background purge's pace (retention days and the size budget are the operator's, stored in the database)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tick_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0  # a pass this often (sizes are checked each time)
+    batch_rows: Annotated[int, Field(ge=10, le=100_000)] = 2000  # rowids one delete spans: the writer is held briefly
+    pause_seconds: Annotated[float, Field(ge=0, le=10)] = 0.02  # between batches: other writes go first
+    vacuum_pages: Annotated[int, Field(ge=1, le=100_000)] = 512  # free pages given back per incremental vacuum step
+
+
 class GatewaySettings(BaseModel):
     """Everything the gateway's services need to run, with or without the HTTP API."""
 
@@ -186,6 +198,7 @@ class GatewaySettings(BaseModel):
     liveness_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     checks: ChecksSettings = ChecksSettings()
     accounts: AccountSettings = AccountSettings()
+    purge: PurgeSettings = PurgeSettings()
     # Per device: state and availability messages beyond this are dropped and counted (a flooding device
     # must not starve the others). Real devices report a few times a minute; 50/s is far above any of them.
     device_rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0

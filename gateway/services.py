@@ -22,6 +22,7 @@ from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
 from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
 from .policy import CommandGate, PolicyService
+from .retention import RetentionService
 
 __all__ = ["Services"]
 
@@ -90,6 +91,8 @@ class Services:
             policy=self.policy,
             audit=self.audit,
         )
+        # Retention and the size budget: the purge runs in the background; rights requests add hold sources to it.
+        self.retention = RetentionService(core.db, self.clock, self.audit, settings.purge)
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -106,6 +109,7 @@ class Services:
             await stack.enter_async_context(self.wiring)
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
+            await stack.enter_async_context(self.retention)
             self._stack = stack.pop_all()
         return self
 
@@ -147,6 +151,7 @@ class Services:
         await self.building.load()
         await self.policy.load()
         await self.wiring.load()
+        await self.retention.load()
 
     async def _bootstrap_operator(self) -> None:
         name, password = self.settings.accounts.bootstrap_operator, self.settings.accounts.bootstrap_password

@@ -190,6 +190,7 @@ class Database:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
+            _incremental_vacuum(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("database is not in WAL mode", extra={"journal_mode": mode})
@@ -221,6 +222,22 @@ class Database:
 
 def _page_count(db: sqlite_utils.Database) -> int:
     return int(db.conn.execute("PRAGMA page_count").fetchone()[0])
+
+
+def _incremental_vacuum(conn: sqlite3.Connection) -> None:
+    """Have the file give freed pages back (``PRAGMA incremental_vacuum``, run by the purge): on a new file the
+    setting just takes; an older file is rebuilt once with VACUUM (needs room for a copy; without it the gateway
+    runs on and tries again at the next start)."""
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+        return
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        return  # nothing yet: the first table is made with it
+    log.info("database converting to incremental auto-vacuum (a VACUUM, once)")
+    try:
+        conn.execute("VACUUM")
+    except sqlite3.Error as exc:
+        log.warning("database not converted to incremental auto-vacuum: %s", exc)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

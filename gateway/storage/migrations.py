@@ -341,4 +341,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (username, source)
     );
     """,
+    # 10: retention (gateway/retention): the operator's retention days per category and the database's size budget
+    # (defaults in code, only overrides stored); and the events_type index goes: no query reads events by type, and
+    # every state change paid for it (an index entry, ~40 bytes and a B-tree insert per row)
+    """
+    CREATE TABLE retention_settings (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    DROP INDEX IF EXISTS events_type;
+    """,
 )
