@@ -1,4 +1,5 @@
-"""``gateway`` command line: run, demo, and the installer's helpers (init-db, check-broker, devices, history)."""
+"""``gateway`` command line: run, demo, and the installer's helpers (init-db, check-broker, devices, history,
+retention)."""
 
 from __future__ import annotations
 
@@ -95,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="list recent commands and their outcomes")
     history.add_argument("--db", type=Path, default=DEFAULT_DB)
     history.add_argument("--limit", type=int, default=20)
+
+    retention = sub.add_parser(
+        "retention",
+        help="show or change how long each category is kept and the database's size budget (audited)",
+        description="Without options: print the retention per category, the size budget and the database's state. "
+        "With --keep CATEGORY=DAYS (repeatable), --budget-bytes or --watermark-percent: change them (stored and "
+        "audited; a running gateway reads them at its next start) and print the result. --purge runs a pass now "
+        "(stop the gateway first: one writer).",
+    )
+    retention.add_argument("--db", type=Path, default=Path(os.environ.get("GATEWAY_DB", DEFAULT_DB)))
+    retention.add_argument("--keep", action="append", default=[], metavar="CATEGORY=DAYS")
+    retention.add_argument("--budget-bytes", type=int, default=None)
+    retention.add_argument("--watermark-percent", type=int, default=None)
+    retention.add_argument("--purge", action="store_true", help="run a purge pass now")
     return parser
 
 
@@ -203,6 +218,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await subcommands.tls_ca(args.db, args.pem)
     if args.command == "history":
         return await subcommands.history(args.db, args.limit)
+    if args.command == "retention":
+        return await subcommands.retention(args)
     raise GatewayError(f"unknown command {args.command}")  # pragma: no cover - argparse refuses it first
 
 

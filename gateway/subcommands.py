@@ -44,6 +44,7 @@ from .mqtt.credentials import MADE_AT_START, BrokerCredentials
 from .mqtt.tls import TlsListener, ensure_ca, ensure_server_certificate, parse_listen, tls_directory
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
+from .retention import Category
 from .services import Services
 from .simulator import simulated_unit, simulator_logins
 from .storage import Database
@@ -480,6 +481,38 @@ async def history(path: Path, limit: int) -> int:
             }
             for r in rows
         ]
+    )
+    return 0
+
+
+async def retention(args: argparse.Namespace) -> int:
+    """Print (and with options change, audited as the gateway itself) the retention and the size budget."""
+    days: dict[Category, int] = {}
+    for item in args.keep:
+        name, _, value = str(item).partition("=")
+        if name not in {c.value for c in Category} or not value.isdigit():
+            choices = ", ".join(c.value for c in Category)
+            raise ConfigError(f"--keep wants CATEGORY=DAYS with a category of {choices}: {item!r}", field="keep")
+        days[Category(name)] = int(value)
+    async with Services.offline(GatewaySettings(database=_existing(args.db))) as services:
+        keeper = services.retention
+        if days or args.budget_bytes is not None or args.watermark_percent is not None:
+            await keeper.update(
+                None, days=days, budget_bytes=args.budget_bytes, watermark_percent=args.watermark_percent
+            )
+        report = await keeper.purge() if args.purge else None
+        status = await keeper.status()
+    policy = keeper.policy
+    print_json(
+        {
+            "days": {str(c): d for c, d in policy.days.items()},
+            "budget_bytes": policy.budget_bytes,
+            "watermark_percent": policy.watermark_percent,
+            "state": status.state,
+            "used_bytes": status.used_bytes,
+            "file_bytes": status.file_bytes,
+            **({} if report is None else {"purged": report.deleted, "thinned": report.thinned}),
+        }
     )
     return 0
 

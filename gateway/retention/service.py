@@ -67,14 +67,14 @@ class RetentionService:
 
     async def update(
         self,
-        by: Actor,
+        by: Actor | None,
         *,
         days: Mapping[Category, int] | None = None,
         budget_bytes: int | None = None,
         watermark_percent: int | None = None,
     ) -> RetentionPolicy:
-        """Change retention days and/or the budget (InvalidRequest naming the rule when out of bounds); audited, and
-        the purge runs at once with them."""
+        """Change retention days and/or the budget (InvalidRequest naming the rule when out of bounds); audited (``by``
+        None: the gateway itself, e.g. the CLI), and the purge runs at once with them."""
         merged = {**self.policy.days, **(days or {})}
         for category, value in (days or {}).items():
             if not MINIMUM_DAYS[category] <= value <= MAXIMUM_DAYS:
@@ -306,5 +306,5 @@ def _values(new: RetentionPolicy, old: RetentionPolicy) -> dict[str, int]:
     return changed
 
 
-def _who(by: Actor) -> str:
-    return f"account:{by.account.id}"
+def _who(by: Actor | None) -> str:
+    return "system" if by is None else f"account:{by.account.id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import re
 import signal
@@ -165,3 +166,38 @@ async def test_create_operator_command_refuses_a_weak_password_and_creates_a_usa
         role, hashed = conn.execute("SELECT role, password_hash FROM accounts WHERE username = 'boss'").fetchone()
     assert role == "operator"
     assert hashed.startswith("$argon2id$")
+
+
+async def test_retention_command_shows_changes_and_refuses_by_rule(tmp_path: Path) -> None:
+    db = tmp_path / "gw.sqlite3"
+
+    async def gateway(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    assert (await gateway("init-db", "--db", str(db)))[0] == 0
+    code, out, err = await gateway("retention", "--db", str(db))
+    assert code == 0, err
+    assert json.loads(out)["days"]["events"] == 30
+    code, out, err = await gateway("retention", "--db", str(db), "--keep", "events=7", "--budget-bytes", "100000000")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["days"]["events"], shown["budget_bytes"]) == (7, 100_000_000)
+    code, out, err = await gateway("retention", "--db", str(db), "--keep", "connectivity=5")
+    assert code == 2 and "retention_out_of_range" in err, err
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT key, value, updated_by FROM retention_settings ORDER BY key").fetchall()
+        audited = conn.execute("SELECT actor_role, detail FROM audit_log WHERE action = 'retention.update'").fetchall()
+    assert stored == [("budget_bytes", 100_000_000, "system"), ("events", 7, "system")]
+    assert [(role, json.loads(detail)) for role, detail in audited] == [
+        ("system", {"events": 7, "budget_bytes": 100_000_000})
+    ]
