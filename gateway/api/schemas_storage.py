@@ -42,6 +42,7 @@ class PurgeOut(Response):
     thinned: dict[str, int]
     pages_freed: int
     seconds: float
+    longest_batch_seconds: float
 
 
 class StorageOut(Response):
@@ -80,6 +81,7 @@ def purge_out(report: PurgeReport) -> PurgeOut:
         thinned=report.thinned,
         pages_freed=report.pages_freed,
         seconds=report.seconds,
+        longest_batch_seconds=report.longest_batch_seconds,
     )
 
 

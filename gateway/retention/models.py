@@ -119,6 +119,7 @@ class PurgeReport:
     thinned: dict[str, int]
     pages_freed: int
     seconds: float
+    longest_batch_seconds: float  # the longest single delete: about how long other writes waited behind it
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,17 @@ class RetentionService:
     """``async with`` runs the purge in the background (a pass every ``tick_seconds``, sooner when woken); the
     operator reads and changes the retention through it. Every delete is a short batch on the single writer."""
 
-    def __init__(self, db: Database, clock: Clock, audit: AuditLog, settings: PurgeSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        audit: AuditLog,
+        settings: PurgeSettings | None = None,
+        *,
+        day: timedelta = timedelta(days=1),
+    ) -> None:
         self.db = db
+        self.day = day  # the length of a retention day: only the steady-state benchmark shortens it
         self.clock = clock
         self.audit = audit
         self.settings = settings or PurgeSettings()
@@ -56,6 +65,7 @@ class RetentionService:
         self._lock = asyncio.Lock()
         self._last: PurgeReport | None = None
         self._state = "ok"
+        self._longest = 0.0  # the pass's longest single delete (the writer is held for about that long)
 
     def add_hold_source(self, source: HoldSource) -> None:
         """Ask ``source`` at every pass which rows must be kept (legal holds, open requests)."""
@@ -141,16 +151,17 @@ class RetentionService:
     async def _pass(self) -> PurgeReport:
         async with self._lock:
             started, now = time.perf_counter(), self.clock.now()
+            self._longest = 0.0
             holds = await self._holds()
             policy = self.policy
             deleted: dict[str, int] = {}
             for category in Category:
-                cutoff = (now - timedelta(days=policy.days[category])).isoformat()
+                cutoff = (now - self.day * policy.days[category]).isoformat()
                 held = await self.db.run(partial(store.held_ids, holds=holds, category=category))
                 deleted[category] = await self._purge_category(category, cutoff, now.isoformat(), held)
             thinned = await self._thin(holds, now.isoformat())
             freed = await self._vacuum()
-            report = PurgeReport(now, deleted, thinned, freed, time.perf_counter() - started)
+            report = PurgeReport(now, deleted, thinned, freed, time.perf_counter() - started, self._longest)
             self._last = report
             if any(deleted.values()) or any(thinned.values()):
                 log.info(
@@ -192,6 +203,7 @@ class RetentionService:
         low, high = await self.db.run(partial(store.rowid_bounds, plan=plan, cutoff=cutoff or "\uffff"))
         total, step = 0, self.settings.batch_rows
         for start in range(low, high, step):
+            began = time.perf_counter()
             total += await self.db.run(
                 partial(
                     store.delete_window,
@@ -203,6 +215,7 @@ class RetentionService:
                     held=held,
                 )
             )
+            self._longest = max(self._longest, time.perf_counter() - began)
             await asyncio.sleep(self.settings.pause_seconds)
             if until and (await self.db.run(partial(store.sizes, path=self.db.path))).used_bytes <= until:
                 break
