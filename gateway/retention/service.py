@@ -67,6 +67,11 @@ class RetentionService:
         self._state = "ok"
         self._longest = 0.0  # the pass's longest single delete (the writer is held for about that long)
 
+    @property
+    def last_purge(self) -> PurgeReport | None:
+        """The last pass, once one ran."""
+        return self._last
+
     def add_hold_source(self, source: HoldSource) -> None:
         """Ask ``source`` at every pass which rows must be kept (legal holds, open requests)."""
         self._sources.append(source)
@@ -260,24 +265,28 @@ class RetentionService:
 
     async def _loop(self) -> None:
         storage = StorageRetry(log, "purge pass failed", cap=self.settings.tick_seconds)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            trouble = self.db.trouble
-            wait = storage.delay() if storage.failures else self.settings.tick_seconds
-            if trouble is not None and trouble.code == "storage_full":
-                wait = min(wait, self.db.probe_seconds)
-            with_timeout = asyncio.timeout(wait)
+            # Woken by a change of settings, due by the tick (sooner after a failure), or a full disk: checked at
+            # the storage probe's pace, so that thinning starts within seconds of the disk filling up.
             try:
-                async with with_timeout:
+                async with asyncio.timeout(max(min(due - loop.time(), self.db.probe_seconds), 0)):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            trouble = self.db.trouble
+            full = trouble is not None and trouble.code == "storage_full"
+            if not (self._wake.is_set() or full or loop.time() >= due):
+                continue
             self._wake.clear()
             try:
                 await self._pass()
             except StorageError as exc:
-                storage.failed(exc)
+                due = loop.time() + storage.failed(exc)
             else:
                 storage.succeeded()
+                due = loop.time() + self.settings.tick_seconds
 
     async def __aenter__(self) -> Self:
         await self.load()
