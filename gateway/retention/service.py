@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -208,20 +208,20 @@ class RetentionService:
         low, high = await self.db.run(partial(store.rowid_bounds, plan=plan, cutoff=cutoff or "\uffff"))
         total, step = 0, self.settings.batch_rows
         for start in range(low, high, step):
-            began = time.perf_counter()
-            total += await self.db.run(
-                partial(
-                    store.delete_window,
-                    plan=plan,
-                    start=start,
-                    end=min(start + step, high),
-                    cutoff=cutoff,
-                    now=now,
-                    held=held,
-                )
+            window = partial(
+                store.delete_window,
+                plan=plan,
+                start=start,
+                end=min(start + step, high),
+                cutoff=cutoff,
+                now=now,
+                held=held,
             )
-            self._longest = max(self._longest, time.perf_counter() - began)
-            await asyncio.sleep(self.settings.pause_seconds)
+            count, seconds = await self.db.run(partial(_timed, window))
+            total += count
+            self._longest = max(self._longest, seconds)
+            # a pause after a delete that did something, so that the writes queued behind it go first
+            await asyncio.sleep(self.settings.pause_seconds if count else 0)
             if until and (await self.db.run(partial(store.sizes, path=self.db.path))).used_bytes <= until:
                 break
         return total
@@ -251,8 +251,11 @@ class RetentionService:
 
     async def _vacuum(self) -> int:
         freed = 0
-        while step := await self.db.run(partial(store.incremental_vacuum, pages=self.settings.vacuum_pages)):
+        pages = self.settings.vacuum_pages
+        while step := await self.db.run(partial(store.incremental_vacuum, pages=pages)):
             freed += step
+            if step < pages:
+                break  # the free list is empty
             await asyncio.sleep(self.settings.pause_seconds)
         if freed:
             await self.db.run(_checkpoint)
@@ -299,6 +302,12 @@ class RetentionService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._tasks.__aexit__(exc_type, exc, tb)
+
+
+def _timed(work: Callable[[sqlite_utils.Database], int], db: sqlite_utils.Database) -> tuple[int, float]:
+    # timed on the writer thread: how long the delete held the writer, not how long it waited for it
+    began = time.perf_counter()
+    return work(db), time.perf_counter() - began
 
 
 def _checkpoint(db: sqlite_utils.Database) -> None:
