@@ -32,6 +32,11 @@ __all__ = [
 _IN = "IN (SELECT value FROM json_each(:{name}))"
 
 
+def _held(column: str, name: str) -> str:
+    # NULL IN (a non-empty list) is NULL, and NOT NULL would keep the row: a NULL column is simply not held
+    return f"coalesce({column}, '') {_IN.format(name=name)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """How one table of a category is purged: its age column, what else a purged row must be, the SQL saying a
@@ -46,13 +51,13 @@ class Plan:
 
 
 PLANS: dict[Category, tuple[Plan, ...]] = {
-    Category.EVENTS: (Plan("events", "at", "1", f"entity_key {_IN.format(name='entities')}", True),),
+    Category.EVENTS: (Plan("events", "at", "1", f"{_held('entity_key', 'entities')}", True),),
     Category.COMMANDS: (
         Plan(
             "commands",
             "created_at",
             "status <> 'pending'",
-            f"entity_key {_IN.format(name='entities')} OR actor {_IN.format(name='actors')}",
+            f"{_held('entity_key', 'entities')} OR {_held('actor', 'actors')}",
             True,
         ),
     ),
@@ -65,20 +70,20 @@ PLANS: dict[Category, tuple[Plan, ...]] = {
             "EXISTS (SELECT 1 FROM self_tests n WHERE n.unit_id = self_tests.unit_id "
             "AND n.finished_at > self_tests.finished_at) AND (passed = 0 OR EXISTS (SELECT 1 FROM self_tests n "
             "WHERE n.unit_id = self_tests.unit_id AND n.passed = 1 AND n.finished_at > self_tests.finished_at))",
-            f"unit_id {_IN.format(name='units')}",
+            f"{_held('unit_id', 'units')}",
             False,
         ),
     ),
-    Category.NOTIFICATIONS: (Plan("notifications", "created_at", "1", f"unit_id {_IN.format(name='units')}", True),),
+    Category.NOTIFICATIONS: (Plan("notifications", "created_at", "1", f"{_held('unit_id', 'units')}", True),),
     Category.REPORTS: (
-        Plan("reports", "delivered_at", "delivered_at IS NOT NULL", f"unit_id {_IN.format(name='units')}", False),
+        Plan("reports", "delivered_at", "delivered_at IS NOT NULL", f"{_held('unit_id', 'units')}", False),
     ),
     Category.SIGN_IN_ATTEMPTS: tuple(
         Plan(
             table,
             "last_failure_at",
             "(locked_until IS NULL OR locked_until < :now)",
-            f"username {_IN.format(name='usernames')}",
+            f"{_held('username', 'usernames')}",
             False,
         )
         for table in ("login_attempts", "login_attempts_by_source")
@@ -88,7 +93,7 @@ PLANS: dict[Category, tuple[Plan, ...]] = {
             "sessions",
             "coalesce(revoked_at, expires_at)",
             "(revoked_at IS NOT NULL OR expires_at < :now)",
-            f"account_id {_IN.format(name='accounts')}",
+            f"{_held('account_id', 'accounts')}",
             False,
         ),
     ),
@@ -97,8 +102,7 @@ PLANS: dict[Category, tuple[Plan, ...]] = {
             "audit_log",
             "at",
             "1",
-            f"actor_id {_IN.format(name='accounts')} OR target {_IN.format(name='accounts')} "
-            f"OR unit_id {_IN.format(name='units')}",
+            f"{_held('actor_id', 'accounts')} OR {_held('target', 'accounts')} OR {_held('unit_id', 'units')}",
             True,
         ),
     ),

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlite_utils
 
+from gateway.retention import Category, store
+from gateway.storage import Database
 from tests.support.api import OPERATOR, Api, bearer
 
-pytestmark = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+EMBEDDED = pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 
 
 def _ids(path: Path, sql: str) -> list[Any]:
@@ -24,6 +27,7 @@ def _ids(path: Path, sql: str) -> list[Any]:
         conn.close()
 
 
+@EMBEDDED
 async def test_each_category_keeps_what_the_rules_still_need(api: Api) -> None:
     op = bearer(api.operator)
     r = await api.http.post("/properties", json={"id": "p9", "name": "Elm"}, headers=op)
@@ -99,3 +103,19 @@ async def test_each_category_keeps_what_the_rules_still_need(api: Api) -> None:
     assert len(_ids(path, "SELECT id FROM audit_log")) >= audit, "the audit log is kept seven years"
     assert deleted["self_tests"] == 2 and deleted["connectivity"] == 1 and deleted["reports"] == 1
     assert deleted["removed_devices"] == 1 and deleted["sessions"] == 2 and deleted["audit"] == 0
+
+
+async def test_a_row_naming_no_one_is_not_held_by_a_hold_on_someone(tmp_path: Path) -> None:
+    """A gateway-wide event (no entity) and a system audit entry are purged while holds on others are in force."""
+    async with Database(tmp_path / "db.sqlite3") as db:
+
+        def seed(d: sqlite_utils.Database) -> None:
+            d.conn.execute("INSERT INTO events (at, entity_key, type, data) VALUES ('2020-01-01', NULL, 'power', '{}')")
+            d.conn.execute("INSERT INTO audit_log (at, action, detail) VALUES ('2010-01-01', 'x', '{}')")
+
+        await db.run(seed)
+        held = store.HeldIds(units=("u",), accounts=("a",), usernames=("n",), entities=("light.x.light",))
+        for category in (Category.EVENTS, Category.AUDIT):
+            (plan,) = store.PLANS[category]
+            window = partial(store.delete_window, plan=plan, start=0, end=100, cutoff="2021", now="2021", held=held)
+            assert await db.run(window) == 1, category
