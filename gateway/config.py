@@ -169,7 +169,7 @@ class PurgeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tick_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0  # a pass this often (sizes are checked each time)
-    batch_rows: Annotated[int, Field(ge=10, le=100_000)] = 2000  # rowids one delete spans: the writer is held briefly
+    batch_rows: Annotated[int, Field(ge=10, le=100_000)] = 500  # rowids one delete spans: ~20 ms of the writer
     pause_seconds: Annotated[float, Field(ge=0, le=10)] = 0.02  # between batches: other writes go first
     vacuum_pages: Annotated[int, Field(ge=1, le=100_000)] = 512  # free pages given back per incremental vacuum step
 

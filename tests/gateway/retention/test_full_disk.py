@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sqlite3
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from gateway.errors import StorageError
 from gateway.retention import RetentionService
 from gateway.storage import Database, DeviceRow, EntityRow, EventRow
 from gateway.storage.records import write_batch
+from tests.fixtures.databases import make
 from tests.support.polling import eventually
 
 KEY = "light.full.light"
@@ -52,3 +56,16 @@ async def test_on_a_full_disk_the_oldest_state_history_goes_and_writes_resume(tm
         count, oldest = await db.run(lambda d: d.execute("SELECT count(*), min(id) FROM events").fetchone())
     # nothing was 30 days old: only thinning for room removed them, the oldest first
     assert count < stored[0] + 100 and oldest > stored[1]
+
+
+async def test_an_older_database_is_converted_to_incremental_vacuum_once_at_start(tmp_path: Path) -> None:
+    copy = tmp_path / "old.sqlite3"
+    shutil.copyfile(make.path_of(9), copy)
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)  # as every gateway before retention made it
+    async with Database(copy):
+        pass
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'events_type'").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] > 0, "nothing lost"
