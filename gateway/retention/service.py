@@ -181,7 +181,12 @@ class RetentionService:
     async def _holds(self) -> list[Hold]:
         holds: list[Hold] = []
         for source in self._sources:
-            holds.extend(await source.holds())
+            try:
+                holds.extend(await source.holds())
+            except Exception:
+                # Unknown holds keep everything this pass: a purge must never remove what a hold may need.
+                log.exception("a hold source failed: nothing is purged this pass")
+                return [Hold("a hold source failed")]
         return holds
 
     async def _purge_category(self, category: Category, cutoff: str, now: str, held: store.HeldIds) -> int:

@@ -232,3 +232,16 @@ async def test_the_purge_runs_without_the_api(make_gateway: GatewayFactory, cloc
             return rows() == 0
 
         await until(gone, timeout=10, what="the background purge removing the aged audit log")
+
+
+async def test_when_a_hold_source_fails_nothing_is_purged(api: Api) -> None:
+    class Broken:
+        async def holds(self) -> list[Hold]:
+            raise RuntimeError("the requests store is unreachable")
+
+    api.services.retention.add_hold_source(Broken())
+    await _events(api, 100)
+    api.clock.advance(timedelta(days=60))
+    report = await _purge(api)
+    assert not any(report["deleted"].values())
+    assert _query(_file(api), f"SELECT count(*) FROM events WHERE entity_key = '{ENTITY}'") == [(100,)]
