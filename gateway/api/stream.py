@@ -133,7 +133,9 @@ class StreamHub:
             yield _frame(next(self._ids), "ready", {"unit_id": subscriber.unit_id})
             while True:
                 try:
-                    frame = await asyncio.wait_for(subscriber.queue.get(), self.keepalive)
+                    # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that lands as a frame arrives.
+                    async with asyncio.timeout(self.keepalive):
+                        frame = await subscriber.queue.get()
                 except TimeoutError:
                     if not await still_valid():
                         return

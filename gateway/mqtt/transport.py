@@ -18,6 +18,7 @@ import aiomqtt
 from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
+from ..tasks import stop_tasks
 
 __all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
 
@@ -103,6 +104,7 @@ class MqttLink:
         self._connected = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._subscriber: asyncio.Task[None] | None = None  # the current session's subscription syncer
         self.connections = 0
         self.handler_errors = 0
         self._closing = False
@@ -179,11 +181,13 @@ class MqttLink:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
         assert self._tasks is not None
         try:
-            await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
+            try:
+                # Cancelled again until ended: aiomqtt's waits can swallow a cancellation (see stop_tasks).
+                await stop_tasks([t for t in (self._supervisor, self._subscriber) if t is not None])
+            finally:
+                await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
         finally:
             self._set_state(LinkState.CLOSED)
 
@@ -286,7 +290,6 @@ class MqttLink:
         self.connections += 1
         self._connected_at = time.monotonic()
         assert self._tasks is not None
-        subscriber: asyncio.Task[None] | None = None
         try:
             # reconnect() ends the session through this deadline, from the moment the link says connected.
             async with asyncio.timeout(None) as deadline:
@@ -294,8 +297,8 @@ class MqttLink:
                 self._set_state(LinkState.CONNECTED)
                 for birth in self._births:
                     await client.publish(birth.topic, birth.payload, qos=1, retain=birth.retain)
-                subscriber = self._tasks.create_task(
-                    self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]"
+                self._subscriber = self._tasks.create_task(
+                    self._sync_forever(client), name=f"mqtt-subscriber[{self._client_id}]"
                 )
                 await self._receive(client)
         except TimeoutError:
@@ -303,11 +306,11 @@ class MqttLink:
                 raise  # not ours
         finally:
             self._session_deadline = None
-            if subscriber is not None:
-                subscriber.cancel()
-                await asyncio.wait([subscriber])
+            if self._subscriber is not None:
+                await stop_tasks([self._subscriber])
+                self._subscriber = None
 
-    async def _subscriber(self, client: aiomqtt.Client) -> None:
+    async def _sync_forever(self, client: aiomqtt.Client) -> None:
         try:
             while True:
                 await self._changed.wait()
