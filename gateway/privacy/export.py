@@ -125,7 +125,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "audit",
         "SELECT id AS _k, id, at, actor_id, actor_role, action, target, detail FROM audit_log "
-        "WHERE actor_id = :id OR target = :id "
+        # A resident's own actions concern their unit; a staff member's concern others, so only those about them.
+        "WHERE (actor_id = :id AND :unit IS NOT NULL) OR target = :id "
         "OR target IN (SELECT id FROM privacy_requests WHERE account_id = :id)",
         _audit,
     ),

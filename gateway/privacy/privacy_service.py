@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..errors import AccessDenied, Conflict, InvalidRequest, NotFound
 from ..storage import Database
 from . import store
-from .erasure import Person, erase, pseudonym_of
+from .erasure import Person, erase, forget_former, pseudonym_of
 from .export import SECTIONS, Subject, page
 from .models import HOLDS, Disclosure, Held, PrivacyRequest, PrivacySettings, RefusalCode, RequestKind, RequestState
 
@@ -321,6 +321,13 @@ class PrivacyService:
                                  detail={"rows": changed, "held": list(HOLDS)})  # fmt: skip
         log.info("person erased", extra={"pseudonym": pseudonym})
         return pseudonym
+
+    async def forget_former(self, former: Account) -> None:
+        """The last step of a move-out (``former``: the account as it was before it ended): the person's username
+        and name go from every table; what is linked by the account id stays for the holds and retention."""
+        person = Person(former.id, former.actor, (former.username, f"former-{former.id}"), former.display_name)
+        changed = await self._accounts.rewrite(partial(forget_former, person=person))
+        log.info("former resident's name and username removed", extra={"account": former.id, "rows": changed})
 
     def report_delivered(self, db: sqlite_utils.Database, unit_id: str | None, report_id: str, kind: str,
                          recipient: str, at: datetime) -> None:  # fmt: skip

@@ -253,3 +253,29 @@ async def disclosed(api: Api, token: str) -> bool:
     """Whether the resident's disclosure log has an entry."""
     r = await api.http.get("/me/disclosures", headers=bearer(token))
     return bool(r.json())
+
+
+async def test_move_out_leaves_no_name_or_username_in_the_file(api: Api) -> None:
+    async with building(api) as b:
+        for _ in range(2):  # failed sign-ins are stored per username (and source)
+            r = await api.http.post("/auth/login", json={"username": "alice", "password": "wrong password here"})
+            assert r.status_code == 401
+        r = await api.http.post("/operator/unlock", json={"username": "alice"}, headers=bearer(api.operator))
+        assert r.status_code == 204, r.text  # audited with the username as its target
+        filed = await file(api, b.alice, "access", "what do you hold about Alice?")
+        path = api.gateway.db.path
+        assert b"alice" in stored_bytes(path) and b"Alice" in stored_bytes(path)  # the check below can fail
+        r = await api.http.post(
+            f"/properties/p1/units/a/residents/{b.alice_id}/move-out", json={"reason": "moved"},
+            headers=bearer(b.manager),
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        raw = stored_bytes(path)
+        for word in (b"alice", b"Alice"):
+            assert word not in raw, f"{word!r} is still in the database file"
+        # What is linked by the account id stays for the holds (the operator still finds the acceptance).
+        r = await api.http.get(f"/operator/accounts/{b.alice_id}/agreement", headers=bearer(api.operator))
+        assert r.status_code == 200 and r.json()["acceptances"], r.text
+        r = await api.http.get("/privacy/requests", headers=bearer(api.operator))
+        (waiting,) = [x for x in r.json() if x["id"] == filed["id"]]
+        assert waiting["detail"] == f"what do you hold about former-{b.alice_id}?"
