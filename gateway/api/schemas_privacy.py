@@ -14,6 +14,7 @@ __all__ = [
     "AnswerRequest",
     "AppealRequest",
     "DisclosureOut",
+    "ErasedOut",
     "FileRequest",
     "PrivacyRequestOut",
     "PrivacySettingsBody",
@@ -88,3 +89,10 @@ class PrivacySettingsBody(Request):
     deadline_days: int = Field(ge=1, le=90)
     managers_handle: bool
     note: Reason | None = None
+
+
+class ErasedOut(Response):
+    """An erased account: the pseudonym under which the legal holds keep their records, and what they keep."""
+
+    pseudonym: str
+    held: list[str]

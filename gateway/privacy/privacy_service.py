@@ -335,6 +335,18 @@ class PrivacyService:
         delivery's own transaction)."""
         store.report_disclosures(db, unit_id, at.isoformat(), recipient, report_id, kind)
 
+    async def check_unrestricted(self, account_id: str) -> None:
+        """Refuse (403 ``data_restricted``) a staff read of the person's activity while a restriction stands."""
+        if await self._db.run(partial(store.is_restricted, account_id=account_id)):
+            raise AccessDenied(
+                "the person restricted the processing of their data: it is kept, not read", code="data_restricted"
+            )
+
+    async def erase_account(self, account_id: str, reason: str, *, by: Principal) -> str:
+        """The operator erases a resident's account (e.g. a former resident who asks in writing, and can no longer
+        sign in); the pseudonym under which the holds keep their records."""
+        return await self.erase(await self._accounts.get(account_id), by=by, reason=reason)
+
     async def holds(self) -> Held:
         """What a purge must keep now (see ``held_now``)."""
         return await self._db.run(store.held)

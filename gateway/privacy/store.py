@@ -19,6 +19,7 @@ __all__ = [
     "held",
     "insert_disclosure",
     "insert_request",
+    "is_restricted",
     "queue",
     "read_settings",
     "report_disclosures",
@@ -107,6 +108,11 @@ def set_restriction(db: sqlite_utils.Database, account_id: str, request_id: str 
         db.conn.execute("DELETE FROM restrictions WHERE account_id = ?", (account_id,))
         if request_id is not None:
             insert_row(db, "restrictions", {"account_id": account_id, "since": at, "request_id": request_id})
+
+
+def is_restricted(db: sqlite_utils.Database, account_id: str) -> bool:
+    """Whether a restriction stands for the account."""
+    return db.execute("SELECT 1 FROM restrictions WHERE account_id = ?", [account_id]).fetchone() is not None
 
 
 def insert_disclosure(

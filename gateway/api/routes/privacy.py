@@ -11,14 +11,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from ...accounts import Principal, Role
-from ...privacy import PrivacySettings
+from ...privacy import HOLDS, PrivacySettings
 from ..deps import Ctx, Operator, Resident, Who, require
 from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
-from ..schemas import AccountOut
+from ..schemas import AccountOut, DisableRequest
 from ..schemas_privacy import (
     AnswerRequest,
     AppealRequest,
     DisclosureOut,
+    ErasedOut,
     FileRequest,
     PrivacyRequestOut,
     PrivacySettingsBody,
@@ -32,6 +33,7 @@ resident_router = APIRouter(prefix="/me", responses=PROBLEM_RESPONSES)
 staff_router = APIRouter(prefix="/privacy", tags=["privacy"], responses=PROBLEM_RESPONSES)
 
 RequestId = Annotated[str, Path(min_length=1, max_length=64)]
+AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 Handler = Annotated[Principal, Depends(require(Role.OPERATOR, Role.MANAGER))]
 PRIVACY: list[str | Enum] = ["privacy"]
 
@@ -163,3 +165,11 @@ async def set_settings(body: PrivacySettingsBody, principal: Operator, ctx: Ctx)
     wanted = PrivacySettings(deadline=timedelta(days=body.deadline_days), managers_handle=body.managers_handle)
     settings = await ctx.privacy.set_settings(wanted, by=principal)
     return PrivacySettingsBody(deadline_days=settings.deadline.days, managers_handle=settings.managers_handle)
+
+
+@staff_router.post("/accounts/{account_id}/erase", operation_id="eraseAccount", responses=CONFLICT_RESPONSES)
+async def erase_account(account_id: AccountId, body: DisableRequest, principal: Operator, ctx: Ctx) -> ErasedOut:
+    """Erase a resident's account but what legal holds keep, e.g. a former resident's who asks in writing (operator;
+    audited). 409 ``not_a_resident``."""
+    pseudonym = await ctx.privacy.erase_account(account_id, body.reason, by=principal)
+    return ErasedOut(pseudonym=pseudonym, held=list(HOLDS))

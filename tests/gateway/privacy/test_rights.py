@@ -160,14 +160,24 @@ async def test_a_request_is_handled_to_an_answer_with_an_appeal(clock: ManualClo
         assert granted["state"] == "granted" and granted["held"] == []
         held = await api.services.privacy.holds()
         assert b.alice_id in held.account_ids and "a" in held.unit_ids
+        # While the restriction stands, her activity is kept but not read by staff; revoking still works.
+        sessions = f"/operator/accounts/{b.alice_id}/sessions"
+        problem(await api.http.get(sessions, headers=bearer(api.operator)), 403, "data_restricted")
+        assert (
+            await api.http.get(f"/operator/accounts/{b.bob_id}/sessions", headers=bearer(api.operator))
+        ).status_code == 200
         r = await api.http.post(
             f"/me/privacy-requests/{filed['id']}/appeal", json={"reason": "again"}, headers=bearer(b.alice)
         )
         problem(r, 409, "request_already_appealed")
-        r = await api.http.post(f"/privacy/requests/{filed['id']}/close", headers=bearer(api.operator))
-        assert r.json()["state"] == "closed"
+        r = await api.http.post(f"/me/privacy-requests/{filed['id']}/withdraw", headers=bearer(b.alice))
+        assert r.json()["state"] == "closed"  # the restriction ends with it
+        assert (await api.http.get(sessions, headers=bearer(api.operator))).status_code == 200
+        assert b.alice_id not in (await api.services.privacy.holds()).account_ids
         problem(await api.http.post(f"/privacy/requests/{filed['id']}/close", headers=bearer(api.operator)), 409,
                 "request_not_answered")  # fmt: skip
+        problem(await api.http.post(f"/me/privacy-requests/{filed['id']}/withdraw", headers=bearer(b.alice)), 409,
+                "request_closed")  # fmt: skip
         # A request past its deadline shows as overdue, to the resident and in the queue.
         late = await file(api, b.alice, "access")
         clock.advance(timedelta(days=21))
@@ -178,7 +188,7 @@ async def test_a_request_is_handled_to_an_answer_with_an_appeal(clock: ManualClo
             late["id"]
         ]
         trail = await actions(api)
-        for action in ("privacy.request", "privacy.take", "privacy.answer", "privacy.appeal", "privacy.close",
+        for action in ("privacy.request", "privacy.take", "privacy.answer", "privacy.appeal", "privacy.withdraw",
                        "privacy.settings", "privacy.read_queue"):  # fmt: skip
             assert action in trail, action
 
@@ -279,3 +289,30 @@ async def test_move_out_leaves_no_name_or_username_in_the_file(api: Api) -> None
         r = await api.http.get("/privacy/requests", headers=bearer(api.operator))
         (waiting,) = [x for x in r.json() if x["id"] == filed["id"]]
         assert waiting["detail"] == f"what do you hold about former-{b.alice_id}?"
+
+
+async def test_the_operator_erases_a_former_resident(api: Api) -> None:
+    async with building(api) as b:
+        r = await api.http.post(
+            f"/properties/p1/units/a/residents/{b.alice_id}/move-out", json={"reason": "moved"},
+            headers=bearer(b.manager),
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        path = api.gateway.db.path
+        assert b.alice_id.encode() in stored_bytes(path)  # kept by id after a move-out, for the holds
+        manager_id = (await api.http.get("/me", headers=bearer(b.manager))).json()["id"]
+        r = await api.http.post(f"/privacy/accounts/{manager_id}/erase", json={"reason": "x"},
+                                headers=bearer(api.operator))  # fmt: skip
+        problem(r, 409, "not_a_resident")
+        r = await api.http.post(f"/privacy/accounts/{b.alice_id}/erase", json={"reason": "x"},
+                                headers=bearer(b.manager))  # fmt: skip
+        problem(r, 403, "role_forbidden")
+        r = await api.http.post(
+            f"/privacy/accounts/{b.alice_id}/erase", json={"reason": "asked in writing"}, headers=bearer(api.operator)
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["pseudonym"] == pseudonym_of(b.alice_id) and r.json()["held"]
+        assert b.alice_id.encode() not in stored_bytes(path)
+        r = await api.http.get(f"/operator/accounts/{pseudonym_of(b.alice_id)}/agreement", headers=bearer(api.operator))
+        assert r.status_code == 200 and r.json()["acceptances"], r.text
+        assert "privacy.erase" in await actions(api)
