@@ -164,8 +164,6 @@ class PrivacyService:
     async def file(self, principal: Principal, kind: RequestKind, detail: str | None) -> PrivacyRequest:
         """A resident files a request; answered within the deadline (one pending request per kind)."""
         account = principal.account
-        if any(r.kind is kind and r.state.pending for r in await self.requests_of(account.id)):
-            raise Conflict(f"you already have a {kind} request waiting for an answer", code="request_pending")
         now = self._clock.now()
         deadline = (await self.settings()).deadline
         row = {
@@ -189,6 +187,8 @@ class PrivacyService:
             "updated_at": now.isoformat(),
         }
         request = await self._db.run(partial(store.insert_request, row=row))
+        if request is None:  # checked in the insert's own transaction: two at once make one
+            raise Conflict(f"you already have a {kind} request waiting for an answer", code="request_pending")
         await self._record(principal, "privacy.request", request, {"kind": str(kind)})
         return request
 

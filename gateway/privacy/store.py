@@ -57,9 +57,16 @@ def _request(row: dict[str, Any]) -> PrivacyRequest:
     )
 
 
-def insert_request(db: sqlite_utils.Database, row: dict[str, Any]) -> PrivacyRequest:
-    """Record a new request."""
+def insert_request(db: sqlite_utils.Database, row: dict[str, Any]) -> PrivacyRequest | None:
+    """Record a new request, unless the account has one of the same kind waiting for staff (None then)."""
     with transaction(db):
+        waiting = db.execute(
+            "SELECT 1 FROM privacy_requests WHERE account_id = ? AND kind = ? "
+            "AND state IN ('open', 'in_progress', 'appealed')",
+            [row["account_id"], row["kind"]],
+        ).fetchone()
+        if waiting is not None:
+            return None
         insert_row(db, "privacy_requests", row)
     return _request(row)
 
