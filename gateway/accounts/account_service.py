@@ -134,14 +134,6 @@ class AccountService:
         finally:
             self._forget()
 
-    async def correct_name(self, principal: Principal, display_name: str | None) -> Account:
-        """The signed-in person corrects their own display name (audited)."""
-        account_id = principal.account.id
-        await self._run(lambda db: store.set_display_name(db, account_id, display_name))
-        changed = await self.get(account_id)
-        await self._audit_about(principal, "account.correct", changed, detail={"fields": ["display_name"]})
-        return changed
-
     def on_sessions_revoked(self, callback: RevokedCallback) -> None:
         """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
         self._revoked_listeners.append(callback)

@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from ..accounts import Account, AccountService, AccountStatus, Principal, Role
+from ..accounts.store import set_display_name
 from ..audit import AuditLog
 from ..building import BuildingService
 from ..clock import Clock
@@ -156,8 +157,14 @@ class PrivacyService:
     # --- correction --------------------------------------------------------------------------------
 
     async def correct(self, principal: Principal, display_name: str | None) -> Account:
-        """Correct what the person may correct themselves: their display name (audited)."""
-        return await self._accounts.correct_name(principal, display_name)
+        """Correct what the person may correct themselves: their display name (audited: the field, not its value)."""
+        account = principal.account
+        await self._accounts.rewrite(partial(set_display_name, account_id=account.id, display_name=display_name))
+        await self._audit.record(
+            principal, "account.correct", property_id=account.property_id, unit_id=account.unit_id,
+            target=account.id, detail={"fields": ["display_name"]},
+        )  # fmt: skip
+        return await self._accounts.get(account.id)
 
     # --- requests: the resident's side -------------------------------------------------------------
 
