@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlite_utils
 
-__all__ = ["SECTIONS", "Subject", "page"]
+__all__ = ["SECTIONS", "Cursor", "Subject", "page"]
 
 FAR_FUTURE = "9999-12-31T23:59:59+00:00"
 
@@ -93,16 +93,7 @@ SECTIONS: tuple[Section, ...] = (
         "device_names",
         "SELECT rowid AS _k, device_id, name, set_at FROM device_names WHERE set_by = :actor",
     ),
-    Section(
-        "device_history",
-        # The unit's devices while bound to it, and only during this residency: nothing of an earlier or later
-        # resident of the unit.
-        "SELECT e.id AS _k, e.id, e.at, e.entity_key, e.type, e.data FROM events e "
-        "JOIN entities n ON n.key = e.entity_key "
-        "JOIN bindings b ON b.device_id = n.device_id AND b.unit_id = :unit "
-        "WHERE e.at >= b.bound_at AND (b.unbound_at IS NULL OR e.at < b.unbound_at) AND e.at " + _RESIDENCY,
-        _event,
-    ),
+    Section("device_history", "", _event),  # read by _history_page: per entity and bound interval, by time
     Section(
         "notifications",
         "SELECT id AS _k, id, kind, message, data, created_at FROM notifications "
@@ -148,28 +139,72 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+Cursor = tuple[Any, ...]
+"""Where the next page of a section starts (opaque to callers; None: at the beginning)."""
+
+
 def page(
-    db: sqlite_utils.Database, section: Section, subject: Subject, after: int, limit: int
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Up to ``limit`` rows of ``section`` with a key above ``after``, shaped; and the last key (None: no more)."""
-    if section.name in ("device_history", "notifications", "self_tests", "reports") and subject.unit_id is None:
+    db: sqlite_utils.Database, section: Section, subject: Subject, after: Cursor | None, limit: int
+) -> tuple[list[dict[str, Any]], Cursor | None]:
+    """Up to ``limit`` rows of ``section`` after ``after``, shaped; and where the next page starts (None: done)."""
+    if section.name in _UNIT_SECTIONS and subject.unit_id is None:
         return [], None
-    sql = f"SELECT * FROM ({section.sql}) WHERE _k > :after ORDER BY _k LIMIT :limit"
-    args = {
+    if section.name == "device_history":
+        rows, cursor = _history_page(db, subject, after, limit)
+    else:
+        sql = f"SELECT * FROM ({section.sql}) WHERE _k > :after ORDER BY _k LIMIT :limit"
+        found = _select(db, sql, {**_args(subject), "after": 0 if after is None else after[0], "limit": limit})
+        rows, cursor = found, ((found[-1]["_k"],) if len(found) == limit else None)
+        for row in rows:
+            row.pop("_k")
+    return [section.shape(row, subject) for row in rows], cursor
+
+
+_UNIT_SECTIONS = frozenset({"device_history", "notifications", "self_tests", "reports"})
+
+
+def _args(subject: Subject) -> dict[str, Any]:
+    return {
         "id": subject.account_id,
         "actor": subject.actor,
         "unit": subject.unit_id,
         "since": subject.since,
         "until": subject.until or FAR_FUTURE,
-        "after": after,
-        "limit": limit,
     }
+
+
+def _select(db: sqlite_utils.Database, sql: str, args: dict[str, Any]) -> list[dict[str, Any]]:
     cursor = db.execute(sql, args)
     names = [c[0] for c in cursor.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    last = rows[-1]["_k"] if len(rows) == limit else None
-    shaped = []
-    for row in rows:
-        row.pop("_k")
-        shaped.append(section.shape(row, subject))
-    return shaped, last
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def _history_page(
+    db: sqlite_utils.Database, subject: Subject, after: Cursor | None, limit: int
+) -> tuple[list[dict[str, Any]], Cursor | None]:
+    # The unit's devices while bound to it, and only during this residency: nothing of an earlier or later resident
+    # of the unit. Read per (entity, bound interval) along the events_entity index (entity, time), so every page
+    # costs its own rows, however long the history.
+    args = _args(subject)
+    intervals = db.execute(
+        "SELECT n.key, max(b.bound_at, :since), min(coalesce(b.unbound_at, :until), :until) FROM bindings b "
+        "JOIN entities n ON n.device_id = b.device_id WHERE b.unit_id = :unit ORDER BY n.key, b.bound_at, b.id",
+        args,
+    ).fetchall()
+    index, at, event_id = (0, "", 0) if after is None else after
+    rows: list[dict[str, Any]] = []
+    while index < len(intervals) and len(rows) < limit:
+        key, start, end = intervals[index]
+        found = _select(
+            db,
+            # The lower bound is a plain range on the index (a row value would not seek); ties on the time by id.
+            "SELECT id, at, entity_key, type, data FROM events WHERE entity_key = :key AND at >= :low "
+            "AND at < :end AND (at > :at OR id > :id) ORDER BY at, id LIMIT :limit",
+            {"key": key, "low": max(start, at), "end": end, "at": at, "id": event_id, "limit": limit - len(rows)},
+        )
+        rows.extend(found)
+        if len(rows) < limit:
+            index, at, event_id = index + 1, "", 0
+        else:
+            at, event_id = rows[-1]["at"], rows[-1]["id"]
+    return rows, (None if index >= len(intervals) else (index, at, event_id))

@@ -22,7 +22,7 @@ from ..errors import AccessDenied, Conflict, InvalidRequest, NotFound
 from ..storage import Database
 from . import store
 from .erasure import Person, erase, forget_former, pseudonym_of
-from .export import SECTIONS, Subject, page
+from .export import SECTIONS, Cursor, Subject, page
 from .models import HOLDS, Disclosure, Held, PrivacyRequest, PrivacySettings, RefusalCode, RequestKind, RequestState
 
 __all__ = ["ERASED", "PrivacyService"]
@@ -140,17 +140,18 @@ class PrivacyService:
         yield json.dumps(head)[:-1].encode()
         for section in SECTIONS:
             yield f', "{section.name}": ['.encode()
-            after, first = 0, True
+            after: Cursor | None = None
+            first = True
             while True:
-                rows, last = await self._db.run(
+                rows, after = await self._db.run(
                     partial(page, section=section, subject=subject, after=after, limit=EXPORT_PAGE)
                 )
-                for row in rows:
-                    yield (b"" if first else b", ") + json.dumps(row, default=str).encode()
+                chunk = b", ".join(json.dumps(row, default=str).encode() for row in rows)
+                if chunk:
+                    yield chunk if first else b", " + chunk
                     first = False
-                if last is None:
+                if after is None:
                     break
-                after = last
             yield b"]"
         yield b"}\n"
 
