@@ -14,7 +14,7 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.privacy import pseudonym_of
-from tests.support.api import OPERATOR, Api, bearer, building, command, problem
+from tests.support.api import OPERATOR, Api, accept, bearer, building, command, problem
 from tests.support.brokers import BrokerHandle
 from tests.support.checks import Webhook, checked_building, delivered
 from tests.support.gateway import GatewayFactory
@@ -316,3 +316,39 @@ async def test_the_operator_erases_a_former_resident(api: Api) -> None:
         r = await api.http.get(f"/operator/accounts/{pseudonym_of(b.alice_id)}/agreement", headers=bearer(api.operator))
         assert r.status_code == 200 and r.json()["acceptances"], r.text
         assert "privacy.erase" in await actions(api)
+
+
+async def test_the_export_holds_nothing_from_before_my_move_in(clock: ManualClock, api: Api) -> None:
+    async with building(api) as b:
+        light = b.entity("a", "light", "light")
+        r = await command(api, b.alice, light, {"on": True})
+        assert r.status_code == 200, r.text
+        clock.advance(timedelta(hours=1))
+        r = await api.http.post(
+            f"/properties/p1/units/a/residents/{b.alice_id}/move-out", json={"reason": "moved"},
+            headers=bearer(b.manager),
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        clock.advance(timedelta(hours=1))
+        _, carol = await api.move_in(b.manager, "p1", "a", "carol")
+        assert (await accept(api, carol)).status_code == 200
+        r = await command(api, carol, light, {"on": False})
+        assert r.status_code == 200, r.text
+        await api.services.gateway.persister.flush()
+
+        data = await export(api, carol)
+        since = datetime.fromisoformat(data["residency"]["since"])
+        history = data["device_history"]
+        assert history and all(datetime.fromisoformat(e["at"]) >= since for e in history)
+        commands = [e for e in history if e["type"] == "command"]
+        assert commands and all(e["data"]["actor"] == "you" for e in commands), commands
+        assert [c["command"] for c in data["commands"]] == [{"on": False}]
+        # The unit's history before her move-in is there to leave out (so the checks above can fail).
+        conn = sqlite3.connect(f"file:{api.gateway.db.path}?mode=ro", uri=True)
+        try:
+            (earlier,) = conn.execute(
+                "SELECT count(*) FROM events WHERE entity_key LIKE '%u101%' AND at < ?", [since.isoformat()]
+            ).fetchone()
+        finally:
+            conn.close()
+        assert earlier > 0
