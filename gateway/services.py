@@ -22,6 +22,7 @@ from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
 from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
 from .policy import CommandGate, PolicyService
+from .privacy import PrivacyService
 
 __all__ = ["Services"]
 
@@ -89,6 +90,22 @@ class Services:
             building=self.building,
             policy=self.policy,
             audit=self.audit,
+        )
+        # Residents' rights; every report delivered upstream about a unit is logged as a disclosure to its
+        # residents, in the transaction that records the delivery.
+        self.privacy = PrivacyService(
+            core.db,
+            self.clock,
+            self.accounts,
+            self.building,
+            audit=self.audit,
+            settle=self.gate.settle,
+            forget=self.policy.forget,
+        )
+        self.checks.outbox.on_delivered(
+            lambda db, report, to, at: self.privacy.report_delivered(
+                db, report.unit_id, report.id, str(report.kind), f"the operator ({to})", at
+            )
         )
         self._stack: contextlib.AsyncExitStack | None = None
 

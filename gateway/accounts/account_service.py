@@ -127,6 +127,13 @@ class AccountService:
         self._generation += 1
         self._signed_in.clear()
 
+    async def rewrite(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run a change to accounts made by another use case (an erasure), forgetting every cached sign-in."""
+        try:
+            return await self._run(work)
+        finally:
+            self._forget()
+
     def on_sessions_revoked(self, callback: RevokedCallback) -> None:
         """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
         self._revoked_listeners.append(callback)

@@ -26,6 +26,7 @@ __all__ = [
     "session_by_digest",
     "session_by_id",
     "sessions_of",
+    "set_display_name",
     "set_status",
     "touch_session",
     "with_account",
@@ -200,6 +201,12 @@ def clear_attempts(db: sqlite_utils.Database, username: str, source: str | None 
             db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ?", (name,))
         else:
             db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ? AND source = ?", (name, source))
+
+
+def set_display_name(db: sqlite_utils.Database, account_id: str, display_name: str | None) -> None:
+    """Correct an account's display name."""
+    with transaction(db):
+        db.conn.execute("UPDATE accounts SET display_name = ? WHERE id = ?", (display_name, account_id))
 
 
 def set_status(db: sqlite_utils.Database, account_id: str, status: AccountStatus, reason: str | None) -> None:

@@ -341,4 +341,47 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (username, source)
     );
     """,
+    # 10: residents' privacy requests (access, correction, deletion, restriction) with their deadline, answer, the
+    # legal holds named in it and an appeal; the disclosure log (exports, reports sent upstream); restrictions in
+    # force. No foreign keys to accounts: an erasure re-keys what a hold keeps to a pseudonym.
+    """
+    CREATE TABLE privacy_requests (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        property_id TEXT,
+        unit_id TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('access', 'correction', 'deletion', 'restriction')),
+        state TEXT NOT NULL CHECK (state IN ('open', 'in_progress', 'granted', 'refused', 'answered', 'appealed',
+            'closed')),
+        detail TEXT,
+        created_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        handled_by TEXT,
+        answered_at TEXT,
+        answer TEXT,
+        refusal_code TEXT,
+        held TEXT,
+        appealed_at TEXT,
+        appeal TEXT,
+        closed_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX privacy_requests_account ON privacy_requests(account_id, created_at);
+    CREATE INDEX privacy_requests_queue ON privacy_requests(state, due_at);
+    CREATE TABLE disclosures (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('export', 'report')),
+        recipient TEXT NOT NULL,
+        reference TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX disclosures_account ON disclosures(account_id, id);
+    CREATE TABLE restrictions (
+        account_id TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        request_id TEXT NOT NULL
+    );
+    """,
 )

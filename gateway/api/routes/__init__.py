@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
-from . import agreement, auth, broker_credentials, checks, console, me, operator, properties, rules, wiring
+from . import agreement, auth, broker_credentials, checks, console, me, operator, privacy, properties, rules, wiring
 
 __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 
 API_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     me.router,
+    privacy.resident_router,
     agreement.router,
     properties.router,
     wiring.router,
@@ -19,6 +20,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     checks.resident_router,
     checks.property_router,
     checks.operator_router,
+    privacy.staff_router,
     console.router,
 )
 """The routers served under the API prefix, in the order the OpenAPI document lists them."""

@@ -184,6 +184,7 @@ async def move_out(
     anonymised = await ctx.building.erase_resident(
         resident, unit, FORMER_RESIDENT, by=principal, sessions_revoked=sessions
     )
+    await ctx.privacy.forget_former(resident)
     return MoveOutResponse(account=account_out(ended), sessions_revoked=sessions, records_anonymised=anonymised)
 
 
