@@ -71,6 +71,7 @@ class Component(StrEnum):
 
     LIGHT = "light"
     LOCK = "lock"
+    SWITCH = "switch"
     CLIMATE = "climate"
     BINARY_SENSOR = "binary_sensor"
     SENSOR = "sensor"
@@ -81,6 +82,7 @@ class DeviceKind(StrEnum):
 
     LIGHT = "light"
     LOCK = "lock"
+    SWITCH = "switch"
     THERMOSTAT = "thermostat"
     LEAK_SENSOR = "leak_sensor"
     CONTACT_SENSOR = "contact_sensor"
@@ -186,7 +188,10 @@ class EntityState(BaseModel):
 
 
 class Command(FrozenModel):
-    """A normalised command for one entity."""
+    """A normalised command for one entity. Strict: a command is user input, and ``"yes"`` or ``1`` is not ``true``
+    (nor ``"21"`` a temperature)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class EntityConfig(BaseModel):

@@ -70,7 +70,7 @@ _ORIGINS = {
     "fwsim": Firmware.FWSIM,
 }
 _MANUFACTURERS = {"fwsim": Firmware.FWSIM, "tasmota": Firmware.TASMOTA, "shelly": Firmware.SHELLY}
-_ZIGBEE_ASKABLE = frozenset({Component.LIGHT, Component.LOCK, Component.CLIMATE})
+_ZIGBEE_ASKABLE = frozenset({Component.LIGHT, Component.SWITCH, Component.LOCK, Component.CLIMATE})
 _TELEMETRY = frozenset({"STATE", "SENSOR"})
 _WHOLE_PAYLOAD = b'{"state":""}'  # fwsim's request for an entity that reads the raw payload
 
