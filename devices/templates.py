@@ -5,7 +5,8 @@ Zigbee2MQTT, Z-Wave JS UI, Tasmota and ESPHome emit for reading a value (``{{ va
 ``{{ value_json.a.b }}``, ``{{ value_json['a'] }}``), and the two word-choosing forms Z-Wave JS UI emits
 (api/hass/DiscoveryGenerator.ts, configurations.ts): a conditional, ``{{'online' if value_json.value else 'offline'}}``
 or ``{{ "OFF" if value_json.value == 0 else "ON" }}``, and a lookup with a default,
-``{{ {0: "off", 1: "heat"}[value_json.value] | default('off') }}``. Anything else is refused at discovery time.
+``{{ {0: "off", 1: "heat"}[value_json.value] | default('off') }}``; a constant word (``{{ "offline" }}``, Zigbee2MQTT's
+availability for a disabled device); an empty template reads the payload. Anything else is refused at discovery time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _CHOICE = re.compile(
     rf"^\{{\{{\s*(?P<then>{_WORD})\s+if\s+(?P<path>{_PATH})(?:\s*==\s*(?P<test>{_LITERAL}))?"
     rf"\s+else\s+(?P<otherwise>{_WORD})\s*\}}\}}$"
 )
+# {{ "offline" }}: Zigbee2MQTT's availability template for a device disabled in its configuration
+_CONSTANT = re.compile(rf"^\{{\{{\s*(?P<word>{_WORD})\s*\}}\}}$")
 # {{ {K: "V", ...}[PATH] | default('D') }}
 _LOOKUP = re.compile(
     rf"^\{{\{{\s*\{{(?P<pairs>[^{{}}]{{0,2000}})\}}\s*\[\s*(?P<path>{_PATH})\s*\]\s*\|\s*default\(\s*(?P<default>{_WORD})\s*\)\s*\}}\}}$"
@@ -175,9 +178,9 @@ RAW = ValuePath((), json_=False)
 @functools.lru_cache(maxsize=4096)  # the same few templates, read for every state report
 def parse_template(template: str | None) -> ValuePath:
     """Parse a value template into a ValuePath; raise ConfigInvalid for anything we do not evaluate."""
-    if template is None:
-        return RAW
-    text = template.strip()
+    text = "" if template is None else template.strip()
+    if not text:
+        return RAW  # an empty template reads the payload (Shelly's discovery script sends "val_tpl": "")
     match = _TEMPLATE.match(text)
     if match is not None:
         return _path(match.group(1))
@@ -190,6 +193,8 @@ def parse_template(template: str | None) -> ValuePath:
             has_test=test is not None,
         )
         return _path(choice.group("path"), transform)
+    if (constant := _CONSTANT.match(text)) is not None:
+        return ValuePath((), json_=False, transform=Lookup((), _unquote(constant.group("word"))))
     if (lookup := _LOOKUP.match(text)) is not None:
         pairs = lookup.group("pairs").strip()
         table: list[tuple[Any, str]] = []
@@ -197,11 +202,11 @@ def parse_template(template: str | None) -> ValuePath:
         while position < len(pairs):
             pair = _PAIR.match(pairs, position)
             if pair is None or pair.end() == position:
-                raise ConfigInvalid(f"unsupported value template {template[:80]!r}", code="unsupported_template")
+                raise ConfigInvalid(f"unsupported value template {text[:80]!r}", code="unsupported_template")
             table.append((_literal(pair.group("key")), _unquote(pair.group("value"))))
             position = pair.end()
         return _path(lookup.group("path"), Lookup(tuple(table), _unquote(lookup.group("default"))))
-    raise ConfigInvalid(f"unsupported value template {template[:80]!r}", code="unsupported_template")
+    raise ConfigInvalid(f"unsupported value template {text[:80]!r}", code="unsupported_template")
 
 
 def _path(expr: str, transform: Choice | Lookup | None = None) -> ValuePath:

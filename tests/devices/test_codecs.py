@@ -553,7 +553,6 @@ def test_parse_template_supported(template: str | None, path: tuple[str, ...], i
 @pytest.mark.parametrize(
     "template",
     [
-        "",
         "value_json.a",
         "{{ value_json.a }} C",
         "{{ value_json.1a }}",
