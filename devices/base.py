@@ -293,6 +293,11 @@ class EntityConfig(BaseModel):
         """Messages that carry ``command``; raise CommandInvalid if this entity cannot take it."""
         raise CommandInvalid(f"{self.component} entities take no commands", code="not_commandable")
 
+    def encode_command_from(self, command: Command, state: EntityState | None) -> list[Publish]:
+        """As ``encode_command``, for a device last known to be in ``state`` (None: unknown); the wire form of a
+        few commands depends on it (a default-schema light turned on by its brightness)."""
+        return self.encode_command(command)
+
     def decode_command(self, topic: str, payload: bytes) -> Command:
         """Parse a command the device received (used by simulators)."""
         raise PayloadInvalid(f"{self.component} entities take no commands", code="not_commandable")

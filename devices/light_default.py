@@ -6,9 +6,8 @@ This is the schema when a light's config names none (Tasmota's discovery, Z-Wave
 ``color_temp_command_topic``; each is read back from its state topic through its value template, and several may
 share one JSON state topic (Tasmota reports all of them in ``tele/<topic>/STATE``).
 
-Two choices differ from Home Assistant, both on the safe side: a plain "on" sends ``payload_on`` whatever
-``on_command_type`` says (Home Assistant sends the last brightness instead under ``brightness``, which the gateway
-does not remember per device), and command templates are refused at discovery (the gateway renders no Jinja).
+Commands follow Home Assistant's order for ``on_command_type``; command templates are refused at discovery (the
+gateway renders no Jinja).
 """
 
 from __future__ import annotations
@@ -199,20 +198,30 @@ class DefaultLightConfig(EntityConfig):
 
     def encode_command(self, command: Command) -> list[Publish]:
         """Plain payloads, each on its topic, in Home Assistant's order for ``on_command_type``."""
+        return self.encode_command_from(command, None)
+
+    def encode_command_from(self, command: Command, state: EntityState | None) -> list[Publish]:
+        """As Home Assistant's MQTT light (``schema_basic``): ``first`` sends ``payload_on`` before the attributes,
+        ``last`` after them, ``brightness`` never: the brightness turns the light on, the last known one (else full)
+        when the command names none (Tasmota's Dimmer, Z-Wave JS UI's Multilevel Switch level)."""
         cmd = expect_light_command(command)
         if cmd.on is False:
             return [Publish(self.command_topic, self.payload_off.encode(), qos=1)]
+        brightness = cmd.brightness
+        if brightness is not None and self.brightness_command_topic is None:
+            raise CommandInvalid("this light is not dimmable", code="unsupported_feature", field="brightness")
+        if brightness is None and self.on_command_type == "brightness" and self.brightness_command_topic:
+            last = state.brightness if isinstance(state, LightState) else None
+            brightness = last if last else 255
         attributes: list[Publish] = []
-        if cmd.brightness is not None:
-            if self.brightness_command_topic is None:
-                raise CommandInvalid("this light is not dimmable", code="unsupported_feature", field="brightness")
-            level = max(1, round(cmd.brightness * self.brightness_scale / 255))
+        if brightness is not None and self.brightness_command_topic is not None:
+            level = max(1, round(brightness * self.brightness_scale / 255))
             attributes.append(Publish(self.brightness_command_topic, str(level).encode(), qos=1))
         if cmd.color_temp_kelvin is not None:
             attributes.append(self._color_temp_publish(cmd.color_temp_kelvin))
         on = Publish(self.command_topic, self.payload_on.encode(), qos=1)
-        if self.on_command_type == "brightness" and cmd.brightness is not None:
-            return attributes  # the brightness turns the light on (Tasmota's Dimmer, SetOption20 0)
+        if self.on_command_type == "brightness" and self.brightness_command_topic is not None:
+            return attributes
         if self.on_command_type == "first":
             return [on, *attributes]
         return [*attributes, on]

@@ -95,6 +95,11 @@ def firmware_of(config: EntityConfig) -> Firmware:
     if config.unique_id is not None and _ESPHOME_UNIQUE_ID.fullmatch(config.unique_id):
         return Firmware.ESPHOME  # ESPHome 2025's ``sw`` names only the config hash
     entries = config.availability_entries()
+    # Z-Wave JS UI: its device identifiers (api/hass/DiscoveryGenerator.ts deviceInfo) and its client status topic.
+    if (device is not None and any(i.startswith("zwavejs2mqtt_") for i in device.identifiers)) or any(
+        "/_CLIENTS/ZWAVE_GATEWAY-" in e.topic for e in entries
+    ):
+        return Firmware.ZWAVE_JS_UI
     # Zigbee2MQTT before ``origin`` (1.3x): every entity is available through the bridge's own state topic.
     if any(e.topic.endswith("/bridge/state") for e in entries):
         return Firmware.ZIGBEE2MQTT
