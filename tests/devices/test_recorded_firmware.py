@@ -40,9 +40,11 @@ def configs_of(recording: Recording) -> dict[str, EntityConfig]:
     return out
 
 
-def replay(configs: dict[str, EntityConfig], messages: list[Message]) -> dict[str, EntityState | None]:
-    """Each entity's state after ``messages``, merged as the registry merges them."""
-    states: dict[str, EntityState | None] = dict.fromkeys(configs)
+def replay(
+    configs: dict[str, EntityConfig], messages: list[Message], before: dict[str, EntityState | None] | None = None
+) -> dict[str, EntityState | None]:
+    """Each entity's state after ``messages`` (from ``before``), merged as the registry merges them."""
+    states: dict[str, EntityState | None] = dict(before) if before is not None else dict.fromkeys(configs)
     for m in messages:
         for key, config in configs.items():
             if m.topic in config.state_topics():
@@ -80,7 +82,7 @@ def test_discovery_reports_and_commands_as_the_firmware_speaks(recording: Record
         sent = config.encode_command_from(command, states[step.entity])
         assert [(p.topic, p.payload) for p in sent] == [(m.topic, m.body) for m in step.exchange.receives]
         assert all(isinstance(p, Publish) and p.qos == 1 and not p.retain for p in sent)
-        states = {**states, **replay(configs, list(step.exchange.answers))}
+        states = replay(configs, list(step.exchange.answers), states)
         assert dump(states[step.entity]) == step.state, step.command
         state = states[step.entity]
         assert state is not None and config.outcome(command, state).status is OutcomeStatus.CONFIRMED
