@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from devices import (
+    ClimateCommand,
     CommandInvalid,
     Component,
     ConfigInvalid,
@@ -162,6 +163,23 @@ def test_commands_take_no_truthy_strings(truthy: object) -> None:
     for model in (LightCommand, SwitchCommand):
         with pytest.raises(ValidationError):
             model.model_validate({"on": truthy})
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (ClimateCommand, {"target_temperature": "21"}),
+        (ClimateCommand, {"target_temperature": True}),
+        (ClimateCommand, {"mode": 1}),
+        (LockCommand, {"action": True}),
+        (LightCommand, {"brightness": "128"}),
+        (LightCommand, {"brightness": 128.0}),
+    ],
+)
+def test_commands_take_no_strings_for_numbers_nor_numbers_for_words(model: type[Any], body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
+    assert ClimateCommand.model_validate({"target_temperature": 21}).target_temperature == 21.0
 
 
 @pytest.mark.parametrize(
