@@ -14,10 +14,12 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
+from .fastclient import BulkReadClient
 
 __all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
 
@@ -110,6 +112,9 @@ class MqttLink:
         self._short_sessions = 0
         self._session_deadline: asyncio.Timeout | None = None  # ends the current session early (reconnect())
         self._reset_reason: str | None = None
+        # Messages paho read before the session's receive phase began, handed over in order when it does (so that
+        # nothing is handled before the link says connected, as when aiomqtt queued them).
+        self._early: list[InboundMessage] | None = []
 
     @property
     def state(self) -> LinkState:
@@ -199,7 +204,7 @@ class MqttLink:
         if self._on_state is not None:
             self._on_state(state)
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> BulkReadClient:
         b = self._broker
         tls: aiomqtt.TLSParameters | None = None
         if b.tls:
@@ -207,7 +212,8 @@ class MqttLink:
                 ca_certs=str(b.ca_file) if b.ca_file else None,
                 cert_reqs=ssl.CERT_NONE if b.tls_insecure else ssl.CERT_REQUIRED,
             )
-        return aiomqtt.Client(
+        self._early = []
+        return BulkReadClient(
             b.host,
             b.port,
             identifier=self._client_id,
@@ -220,6 +226,7 @@ class MqttLink:
             tls_insecure=b.tls_insecure if b.tls else None,
             timeout=10,
             socket_options=[TCP_NODELAY],
+            sink=self._inbound,
         )
 
     async def _supervise(self) -> None:
@@ -328,17 +335,40 @@ class MqttLink:
             await client.subscribe([(f, self._desired.get(f, 0)) for f in chunk])
             self._subscribed.update(chunk)
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
+    def _inbound(self, message: mqtt.MQTTMessage) -> None:
+        """paho's callback, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
+        try:
             payload = message.payload
-            data = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload or "").encode()
-            inbound = InboundMessage(str(message.topic), data, bool(message.retain), int(message.qos))
-            try:
-                self._on_message(inbound)
-            except Exception:
-                # A handler bug must not take the link down for every other device.
-                self.handler_errors += 1
-                log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
+            inbound = InboundMessage(
+                message.topic, payload if type(payload) is bytes else bytes(payload), bool(message.retain), message.qos
+            )
+        except UnicodeDecodeError:
+            self.handler_errors += 1
+            log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(message._topic[:200])})
+            return
+        if self._early is None:
+            self._deliver(inbound)
+        else:
+            self._early.append(inbound)
+
+    def _deliver(self, inbound: InboundMessage) -> None:
+        try:
+            self._on_message(inbound)
+        except Exception:
+            # A handler bug must not take the link down for every other device.
+            self.handler_errors += 1
+            log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        early, self._early = self._early or [], None
+        try:
+            for inbound in early:
+                self._deliver(inbound)
+            # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
+            async for _ in client.messages:
+                pass
+        finally:
+            self._early = []
 
 
 def _reason_code(exc: BaseException) -> int | None:
