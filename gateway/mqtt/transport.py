@@ -94,6 +94,10 @@ class MqttLink:
         self._client_id = client_id
         self._desired: dict[str, int] = {s.topic_filter: s.qos for s in subscriptions}
         self._subscribed: set[str] = set()
+        # What the next sync sends: kept up to date as filters come and go, so that a sync costs what changed,
+        # not a pass over every filter (5,000 devices announce one by one at start).
+        self._to_subscribe: dict[str, int] = dict(self._desired)
+        self._to_unsubscribe: set[str] = set()
         self._changed = asyncio.Event()
         self._on_message = on_message
         self._on_state = on_state
@@ -155,13 +159,20 @@ class MqttLink:
     def add_subscriptions(self, filters: Iterable[str], qos: int = 0) -> None:
         """Subscribe to ``filters`` now if connected, and on every reconnect."""
         for topic_filter in filters:
+            unchanged = self._desired.get(topic_filter) == qos and topic_filter in self._subscribed
             self._desired[topic_filter] = qos
+            self._to_unsubscribe.discard(topic_filter)
+            if not unchanged:  # subscribing again would make the broker send its retained messages again
+                self._to_subscribe[topic_filter] = qos
         self._changed.set()
 
     def remove_subscriptions(self, filters: Iterable[str]) -> None:
         """Stop subscribing to ``filters``."""
         for topic_filter in filters:
             self._desired.pop(topic_filter, None)
+            self._to_subscribe.pop(topic_filter, None)
+            if topic_filter in self._subscribed:
+                self._to_unsubscribe.add(topic_filter)
         self._changed.set()
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -287,7 +298,8 @@ class MqttLink:
             )
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        self._subscribed = set()
+        self._subscribed = set()  # a clean session: every filter again
+        self._to_subscribe, self._to_unsubscribe = dict(self._desired), set()
         await self._sync_subscriptions(client)
         self._client = client
         self.connections += 1
@@ -325,15 +337,24 @@ class MqttLink:
             log.debug("subscription update failed: %s", exc)
 
     async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
-        gone = sorted(self._subscribed - self._desired.keys())
+        gone, self._to_unsubscribe = sorted(self._to_unsubscribe), set()
         for start in range(0, len(gone), _CHUNK):
-            await client.unsubscribe(gone[start : start + _CHUNK])
-        self._subscribed.difference_update(gone)
-        new = sorted(self._desired.keys() - self._subscribed)
+            chunk = gone[start : start + _CHUNK]
+            await client.unsubscribe(chunk)
+            self._subscribed.difference_update(chunk)
+            for topic_filter in chunk:  # wanted again while the UNSUBSCRIBE was on its way
+                if topic_filter in self._desired:
+                    self._to_subscribe[topic_filter] = self._desired[topic_filter]
+        new, self._to_subscribe = sorted(self._to_subscribe.items()), {}
         for start in range(0, len(new), _CHUNK):
-            chunk = new[start : start + _CHUNK]
-            await client.subscribe([(f, self._desired.get(f, 0)) for f in chunk])
-            self._subscribed.update(chunk)
+            pairs = new[start : start + _CHUNK]
+            await client.subscribe(pairs)
+            for topic_filter, _qos in pairs:
+                self._subscribed.add(topic_filter)
+                if topic_filter not in self._desired:  # removed while the SUBSCRIBE was on its way
+                    self._to_unsubscribe.add(topic_filter)
+        if self._to_subscribe or self._to_unsubscribe:
+            self._changed.set()
 
     def _inbound(self, message: mqtt.MQTTMessage) -> None:
         """paho's callback, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
