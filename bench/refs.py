@@ -283,16 +283,18 @@ async def run_refs(
     logdir: Path,
     *,
     realistic_seconds: float,
+    clients: tuple[str, ...] | None = None,
     say: object = None,
 ) -> RefsResult:
     """Every bare reference this environment has, then the gateway, then (if asked) the realistic-rate window."""
     devices = units * 5
     timeout = max(60.0, devices * rounds / 500)
     result = RefsResult(devices, rounds, device_rate)
-    clients = available_clients()
-    if "gmqtt" not in clients:
+    installed = available_clients()
+    chosen = [c for c in installed if clients is None or c in clients]
+    if "gmqtt" not in installed:
         result.skipped.append("gmqtt: not installed (pip install -e '.[bench]'; ./bench.sh installs it)")
-    for client in clients:
+    for client in chosen:
         _say(say, f"ingest reference: bare {client} subscriber, {devices * rounds:,} messages")
         result.passes.append(await _bare_pass(client, broker, units, rounds, device_rate, logdir, timeout))
     _say(say, f"ingest: the gateway, {devices * rounds:,} messages")

@@ -49,6 +49,7 @@ async def run_refs_mode(options: Options) -> int:
                 options.device_rate,
                 workdir,
                 realistic_seconds=options.realistic_seconds,
+                clients=options.refs_clients,
                 say=say,
             )
             say("stopping everything")

@@ -67,6 +67,7 @@ class Options:
     out: Path
     workdir: Path | None
     realistic_seconds: float = 0.0
+    refs_clients: tuple[str, ...] | None = None
 
 
 class Progress:
