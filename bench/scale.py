@@ -45,6 +45,8 @@ class ScaleStep:
     start_online: int = 0
     reconnect_s: float | None = None
     reconnect_online: int = 0
+    bare_reconnect_s: float | None = None  # a bare subscriber, from its reconnection to every device online again
+    bare_reconnect_online: int = 0
     peak_rss_mb: float | None = None
     load_avg: list[float] = field(default_factory=list)  # at each step's end
     unfinished: list[str] = field(default_factory=list)
@@ -66,6 +68,44 @@ async def _bare_sees_configs(broker: BrokerUnderTest, entities: int, timeout: fl
                 if len(seen) >= entities:
                     return time.monotonic() - started
     return None
+
+
+class _OnlineWatch:
+    """A bare subscriber to every device's availability topic, reconnecting as soon as the broker is back; times
+    its second connection (the one after the restart) to every device saying online."""
+
+    def __init__(self, broker: BrokerUnderTest, devices: int) -> None:
+        self._broker = broker
+        self._devices = devices
+        self.seconds: float | None = None
+        self.online = 0
+        self.subscribed = asyncio.Event()  # the first connection is up: the broker may be restarted
+
+    async def run(self) -> None:
+        connections = 0
+        while self.seconds is None:
+            online: set[str] = set()
+            client = aiomqtt.Client(
+                self._broker.host, self._broker.port, identifier=f"bench-scale-watch-{time.time_ns()}", timeout=5
+            )
+            try:
+                async with client:
+                    connections += 1
+                    started = time.monotonic()
+                    await client.subscribe("fwsim/+/+/availability", qos=1)
+                    self.subscribed.set()
+                    async for message in client.messages:
+                        device = message.topic.value.rsplit("/", 1)[0]
+                        if message.payload == b"online":
+                            online.add(device)
+                        else:
+                            online.discard(device)
+                        if connections >= 2:
+                            self.online = len(online)
+                            if len(online) >= self._devices:
+                                self.seconds = time.monotonic() - started
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.05)
 
 
 async def run_scale_step(broker: BrokerUnderTest, devices: int, workdir: Path, say: object = None) -> ScaleStep:
@@ -101,7 +141,18 @@ async def run_scale_step(broker: BrokerUnderTest, devices: int, workdir: Path, s
             step.unfinished.append(f"start: {start.online:,}/{start.devices:,} online after {timeout:g} s")
         elif broker.restartable:
             _say(say, f"scale {step.devices:,} devices: reconnect storm")
-            again = await reconnect_storm(broker, gateway, db, fleet_ids, timeout=timeout)
+            watch = _OnlineWatch(broker, step.devices)
+            async with asyncio.TaskGroup() as group:
+                watching = group.create_task(watch.run(), name="bench-scale-online-watch")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        await watch.subscribed.wait()
+                again = await reconnect_storm(broker, gateway, db, fleet_ids, timeout=timeout)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(1.0, timeout - (again.seconds or timeout))):
+                        await asyncio.shield(watching)
+                watching.cancel()
+            step.bare_reconnect_s, step.bare_reconnect_online = watch.seconds, watch.online
             step.reconnect_s, step.reconnect_online = again.seconds, again.online
             step.load_avg.append(os.getloadavg()[0])
             if again.seconds is None:

@@ -72,3 +72,20 @@ def test_refs_run_at_a_tiny_scale(tmp_path: Path) -> None:
         assert figures_of["publisher_rate"] > 0 and figures_of["load_avg"] >= 0, (consumer, figures_of)
     assert figures["ingest_share_of_paho"]["value"] is not None
     assert "load avg" in result.stdout
+
+
+def test_scale_run_at_a_tiny_scale(tmp_path: Path) -> None:
+    """``--scale 5`` on the embedded broker: the step finishes, and start, reconnect and peak RSS are measured and
+    printed with their targets."""
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "bench", "--scale", "5", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    document = json.loads(out.read_text())
+    figures = {f["key"]: f for f in document["figures"]}
+    assert set(figures) == {"start_online_s_5", "reconnect_online_s_5", "peak_rss_mb_5"}
+    for figure in figures.values():
+        assert isinstance(figure["value"], int | float), f"{figure}\n{result.stdout}"
+    (step,) = document["details"]["steps"]
+    assert step["unfinished"] == [] and step["bare_seen_s"] is not None, step
+    assert "load avg" in result.stdout
