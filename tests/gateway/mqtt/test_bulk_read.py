@@ -78,3 +78,36 @@ async def test_a_failing_handler_costs_only_its_message(broker: BrokerHandle) ->
         assert link.connected
     assert received == [b"first", b"last"]
     assert link.handler_errors == 1
+
+
+async def test_filters_added_and_removed_while_subscribing_end_as_last_asked(broker: BrokerHandle) -> None:
+    """Filters come and go while SUBSCRIBEs are on their way (devices announced and removed at start): what the
+    link ends up subscribed to is what was last asked, seen by what it receives."""
+    base = f"sync/{uuid.uuid4().hex[:8]}"
+    topics = [f"{base}/{n}" for n in range(600)]  # three SUBSCRIBE packets
+    received: set[str] = set()
+    settings = BrokerSettings(host=broker.host, port=broker.port)
+    link = MqttLink(
+        settings,
+        client_id=f"sync-{uuid.uuid4().hex[:8]}",
+        subscriptions=[Subscription(f"{base}/done", 1)],
+        on_message=lambda m: received.add(m.topic),
+    )
+    async with link:
+        await link.wait_connected(10)
+        link.add_subscriptions(topics, qos=1)
+        await asyncio.sleep(0)  # the sync starts on the first chunk
+        link.remove_subscriptions(topics[::2])  # some of them already on their way
+        link.add_subscriptions(topics[:10], qos=1)  # and a few of those wanted again
+        wanted = (set(topics) - set(topics[::2])) | set(topics[:10])
+        async with asyncio.timeout(20):
+            while link._subscribed != wanted | {f"{base}/done"} or link._to_subscribe or link._to_unsubscribe:
+                await asyncio.sleep(0.05)
+        async with aiomqtt.Client(broker.host, broker.port, identifier=f"pub-{uuid.uuid4().hex[:8]}") as pub:
+            for topic in topics:
+                await pub.publish(topic, b"x", qos=1)
+            await pub.publish(f"{base}/done", b"x", qos=1)
+        async with asyncio.timeout(20):
+            while f"{base}/done" not in received:
+                await asyncio.sleep(0.05)
+    assert received - {f"{base}/done"} == wanted
