@@ -65,7 +65,7 @@ class Batch:
     devices: list[DeviceRow] = field(default_factory=list)
     entities: list[Entity] = field(default_factory=list)
     rows: list[EntityRow] = field(default_factory=list)
-    events: list[EventRow] = field(default_factory=list)
+    events: list[JournalEvent] = field(default_factory=list)  # rows built by the writer (event_row)
     reported: list[Reported] = field(default_factory=list)  # stored entities whose reports alone changed
 
     def __bool__(self) -> bool:
@@ -84,7 +84,7 @@ class PendingChanges:
         self._devices: dict[str, DeviceRow] = {}
         self._entities: dict[str, Entity] = {}  # entity id -> the entity whose whole record changed
         self._reported: dict[str, Entity] = {}  # entity id -> the entity whose reported columns changed
-        self._events: list[EventRow] = []
+        self._events: list[JournalEvent] = []
 
     def take(self) -> Batch:
         """What changed since the last call: whole entity rows are built now, from the entities as they are;
@@ -138,7 +138,7 @@ class PendingChanges:
 
     def on_event(self, event: JournalEvent) -> None:
         """Append the event."""
-        self._events.append(event_row(event))
+        self._events.append(event)  # its row is built in the writer thread
 
 
 class Persister:
@@ -180,7 +180,13 @@ class Persister:
         # references the entity this batch may be the first to write).
         try:
             write = self._db.submit(
-                lambda db: write_batch(db, batch.devices, batch.rows, batch.events, [r.row() for r in batch.reported])
+                lambda db: write_batch(
+                    db,
+                    batch.devices,
+                    batch.rows,
+                    [event_row(e) for e in batch.events],
+                    [r.row() for r in batch.reported],
+                )
             )
             await self._db.result(write)
         except asyncio.CancelledError:  # only the await is cancelled, so the batch was submitted
