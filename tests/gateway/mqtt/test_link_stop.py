@@ -6,14 +6,13 @@ import asyncio
 import uuid
 from typing import Any
 
-import aiomqtt
-
 from gateway.config import BrokerSettings
+from gateway.mqtt.fastclient import BulkReadClient
 from gateway.mqtt.transport import Birth, LinkState, MqttLink
 from tests.support.brokers import BrokerHandle
 
 
-class _SwallowingClient(aiomqtt.Client):
+class _SwallowingClient(BulkReadClient):
     """A publish that returns when cancelled, as aiomqtt's wait_for does when the PUBACK lands with the cancel."""
 
     started: asyncio.Event
@@ -38,8 +37,10 @@ class _Link(MqttLink):
         self._broker_handle = broker
         self._started = started
 
-    def _make_client(self) -> aiomqtt.Client:
-        client = _SwallowingClient(self._broker_handle.host, self._broker_handle.port, identifier=self.client_id)
+    def _make_client(self) -> BulkReadClient:
+        client = _SwallowingClient(
+            self._broker_handle.host, self._broker_handle.port, identifier=self.client_id, sink=lambda _message: None
+        )
         client.started = self._started
         return client
 
