@@ -11,7 +11,7 @@ from ...accounts.account_service import SessionLimit
 from ...errors import AccessDenied, AuthError
 from ..context import ApiContext
 from ..deps import AppHeader, Ctx, Who
-from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES
+from ..problems import CONFLICT_RESPONSES, PROBLEM_RESPONSES, problem_response
 from ..schemas import AccountOut, ActivateRequest, LoginRequest, LoginResponse
 from ..views import account_out, session_out
 
@@ -103,10 +103,10 @@ async def open_console_session(body: LoginRequest, ctx: Ctx, request: Request, r
     return _grant(ctx, grant.token, grant.session, grant.account)
 
 
-@router.post("/console-session/resume", operation_id="resumeConsoleSession")
+@router.post("/console-session/resume", operation_id="resumeConsoleSession", response_model=LoginResponse)
 async def resume_console_session(
     ctx: Ctx, request: Request, response: Response, cookie: ConsoleCookie = None, x_console: ConsoleHeader = None
-) -> LoginResponse:
+) -> LoginResponse | Response:
     """The console's session again after a reload (needs the cookie and ``X-Console: 1``; 403 ``csrf_refused``
     without the header or from another origin; 401 and the cookie cleared when the session has ended)."""
     _csrf(request, x_console)
@@ -114,9 +114,11 @@ async def resume_console_session(
         raise AuthError("no console session: sign in", code="unauthenticated")
     try:
         principal = await ctx.accounts.authenticate(cookie)
-    except AuthError:
-        _clear_cookie(response)
-        raise
+    except AuthError as e:
+        # Answered here rather than raised: a raised error would drop the header that clears the cookie.
+        ended = problem_response(401, e.code, str(e), instance=request.url.path)
+        _clear_cookie(ended)
+        return ended
     _set_cookie(ctx, request, response, cookie)
     return _grant(ctx, cookie, principal.session, principal.account)
 
