@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ...checks import Notification
 from ...errors import AuthError, NotFound
 from ...policy import contract_lapse, opt_out_deadline
 from ..deps import Ctx, Manager, Staff, own_property
@@ -129,6 +130,21 @@ async def property_audit(
     rows = await ctx.audit.entries(pid, before, limit)
     entries = [AuditEntryOut.model_validate(r) for r in rows]
     return AuditPage(entries=entries, next_before=entries[-1].id if len(entries) == limit else None)
+
+
+@router.get("/{property_id}/notifications", operation_id="listPropertyNotifications")
+async def property_notifications(
+    property_id: Id,
+    principal: Manager,
+    ctx: Ctx,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[Notification]:
+    """The notifications queued for my property's units, newest first: alerts (a leak, a jammed or offline front
+    door lock, a low battery; each once when it begins and once when it ends) and self-test reminders (manager).
+    Home automation notices only, not a security or alarm system."""
+    pid = own_property(principal, ctx, property_id)
+    return await ctx.checks.property_notifications(pid, before, limit)
 
 
 @page_router.get("/console")
