@@ -41,16 +41,30 @@ async function moveIn(event) {
       display_name: form.elements.display_name.value.trim() || null,
     });
     form.reset();
-    $("code-login").textContent = `Username: ${created.account.username}; expires ${when(created.activation_expires_at)}.`;
-    $("activation-code").value = created.activation_code;
-    $("activation").hidden = false;
-    $("activation-code").focus();
+    showCode(created);
     done(`${created.account.username} moved in.`);
   } catch (error) {
     actionFailed(error);
     return;
   }
   await reloadQuietly();
+}
+
+async function reissueCode(unitId, resident) {
+  try {
+    const issued = await call("POST", forProperty(API.reissue, { unit_id: unitId, account_id: resident.id }));
+    showCode(issued);
+    done(`A new activation code for ${resident.username}; the old one no longer works.`);
+  } catch (error) {
+    actionFailed(error);
+  }
+}
+
+function showCode(created) {
+  $("code-login").textContent = `Username: ${created.account.username}; expires ${when(created.activation_expires_at)}.`;
+  $("activation-code").value = created.activation_code;
+  $("activation").hidden = false;
+  $("activation-code").focus();
 }
 
 function forgetCode() {

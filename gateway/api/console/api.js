@@ -21,6 +21,8 @@ const API = Object.freeze({
   unbind: "/api/v1/properties/{property_id}/units/{unit_id}/devices/{device_id}",
   residents: "/api/v1/properties/{property_id}/units/{unit_id}/residents",
   moveOut: "/api/v1/properties/{property_id}/units/{unit_id}/residents/{account_id}/move-out",
+  reissue: "/api/v1/properties/{property_id}/units/{unit_id}/residents/{account_id}/activation-code",
+  notifications: "/api/v1/properties/{property_id}/notifications",
   selfTest: "/api/v1/properties/{property_id}/units/{unit_id}/self-test",
   storms: "/api/v1/properties/{property_id}/storms",
   endStorm: "/api/v1/properties/{property_id}/storms/{storm_id}/end",

@@ -31,7 +31,7 @@ function show(grant) {
     model.units = new Map();
     forgetIssued();
     forgetCode();
-    for (const id of ["unit-list", "alert-list", "outage-list", "report-list", "audit-list", "property"]) {
+    for (const id of ["unit-list", "alert-list", "outage-list", "report-list", "audit-list", "notice-list", "property"]) {
       $(id).replaceChildren();
     }
     $("credential-list").tBodies[0].replaceChildren();

@@ -12,6 +12,7 @@ const model = {
   acceptances: new Map(), // account id -> the resident's agreement standing
   outages: [],
   reports: [],
+  notices: [], // the notifications queued for the units' residents, newest first (managers)
   lastTest: new Map(), // unit id -> the self-test run from this page
 };
 
@@ -47,6 +48,7 @@ async function loadOverview() {
     const agreements = await call("GET", forProperty(API.console));
     model.acceptances = new Map(agreements.units.flatMap((u) => u.residents.map((r) => [r.account_id, r])));
     renderAgreements(agreements);
+    model.notices = await call("GET", forProperty(API.notifications) + "?limit=20");
   }
   renderOverview();
 }
@@ -122,6 +124,13 @@ function renderAlerts(rows) {
     ...alerts.map((a) => element("li", `Unit ${a.unit.label}: ${a.text}`, `alert ${a.kind}`)),
   );
   $("no-alerts").hidden = alerts.length > 0;
+  $("notices").hidden = model.role !== "manager";
+  $("notice-list").replaceChildren(
+    ...model.notices.map((n) => {
+      const unit = model.units.get(n.unit_id);
+      return element("li", `${when(n.created_at)}, unit ${unit ? unit.unit.label : n.unit_id}: ${n.message}`);
+    }),
+  );
 }
 
 function renderOutages() {
@@ -171,6 +180,10 @@ function residentLine(detail, resident) {
   let state = resident.status;
   if (resident.status === "active" && accepted && !accepted.up_to_date) state = "active, agreement not accepted";
   const item = element("li", `${resident.display_name || resident.username} (${resident.username}): ${state}`);
+  if (resident.status === "pending") {
+    const label = `New activation code for ${resident.username}`;
+    item.append(" ", button("New code", () => reissueCode(detail.unit.id, resident), label));
+  }
   item.append(" ", button("Move out", () => moveOut(detail.unit.id, resident), `Move out ${resident.username}`));
   return item;
 }

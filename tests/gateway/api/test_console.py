@@ -193,6 +193,8 @@ async def test_console_page_is_self_contained_and_calls_only_documented_endpoint
             "/api/v1/properties/{property_id}/units/{unit_id}/devices/{device_id}",
             "/api/v1/properties/{property_id}/units/{unit_id}/residents",
             "/api/v1/properties/{property_id}/units/{unit_id}/residents/{account_id}/move-out",
+            "/api/v1/properties/{property_id}/units/{unit_id}/residents/{account_id}/activation-code",
+            "/api/v1/properties/{property_id}/notifications",
             "/api/v1/properties/{property_id}/units/{unit_id}/self-test",
             "/api/v1/properties/{property_id}/storms",
             "/api/v1/properties/{property_id}/storms/{storm_id}/end",

@@ -68,6 +68,11 @@ async def test_manager_console_in_chromium(api: Api) -> None:
         await b.sims["b"].leak.set_leak(True)
         await expect(alerts.locator("li").first).to_have_text(re.compile("Unit u102: Leak reported by"), timeout=LIVE)
         await expect(page.locator("article.unit").first).to_have_attribute("data-unit", "b")
+        # the leak is queued once as a notice for bob's app, which the manager sees too
+        await page.locator("#notices summary").click()
+        await expect(page.locator("#notice-list")).to_contain_text("reports water", timeout=LIVE)
+        await expect(page.locator("#notice-list li", has_text="reports water")).to_have_count(1)
+        await expect(page.locator("#notice-list")).to_contain_text("not a security or alarm system")
         await screenshot(page, "02-lock-offline-and-leak")
         await page.get_by_label("Show").select_option("leak")
         await expect(page.locator("article.unit")).to_have_count(1)
@@ -82,9 +87,19 @@ async def test_manager_console_in_chromium(api: Api) -> None:
         await expect(code).to_have_value(re.compile(r"\S{6,}"))
         await expect(unit(page, "u102")).to_contain_text("carol (carol): pending")
         await screenshot(page, "03-moved-in")
+        first = await code.input_value()
         await page.get_by_role("button", name="Done").first.click()
         await expect(page.locator("#activation")).to_be_hidden()
         assert await code.input_value() == ""
+        # a new code for carol, who has not activated yet: the old one stops working
+        await page.get_by_role("button", name="New activation code for carol").click()
+        await expect(code).to_have_value(re.compile(r"\S{6,}"))
+        assert await code.input_value() != first
+        r = await api.http.post(
+            "/auth/activate", json={"username": "carol", "activation_code": first, "password": PASSWORD}
+        )
+        assert r.status_code >= 400, r.text
+        await page.get_by_role("button", name="Done").first.click()
 
         # a refusal shows the gateway's own code and words
         await form.get_by_label("Unit").select_option(label="u101")
