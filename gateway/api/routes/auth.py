@@ -92,13 +92,16 @@ async def open_console_session(body: LoginRequest, ctx: Ctx, request: Request, r
     session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path limited to this endpoint) so that a reload of
     the console resumes the session without a new sign-in."""
     _same_origin(request)
+
+    async def staff_only(account: Account) -> SessionLimit | None:
+        # Refused before any session opens: a resident's app session is never displaced by a console sign-in.
+        if account.role not in STAFF:
+            raise AccessDenied("the console is for property staff", code="role_forbidden")
+        return await ctx.policy.session_limit(account)
+
     grant = await ctx.accounts.login(
-        body.username, body.password, body.client or "property console", source=source(request)
+        body.username, body.password, body.client or "property console", admit=staff_only, source=source(request)
     )
-    if grant.account.role not in STAFF:
-        principal = await ctx.accounts.authenticate(grant.token)
-        await ctx.accounts.logout(principal)
-        raise AccessDenied("the console is for property staff", code="role_forbidden")
     _set_cookie(ctx, request, response, grant.token)
     return _grant(ctx, grant.token, grant.session, grant.account)
 

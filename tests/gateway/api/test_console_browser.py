@@ -142,3 +142,40 @@ async def test_manager_console_in_chromium(api: Api) -> None:
         await page.reload()
         await expect(page.locator("#sign-in")).to_be_visible()
         await expect(page.locator("#app")).to_be_hidden()
+
+
+async def test_installer_and_operator_see_what_their_roles_do(api: Api) -> None:
+    async with building(api) as b, console_page(api.service.url) as page:
+        del b
+        await sign_in(page, "ivan.installer")
+        await expect(page.locator("#role-help")).to_contain_text("As the installer you bind and unbind devices")
+        await expect(unit(page, "u101")).to_contain_text("Devices (5)")
+        await expect(unit(page, "u101")).not_to_contain_text("Residents")  # residents are the manager's
+        await expect(page.locator("#bind")).to_be_visible()
+        for manager_only in ("#move-in", "#storms", "#audit", "#manager-view"):
+            await expect(page.locator(manager_only)).to_be_hidden()
+        await expect(page.get_by_role("button", name=re.compile("^Run self-test"))).to_have_count(0)
+        await screenshot(page, "10-installer")
+        violations = await accessibility_violations(page)
+        assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+        assert not await overflows(page)
+        await page.get_by_role("button", name="Sign out").click()
+
+        await sign_in(page, "root-operator")
+        await expect(page.locator("#role-help")).to_contain_text("As the service operator")
+        await expect(page.locator("#connectivity")).to_contain_text("Broadband:")
+        await expect(page.locator("#overview")).to_be_hidden()
+        await page.get_by_role("button", name="Read the audit log").click()
+        await expect(page.locator("#audit-list")).to_contain_text("resident.move_in")
+        await screenshot(page, "11-operator")
+        violations = await accessibility_violations(page)
+        assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+
+
+async def test_a_resident_is_refused_with_the_gateways_code(api: Api) -> None:
+    async with building(api) as b, console_page(api.service.url) as page:
+        del b
+        await sign_in(page, "alice")
+        await expect(page.locator("#sign-in-error")).to_have_text(re.compile(r"\(role_forbidden\)$"))
+        await expect(page.locator("#app")).to_be_hidden()
+        assert await page.context.cookies() == []
