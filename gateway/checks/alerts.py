@@ -137,11 +137,12 @@ class AlertService:
         pending, self._pending = self._pending, {}
         for entity in pending.values():
             try:
-                await self._judge(entity)
+                await self.judge(entity)
             except Exception:  # one bad judgement must not end the alerts; logged, the next change tries again
                 log.exception("alert not judged", extra={"entity": entity.id})
 
-    async def _judge(self, entity: Entity) -> None:
+    async def judge(self, entity: Entity) -> None:
+        """Queue what begins or ends with the entity as it is now (the service's task does this for every change)."""
         unit_id = self._building.unit_of_device(entity.device_id)
         now_in = situations(entity, self._low) if unit_id is not None else {}
         for situation, reading in now_in.items():

@@ -4,11 +4,14 @@ the unit's resident and the property's manager, saying it is home automation and
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from gateway.checks import HOME_AUTOMATION_ONLY
+from devices.base import DeviceKind
+from devices.sensors import BinarySensorState
+from gateway.checks import HOME_AUTOMATION_ONLY, AlertService
 from tests.support.api import Api, Building, bearer, building, problem
 from tests.support.polling import until
 
@@ -82,3 +85,25 @@ async def test_a_lock_offline_or_jammed_and_a_low_battery_are_alerts(api: Api) -
         await b.sims["b"].leak.set_battery(15)  # still low: the same situation
         await b.sims["b"].leak.set_battery(90)
         await wait_for(api, b, [*expected, ("b", "alert_battery_low"), ("b", "alert_battery_low_ended")])
+
+
+async def test_a_situation_open_at_a_restart_is_not_queued_again(api: Api) -> None:
+    async with building(api) as b:
+        leak = b.sims["b"].leak
+        await leak.set_leak(True)
+        await wait_for(api, b, [("b", "alert_leak")])
+        (sensor,) = [
+            e for e in api.gateway.registry.entities_of_device("fwsim-u102-leak") if e.kind is DeviceKind.LEAK_SENSOR
+        ]
+        wet = dataclasses.replace(sensor, state=BinarySensorState(on=True))
+        dry = dataclasses.replace(sensor, state=BinarySensorState(on=False))
+
+        # a second service over the same database, as after a restart: the leak still open is not queued again
+        async with AlertService(api.gateway.db, api.clock, api.services.building) as restarted:
+            await restarted.judge(wet)
+            assert await kinds(api, b) == [("b", "alert_leak")]
+            await restarted.judge(dry)  # and its end is queued once, whichever service hears it
+            await leak.set_leak(False)
+            await wait_for(api, b, [("b", "alert_leak"), ("b", "alert_leak_ended")])
+            await restarted.judge(dry)
+        assert await kinds(api, b) == [("b", "alert_leak"), ("b", "alert_leak_ended")]
