@@ -128,11 +128,21 @@ async def test_manager_console_in_chromium(api: Api) -> None:
         await expect(unit(page, "u101").locator(".test-failed")).to_contain_text("Self-test failed", timeout=LIVE)
         await screenshot(page, "04-self-test")
 
+        # a storm is declared, shown among the open outages, and ended
+        await page.locator("#storm-form").get_by_label("What happened (optional)").fill("hail")
+        await page.get_by_role("button", name="Declare storm").click()
+        storms = page.locator("#outage-list li", has_text="storm")
+        await expect(storms).to_have_count(1)
+        await expect(storms).to_contain_text("hail")
+        await storms.get_by_role("button", name=re.compile("^End storm")).click()
+        await expect(storms).to_have_count(0)
+
         # the audit log shows what was done
         await page.get_by_role("button", name="Read the audit log").click()
         audit = page.locator("#audit-list")
         await expect(audit).to_contain_text("resident.move_in")
         await expect(audit).to_contain_text("resident.move_out")
+        await expect(audit).to_contain_text("resident.code_reissued")
         await screenshot(page, "05-audit")
         assert not await overflows(page)
 
@@ -147,7 +157,13 @@ async def test_manager_console_in_chromium(api: Api) -> None:
 async def test_installer_and_operator_see_what_their_roles_do(api: Api) -> None:
     async with building(api) as b, console_page(api.service.url) as page:
         del b
-        await sign_in(page, "ivan.installer")
+        # keyboard only: the sign-in form is the first thing Tab reaches
+        await page.goto("/console")
+        await page.keyboard.press("Tab")
+        await page.keyboard.type("ivan.installer")
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(PASSWORD)
+        await page.keyboard.press("Enter")
         await expect(page.locator("#role-help")).to_contain_text("As the installer you bind and unbind devices")
         await expect(unit(page, "u101")).to_contain_text("Devices (5)")
         await expect(unit(page, "u101")).not_to_contain_text("Residents")  # residents are the manager's
