@@ -126,6 +126,7 @@ async def test_manager_console_in_chromium(api: Api) -> None:
         # a self-test of u101 fails on its offline lock, and says what failed
         await page.get_by_role("button", name="Run self-test of unit u101").click()
         await expect(unit(page, "u101").locator(".test-failed")).to_contain_text("Self-test failed", timeout=LIVE)
+        await expect(alerts).to_contain_text("Unit u101: Self-test failing: the latest self-test failed", timeout=LIVE)
         await screenshot(page, "04-self-test")
 
         # a storm is declared, shown among the open outages, and ended
