@@ -79,6 +79,9 @@ def source(request: Request) -> str:
 CONSOLE_COOKIE = "console_session"
 CONSOLE_PATH = "/api/v1/auth/console-session"
 CONSOLE_HEADER = "X-Console"
+# The browser keeps the cookie this long after the last sign-in or reload (a working day), or the session's idle
+# timeout if shorter: a console left closed overnight asks for the password again.
+CONSOLE_COOKIE_SECONDS = 12 * 3600
 STAFF = (Role.MANAGER, Role.INSTALLER, Role.OPERATOR)
 ConsoleCookie = Annotated[str | None, Cookie(alias=CONSOLE_COOKIE, max_length=256)]
 ConsoleHeader = Annotated[
@@ -173,7 +176,7 @@ def _set_cookie(ctx: ApiContext, request: Request, response: Response, token: st
     response.set_cookie(
         CONSOLE_COOKIE,
         token,
-        max_age=int(ctx.accounts.settings.idle_timeout.total_seconds()),
+        max_age=min(CONSOLE_COOKIE_SECONDS, int(ctx.accounts.settings.idle_timeout.total_seconds())),
         path=CONSOLE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,

@@ -22,7 +22,7 @@ async def test_console_session_cookie_resumes_and_ends(api: Api) -> None:
         grant = r.json()
         cookie = r.headers["set-cookie"]
         assert f"console_session={grant['token']}" in cookie
-        for attribute in ("HttpOnly", "SameSite=strict", "Path=/api/v1/auth/console-session", "Max-Age="):
+        for attribute in ("HttpOnly", "SameSite=strict", "Path=/api/v1/auth/console-session", "Max-Age=43200"):
             assert attribute in cookie, attribute
         assert "Secure" not in cookie  # plain http on loopback; set over TLS
         assert (await web.get("/properties", headers=bearer(grant["token"]))).status_code == 200
