@@ -12,8 +12,9 @@ const ROLE_HELP = Object.freeze({
     "As the installer you bind and unbind devices, watch their availability, staleness and batteries, and manage " +
     "the devices' broker credentials. Residents and their data are the manager's.",
   operator:
-    "As the service operator you see the gateway's connectivity, the failure reports of every property and the " +
-    "audit log; properties, contracts, agreements and accounts are managed through the API.",
+    "As the service operator you see the gateway's connectivity, the failure reports of every property, the " +
+    "audit log and each property's device credentials; properties, contracts, agreements and accounts are " +
+    "managed through the API.",
 });
 
 let stopLive = null;
@@ -55,10 +56,7 @@ async function start(grant) {
   $("overview").hidden = role === "operator";
   $("operator-view").hidden = role !== "operator";
   $("audit").hidden = role === "installer";
-  if (role === "operator") {
-    await loadOperator();
-    return;
-  }
+  if (role === "operator") await loadOperator();
   await loadProperties();
 }
 
@@ -122,6 +120,10 @@ async function refresh() {
   }
   model.propertyId = id;
   try {
+    if (model.role === "operator") {
+      await loadCredentials(); // the operator's view of a property: its devices' broker credentials
+      return;
+    }
     await loadOverview();
     stopLive = liveStream(id, onLive, liveStatus);
     if (!$("bind").hidden) await loadUnbound();

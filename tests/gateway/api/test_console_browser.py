@@ -182,6 +182,9 @@ async def test_installer_and_operator_see_what_their_roles_do(api: Api) -> None:
         await expect(page.locator("#role-help")).to_contain_text("As the service operator")
         await expect(page.locator("#connectivity")).to_contain_text("Broadband:")
         await expect(page.locator("#overview")).to_be_hidden()
+        await expect(page.locator("#credentials")).to_be_visible()  # of the chosen property
+        await expect(page.locator("#property option")).to_have_count(1)
+        await expect(page.locator("#overview-error")).to_be_hidden()  # nothing refused
         await page.get_by_role("button", name="Read the audit log").click()
         await expect(page.locator("#audit-list")).to_contain_text("resident.move_in")
         await screenshot(page, "11-operator")
