@@ -55,6 +55,7 @@ async function start(grant) {
   $("bind").hidden = role === "operator";
   $("overview").hidden = role === "operator";
   $("operator-view").hidden = role !== "operator";
+  $("filter").closest("label").hidden = role === "operator"; // the filter is the units'; the operator has none
   $("audit").hidden = role === "installer";
   if (role === "operator") await loadOperator();
   await loadProperties();

@@ -184,6 +184,7 @@ async def test_installer_and_operator_see_what_their_roles_do(api: Api) -> None:
         await expect(page.locator("#overview")).to_be_hidden()
         await expect(page.locator("#credentials")).to_be_visible()  # of the chosen property
         await expect(page.locator("#property option")).to_have_count(1)
+        await expect(page.get_by_label("Show")).to_be_hidden()
         await expect(page.locator("#overview-error")).to_be_hidden()  # nothing refused
         await page.get_by_role("button", name="Read the audit log").click()
         await expect(page.locator("#audit-list")).to_contain_text("resident.move_in")
