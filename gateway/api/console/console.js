@@ -18,6 +18,7 @@ const ROLE_HELP = Object.freeze({
 });
 
 let stopLive = null;
+let missed = false; // the live stream dropped since the overview was loaded
 
 function show(grant) {
   const signedIn = grant !== null;
@@ -120,13 +121,15 @@ async function refresh() {
     return;
   }
   model.propertyId = id;
+  missed = false;
   try {
     if (model.role === "operator") {
       await loadCredentials(); // the operator's view of a property: its devices' broker credentials
       return;
     }
-    await loadOverview();
+    // The stream first, then the overview: a change while loading is in the answer or comes after it.
     stopLive = liveStream(id, onLive, liveStatus);
+    await loadOverview();
     if (!$("bind").hidden) await loadUnbound();
   } catch (error) {
     failed(error);
@@ -141,7 +144,11 @@ function liveStatus(state, error) {
     stopped: `Live updates stopped: ${error ? describe(error) : ""}`,
   };
   $("live").textContent = words[state];
-  if (state === "live") loadOverview().catch(failed); // catch up on what changed while disconnected
+  if (state === "reconnecting") missed = true;
+  if (state === "live" && missed) {
+    missed = false;
+    loadOverview().catch(failed); // catch up on what changed while disconnected
+  }
 }
 
 async function loadOperator() {

@@ -246,9 +246,21 @@ function onLive(name, data) {
       }
     }
     renderOverview();
-  } else if (name === "notification" || name === "lagged") {
+  } else if (name === "notification") {
+    refreshNotices().catch(failed);
+  } else if (name === "lagged") {
     loadOverview().catch(failed);
   }
+}
+
+// A reminder or alert was queued: the units' self-test standing and the notices, without re-reading every unit
+// (a manager's read of residents is audited).
+async function refreshNotices() {
+  if (model.role !== "manager") return;
+  const compliance = await call("GET", forProperty(API.compliance));
+  model.compliance = new Map(compliance.units.map((c) => [c.unit_id, c]));
+  model.notices = await call("GET", forProperty(API.notifications) + "?limit=20");
+  renderOverview();
 }
 
 // A battery reading changed: the gateway's health report says whether it is now below the threshold.
