@@ -149,6 +149,7 @@ class ChecksSettings(BaseModel):
     retry_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     report_outage_after_seconds: Annotated[int, Field(ge=0)] = 900
     automatic_tests: bool = True  # test idle units that owe a test without waiting for anyone
+    low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0  # a battery below this is an alert
 
 
 class AccountSettings(BaseModel):

@@ -14,7 +14,7 @@ from .accounts import AccountService, AuthSettings, Passwords
 from .app import Gateway
 from .audit import AuditLog
 from .building import BuildingService, WiringService
-from .checks import ChecksService, SelfTestRunner
+from .checks import AlertService, ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import BrokerUnavailable, GatewayError
@@ -107,6 +107,9 @@ class Services:
                 db, report.unit_id, report.id, str(report.kind), f"the operator ({to})", at
             )
         )
+        # Leaks, jammed or offline locks and low batteries, queued once per situation for the unit's notifications.
+        self.alerts = AlertService(core.db, self.clock, self.building, checks.low_battery_percent)
+        core.registry.add_listener(self.alerts)
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -123,6 +126,7 @@ class Services:
             await stack.enter_async_context(self.wiring)
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
+            await stack.enter_async_context(self.alerts)
             self._stack = stack.pop_all()
         return self
 

@@ -165,6 +165,19 @@ class AccountService:
             await self._audit_about(by, "account.create", account, detail={"role": role})
         return NewAccount(account, code, expires)
 
+    async def reissue_code(self, account_id: str, *, by: Principal) -> NewAccount:
+        """A new one-time activation code for a pending account (the old one stops working); Conflict
+        ``account_not_pending`` once it is activated or ended. Audited as ``resident.code_reissued``."""
+        now = self._clock.now()
+        code = new_activation_code()
+        expires = now + self.settings.activation_ttl
+        digest = code_digest(code)
+        if not await self._run(lambda db: store.replace_activation_code(db, account_id, digest, expires.isoformat())):
+            raise Conflict("the account is no longer waiting for activation", code="account_not_pending")
+        account = await self.get(account_id)
+        await self._audit_about(by, "resident.code_reissued", account)
+        return NewAccount(account, code, expires)
+
     async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:
         """Create an active operator account with the given password (bootstrap or CLI), audited as such."""
         check_password_policy(password, username)

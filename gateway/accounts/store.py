@@ -100,6 +100,23 @@ def insert_account(db: sqlite_utils.Database, row: dict[str, Any], code: tuple[s
             )
 
 
+def replace_activation_code(db: sqlite_utils.Database, account_id: str, code_hash: str, expires_at: str) -> bool:
+    """A new activation code for a still pending account (the old one stops working); False if not pending."""
+    with transaction(db):
+        pending = db.conn.execute(
+            "SELECT 1 FROM accounts WHERE id = ? AND status = 'pending'", (account_id,)
+        ).fetchone()
+        if pending is None:
+            return False
+        db.conn.execute(
+            "INSERT INTO activation_codes (account_id, code_hash, expires_at, used_at) VALUES (?, ?, ?, NULL) "
+            "ON CONFLICT(account_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, "
+            "used_at = NULL",
+            (account_id, code_hash, expires_at),
+        )
+    return True
+
+
 def insert_session(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     """Record a new session."""
     with transaction(db):

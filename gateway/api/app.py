@@ -32,7 +32,9 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 `command_invalid`, `username_taken`, `device_already_bound`, `activation_invalid`,
 `password_too_weak`, `own_account` (an operator disabling or ending their own account),
 `account_terminated`, `account_not_activated` (409, enabling an account never activated),
-`session_displaced` (signed in on another app device), `session_not_found`.
+`session_displaced` (signed in on another app device), `session_not_found`, `account_not_pending` (409, a new
+activation code for an account already activated or ended), `csrf_refused` (403, a console-session request
+without `X-Console: 1` or from another origin).
 
 A bound device's wiring (its topics, payload and state words, templates, ranges, availability) is pinned when
 staff bind it. A later discovery config that changes it holds the device: its commands answer `device_held` (409,

@@ -217,6 +217,11 @@ class ChecksService:
         """The unit's queued notifications after the id ``after``."""
         return await self.db.run(partial(store.notifications, unit_id=unit_id, after=after, since=since, limit=limit))
 
+    async def property_notifications(self, property_id: str, before: int | None, limit: int) -> list[Notification]:
+        """The notifications of every unit of the property, newest first: reminders and alerts."""
+        units = [u.id for u in self.building.units(property_id)]
+        return await self.db.run(partial(store.unit_notifications, unit_ids=units, before=before, limit=limit))
+
     # --- reports --------------------------------------------------------------------------------
 
     async def file_resident_report(
