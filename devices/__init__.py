@@ -26,6 +26,7 @@ from .lock import LockCommand, LockConfig, LockState, LockStatus
 from .probes import Firmware, QueryMethod, StateQuery, firmware_of, state_queries
 from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState
 from .templates import ValuePath, parse_template
+from .update import UpdateCommand, UpdateConfig, UpdateState
 
 __all__ = [
     "CONFIG_MODELS",
@@ -64,6 +65,9 @@ __all__ = [
     "SensorState",
     "StateKeys",
     "StateQuery",
+    "UpdateCommand",
+    "UpdateConfig",
+    "UpdateState",
     "ValuePath",
     "discovery_topic",
     "firmware_of",
