@@ -18,6 +18,7 @@ from .checks import ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import BrokerUnavailable, GatewayError
+from .firmware import FirmwareService
 from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
 from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
@@ -90,6 +91,12 @@ class Services:
             policy=self.policy,
             audit=self.audit,
         )
+        # Staged firmware rollouts: installs as recorded commands, residents told through the checks' notifications,
+        # each updated device probed by the self-test's runner, a stopped rollout reported through its outbox.
+        self.firmware = FirmwareService(
+            core.db, self.clock, core.registry, core.commands, self.building, self.checks, self.checks.runner,
+            self.audit,
+        )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -106,6 +113,7 @@ class Services:
             await stack.enter_async_context(self.wiring)
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
+            await stack.enter_async_context(self.firmware)
             self._stack = stack.pop_all()
         return self
 

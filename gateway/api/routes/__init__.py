@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from . import agreement, auth, broker_credentials, checks, console, me, operator, properties, rules, wiring
+from . import agreement, auth, broker_credentials, checks, console, firmware, me, operator, properties, rules, wiring
 
 __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 
@@ -19,6 +19,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     checks.resident_router,
     checks.property_router,
     checks.operator_router,
+    firmware.router,
     console.router,
 )
 """The routers served under the API prefix, in the order the OpenAPI document lists them."""
