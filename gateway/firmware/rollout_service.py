@@ -16,7 +16,7 @@ from devices import Component, UpdateCommand, UpdateConfig, UpdateState
 from ..accounts import Principal
 from ..audit import AuditLog
 from ..building import BuildingService
-from ..checks import NOT_AN_ALARM, ChecksService, CheckStatus, ReportKind, SelfTestRunner
+from ..checks import ChecksService, CheckStatus, ReportKind, SelfTestRunner
 from ..clock import Clock
 from ..core.commands import CommandService, CommandStatus
 from ..core.entity import Entity
@@ -69,7 +69,11 @@ class FirmwareService:
         self.audit = audit
         self.rules = rules or RolloutRules()
         self._running: dict[str, Rollout] = {}
+        self._stage: dict[str, int | None] = {}  # the stage each running rollout was at on its last pass
         self._busy: set[tuple[str, str]] = set()  # (rollout, device) with an install or probe task in flight
+        # Update entities seen updating since their install was sent (every report counts, not only those a pass
+        # of the loop happens to see): one that stops updating short of the new version has failed.
+        self._progressed: set[str] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks = TaskOwner()
@@ -82,6 +86,7 @@ class FirmwareService:
         """Take up the rollouts that were running when the gateway stopped (their steps are in the database)."""
         for rollout in await self.db.run(partial(store.load_rollouts, property_id=None, limit=1000)):
             self._running[rollout.id] = rollout
+            self._stage[rollout.id] = rollout.current_stage()
             log.info("firmware rollout resumed", extra={"rollout": rollout.id})
 
     async def __aenter__(self) -> Self:
@@ -100,6 +105,8 @@ class FirmwareService:
     def on_state(self, entity: Entity) -> None:
         """An update entity reported: a rollout may move on."""
         if entity.component is Component.UPDATE:
+            if isinstance(entity.state, UpdateState) and entity.state.in_progress:
+                self._progressed.add(entity.id)
             self._wake.set()
 
     def on_availability(self, entity: Entity) -> None:
@@ -197,6 +204,7 @@ class FirmwareService:
         )  # fmt: skip
         await self._tell_residents(rollout)
         self._running[rollout.id] = rollout
+        self._stage[rollout.id] = rollout.current_stage()
         self._wake.set()
         return rollout
 
@@ -219,7 +227,7 @@ class FirmwareService:
                 kind="firmware_update",
                 message=(
                     f"Firmware updates for {len(names)} of your devices start from {first:%Y-%m-%d %H:%M} UTC; "
-                    f"a device may not respond for a few minutes while it updates. {NOT_AN_ALARM}"
+                    "a device may not respond for a few minutes while it updates."
                 ),
                 data={"rollout_id": rollout.id, "devices": names, "from": first.isoformat()},
             )
@@ -244,6 +252,7 @@ class FirmwareService:
                 await self._advance(rollout)
                 if rollout.status is not RolloutStatus.RUNNING:
                     del self._running[rollout.id]
+                    self._stage.pop(rollout.id, None)
 
     async def _advance(self, rollout: Rollout) -> None:
         now = self.clock.now()
@@ -252,6 +261,13 @@ class FirmwareService:
             await self._stop(rollout, failed[0])
             return
         number = rollout.current_stage()
+        passed = self._stage.get(rollout.id)
+        if passed is not None and passed != number:
+            await self.audit.record(
+                None, "firmware.stage_passed", property_id=rollout.property_id, target=rollout.id,
+                detail={"stage": passed, "devices": [d.device_id for d in rollout.stage(passed)]},
+            )  # fmt: skip
+        self._stage[rollout.id] = number
         if number is None:
             rollout.status, rollout.finished_at = RolloutStatus.COMPLETED, now
             await self.db.run(partial(store.save_rollout, rollout=rollout))
@@ -262,14 +278,8 @@ class FirmwareService:
             return
         for device in rollout.stage(number):
             await self._step(rollout, device)
-        if any(d.status is DeviceStep.FAILED for d in rollout.devices):
-            self._wake.set()  # stopped on the next pass, with its report
-        elif rollout.current_stage() != number:
-            await self.audit.record(
-                None, "firmware.stage_passed", property_id=rollout.property_id, target=rollout.id,
-                detail={"stage": number, "devices": [d.device_id for d in rollout.stage(number)]},
-            )  # fmt: skip
-            self._wake.set()
+        if any(d.status is DeviceStep.FAILED for d in rollout.devices) or rollout.current_stage() != number:
+            self._wake.set()  # stopped, or the next stage started, on the next pass
 
     async def _step(self, rollout: Rollout, device: RolloutDevice) -> None:
         if (rollout.id, device.device_id) in self._busy:
@@ -283,9 +293,14 @@ class FirmwareService:
         elif device.status is DeviceStep.INSTALLING:
             state = entity.state if entity is not None else None
             if isinstance(state, UpdateState) and not state.in_progress and _installed(state, device):
+                self._progressed.discard(device.entity_id)
                 device.status = DeviceStep.VERIFYING
                 await self.db.run(partial(store.save_device, rollout_id=rollout.id, device=device))
                 self._probe(rollout, device)
+            elif isinstance(state, UpdateState) and not state.in_progress and device.entity_id in self._progressed:
+                # It was updating and stopped short of the new version: the firmware says the install failed.
+                self._progressed.discard(device.entity_id)
+                await self._fail(rollout, device, "update_failed", f"ended at {state.installed_version}")
             elif device.started_at is not None and self.clock.now() - device.started_at > self.rules.install_timeout:
                 got = state.installed_version if isinstance(state, UpdateState) else None
                 detail = f"not at {device.target_version} within {self.rules.install_timeout} (at {got})"
@@ -295,6 +310,7 @@ class FirmwareService:
 
     async def _install(self, rollout: Rollout, device: RolloutDevice) -> None:
         device.status, device.started_at = DeviceStep.INSTALLING, self.clock.now()
+        self._progressed.discard(device.entity_id)
         await self.db.run(partial(store.save_device, rollout_id=rollout.id, device=device))
         await self.audit.record(
             None, "firmware.install_sent", property_id=rollout.property_id, unit_id=device.unit_id,
