@@ -20,7 +20,7 @@ def stages(devices: Sequence[tuple[str, str | None]], rules: RolloutRules) -> li
     others = [d for d, kind in devices if kind != LOCK]
     lock_cap = max(1, math.floor(len(locks) * rules.lock_share))
     size = max(1, rules.stage_size)
-    lock_cap = min(lock_cap, size)
+    lock_cap = min(lock_cap, size, max(1, len(locks) - 1))  # whatever the share, never every lock together
     canary = [others.pop(0) for _ in range(min(max(1, rules.canary), len(others)))]
     if not canary and locks:
         canary = [locks.pop(0)]  # a building of locks only: one of them first

@@ -157,15 +157,16 @@ class FirmwareService:
 
     async def start(self, property_id: str, scope: RolloutScope, target: str, *, by: Principal) -> Rollout:
         """Plan and start a rollout (audited; the residents of every unit in it told first). Conflict with a stable
-        code when nothing can be updated (``no_update_available``), a device is already in a running rollout
-        (``rollout_in_progress``) or a command for one is pending (``command_pending``)."""
+        code when nothing can be updated (``not_updatable``, ``no_update_available``), another rollout of the
+        property is running (``rollout_in_progress``) or a command for one of the devices is pending
+        (``command_pending``)."""
         candidates = self._scope(property_id, scope, target)
         if not candidates:
             raise Conflict("no device here announces a firmware update entity", code="not_updatable")
-        busy = sorted({d.device_id for r in self._running.values() for d in r.devices if d.status not in FINISHED})
-        clash = [info.device_id for info in candidates if info.device_id in busy]
-        if clash:
-            raise Conflict(f"{clash[0]} is already in a running rollout", code="rollout_in_progress")
+        # One rollout at a time per property: two rollouts' stages side by side could take every lock at once.
+        running = next((r.id for r in self._running.values() if r.property_id == property_id), None)
+        if running is not None:
+            raise Conflict(f"rollout {running} is still running in this property", code="rollout_in_progress")
         pending = [info.device_id for info in candidates if self.commands.pending(info.device_id)]
         if pending:
             raise Conflict(f"a command for {pending[0]} is pending; try again once it ends", code="command_pending")

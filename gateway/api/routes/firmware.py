@@ -48,8 +48,8 @@ async def get_rollout(property_id: Id, rollout_id: Id, principal: AnyStaff, ctx:
 )  # fmt: skip
 async def start_rollout(property_id: Id, body: RolloutRequest, principal: AnyStaff, ctx: Ctx) -> RolloutOut:
     """Update a device, a unit or the property in stages (audited; residents are told first): the operator and
-    the manager any scope, an installer one device. 409 ``not_updatable``, ``no_update_available``,
-    ``rollout_in_progress`` or ``command_pending``."""
+    the manager any scope, an installer one device; one rollout at a time per property. 409 ``not_updatable``,
+    ``no_update_available``, ``rollout_in_progress`` or ``command_pending``."""
     prop = staff_property(principal, ctx, property_id)
     if principal.role is Role.INSTALLER and body.scope is not RolloutScope.DEVICE:
         raise AccessDenied("an installer updates one device at a time", code="role_forbidden")
