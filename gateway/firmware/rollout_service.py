@@ -160,6 +160,10 @@ class FirmwareService:
         code when nothing can be updated (``not_updatable``, ``no_update_available``), another rollout of the
         property is running (``rollout_in_progress``) or a command for one of the devices is pending
         (``command_pending``)."""
+        async with self._lock:  # one start at a time, and never halfway through a pass of the loop
+            return await self._start(property_id, scope, target, by)
+
+    async def _start(self, property_id: str, scope: RolloutScope, target: str, by: Principal) -> Rollout:
         candidates = self._scope(property_id, scope, target)
         if not candidates:
             raise Conflict("no device here announces a firmware update entity", code="not_updatable")
@@ -289,6 +293,8 @@ class FirmwareService:
         if device.status is DeviceStep.WAITING:
             if entity is None:
                 await self._fail(rollout, device, "device_removed", "its update entity is gone")
+            elif (topic := self.registry.foreign_command_topic(entity)) is not None:
+                await self._fail(rollout, device, "install_topic_conflict", f"{topic[:80]} is another device's")
             elif not self.commands.pending(device.device_id):  # never while a command for it is pending
                 await self._install(rollout, device)
         elif device.status is DeviceStep.INSTALLING:
@@ -324,12 +330,18 @@ class FirmwareService:
     async def _send(self, rollout: Rollout, device: RolloutDevice) -> None:
         """Publish the install as a recorded command; its progress is followed from the entity's reports."""
         try:
-            result = await self.commands.execute(
-                device.entity_id, UpdateCommand(action="install"), actor=f"firmware:{rollout.id}"
-            )
-            if result.status in (CommandStatus.REJECTED, CommandStatus.FAILED, CommandStatus.REFUSED):
-                async with self._lock:
-                    await self._fail(rollout, device, result.reason or "install_failed", result.detail or "")
+            try:
+                result = await self.commands.execute(
+                    device.entity_id, UpdateCommand(action="install"), actor=f"firmware:{rollout.id}"
+                )
+            except GatewayError as exc:  # the entity went away meanwhile, the database refused the record, ...
+                reason, detail = exc.code, str(exc)
+            else:
+                if result.status not in (CommandStatus.REJECTED, CommandStatus.FAILED, CommandStatus.REFUSED):
+                    return  # confirmed, or timed out while the device downloads: its reports tell the rest
+                reason, detail = result.reason or "install_failed", result.detail or ""
+            async with self._lock:
+                await self._fail(rollout, device, reason, detail)
         finally:
             self._busy.discard((rollout.id, device.device_id))
             self._wake.set()
@@ -341,7 +353,12 @@ class FirmwareService:
     async def _verify(self, rollout: Rollout, device: RolloutDevice) -> None:
         """The device's self-test probe, as the unit's self-test runs it, on the updated device."""
         try:
-            check = await self.runner.check_device(device.device_id)
+            try:
+                check = await self.runner.check_device(device.device_id)
+            except GatewayError as exc:
+                async with self._lock:
+                    await self._fail(rollout, device, "self_test_failed", f"{exc.code}: {exc}")
+                return
             async with self._lock:
                 if check.status is CheckStatus.FAILED:
                     await self._fail(rollout, device, "self_test_failed", f"{check.reason}: {check.detail or ''}")
@@ -415,7 +432,8 @@ class FirmwareService:
             device_id=device_id, unit_id=unit_id, entity_id=update.id, name=name, kind=kind and str(kind),
             installed_version=state.installed_version, latest_version=state.latest_version,
             update_available=state.update_available, in_progress=state.in_progress,
-            update_percentage=state.update_percentage, installable=update.config.installable,
+            update_percentage=state.update_percentage,
+            installable=update.config.installable and self.registry.foreign_command_topic(update) is None,
             available=update.available, rollout_id=rollout,
         )  # fmt: skip
 
