@@ -160,7 +160,6 @@ async def test_staff_see_each_devices_firmware_and_residents_cannot_install(api:
         assert s.bridge.installs == []
 
 
-@EMBEDDED
 async def test_a_property_rollout_runs_in_stages_after_telling_residents(api: Api, clock: ManualClock) -> None:
     devices = [
         zigbee("u101/lock", 1, "lock"),
@@ -317,3 +316,31 @@ async def test_a_rollout_resumes_after_a_restart_and_completes_from_the_devices_
             actions = [e["action"] for e in r.json()["entries"]]
             assert actions[0] == "firmware.rollout_completed" and "firmware.device_updated" in actions
         assert bridge.installs == ["u101/light"]  # installed once, not again after the restart
+
+
+@EMBEDDED
+async def test_a_device_waits_for_its_pending_command_before_the_install(api: Api, clock: ManualClock) -> None:
+    lock = zigbee("u101/lock", 1, "lock", answers_commands=False)
+    async with site(api, [lock]) as s:
+        r = await s.rollout(s.manager, "device", lock.device_id)
+        assert r.status_code == 201, r.text
+        rollout_id = r.json()["id"]
+        # During the notice, alice unlocks her door; the lock is slow to answer (it never does: 2 s timeout).
+        command = asyncio.create_task(
+            api.http.post(
+                f"/me/entities/lock.{lock.ieee}.lock/commands", json={"command": {"action": "unlock"}},
+                headers=bearer(s.alice),
+            )
+        )  # fmt: skip
+        try:
+            await eventually(lambda: api.gateway.commands.pending(lock.device_id), what="the unlock pending")
+            clock.advance(NOTICE)
+            await s.firmware.tick()
+            await asyncio.sleep(0.1)
+            assert s.bridge.installs == []  # not while the command waits for its outcome
+            assert (await s.get_rollout(rollout_id))["devices"][0]["status"] == "waiting"
+        finally:
+            await command
+        await s.firmware.tick()
+        body = await finished(s, rollout_id)
+        assert body["status"] == "completed" and s.bridge.installs == ["u101/lock"], body
