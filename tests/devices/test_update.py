@@ -153,3 +153,17 @@ def test_an_update_without_state_or_latest_topic_is_refused() -> None:
     assert not config.installable
     with pytest.raises(Exception, match="no install command"):
         config.encode_command(UpdateCommand(action="install"))
+
+
+def test_zigbee2mqtt_1x_plain_templates_on_one_topic() -> None:
+    # Zigbee2MQTT 1.3x: latest_version_topic is the state topic itself, each version read by a plain path.
+    config = parse({
+        "state_topic": "zigbee2mqtt/hall", "latest_version_topic": "zigbee2mqtt/hall",
+        "value_template": "{{ value_json['update']['installed_version'] }}",
+        "latest_version_template": "{{ value_json['update']['latest_version'] }}",
+        "command_topic": "zigbee2mqtt/bridge/request/device/ota_update/update", "payload_install": '{"id": "hall"}',
+    })  # fmt: skip
+    assert config.state_keys() == {"zigbee2mqtt/hall": frozenset({"update"})}
+    state = config.decode_state("zigbee2mqtt/hall", z2m_state(installed_version=587765297, latest_version=587765298),
+                                None)  # fmt: skip
+    assert (state.installed_version, state.latest_version) == ("587765297", "587765298") and state.update_available
