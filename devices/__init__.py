@@ -28,6 +28,7 @@ from .probes import Firmware, QueryMethod, StateQuery, firmware_of, state_querie
 from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState
 from .switch import SwitchCommand, SwitchConfig, SwitchState
 from .templates import ValuePath, parse_template
+from .update import UpdateCommand, UpdateConfig, UpdateState
 
 __all__ = [
     "CONFIG_MODELS",
@@ -70,6 +71,9 @@ __all__ = [
     "SwitchCommand",
     "SwitchConfig",
     "SwitchState",
+    "UpdateCommand",
+    "UpdateConfig",
+    "UpdateState",
     "ValuePath",
     "discovery_topic",
     "firmware_of",

@@ -75,6 +75,7 @@ class Component(StrEnum):
     CLIMATE = "climate"
     BINARY_SENSOR = "binary_sensor"
     SENSOR = "sensor"
+    UPDATE = "update"
 
 
 class DeviceKind(StrEnum):
@@ -90,6 +91,7 @@ class DeviceKind(StrEnum):
     BATTERY_SENSOR = "battery_sensor"
     TEMPERATURE_SENSOR = "temperature_sensor"
     SENSOR = "sensor"
+    FIRMWARE_UPDATE = "firmware_update"
 
 
 @dataclass(frozen=True, slots=True)

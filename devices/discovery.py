@@ -17,6 +17,7 @@ from .light_default import DefaultLightConfig
 from .lock import LockConfig
 from .sensors import BinarySensorConfig, SensorConfig
 from .switch import SwitchConfig
+from .update import UpdateConfig
 
 __all__ = ["CONFIG_MODELS", "DiscoveryKey", "discovery_topic", "parse_config", "parse_discovery_topic"]
 
@@ -28,6 +29,7 @@ CONFIG_MODELS: Mapping[Component, type[EntityConfig]] = {
     Component.CLIMATE: ClimateConfig,
     Component.BINARY_SENSOR: BinarySensorConfig,
     Component.SENSOR: SensorConfig,
+    Component.UPDATE: UpdateConfig,
 }
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -54,11 +56,14 @@ ABBREVIATIONS: Mapping[str, str] = {
     "curr_temp_tpl": "current_temperature_template",
     "dev": "device",
     "dev_cla": "device_class",
+    "ent_pic": "entity_picture",
     "exp_aft": "expire_after",
     "fan_mode_cmd_t": "fan_mode_command_topic",
     "fan_mode_cmd_tpl": "fan_mode_command_template",
     "fan_mode_stat_t": "fan_mode_state_topic",
     "fan_mode_stat_tpl": "fan_mode_state_template",
+    "l_ver_t": "latest_version_topic",
+    "l_ver_tpl": "latest_version_template",
     "max_kvn": "max_kelvin",
     "o": "origin",
     "on_cmd_type": "on_command_type",
@@ -70,12 +75,15 @@ ABBREVIATIONS: Mapping[str, str] = {
     "mode_stat_t": "mode_state_topic",
     "mode_stat_tpl": "mode_state_template",
     "pl_avail": "payload_available",
+    "pl_inst": "payload_install",
     "pl_lock": "payload_lock",
     "pl_not_avail": "payload_not_available",
     "pl_off": "payload_off",
     "pl_on": "payload_on",
     "pl_open": "payload_open",
     "pl_unlk": "payload_unlock",
+    "rel_s": "release_summary",
+    "rel_u": "release_url",
     "ret": "retain",
     "stat_jam": "state_jammed",
     "stat_locked": "state_locked",
@@ -107,6 +115,7 @@ ORIGIN_ABBREVIATIONS: Mapping[str, str] = {"sw": "sw_version", "url": "support_u
 AVAILABILITY_ABBREVIATIONS: Mapping[str, str] = {
     "t": "topic",
     "pl_avail": "payload_available",
+    "pl_inst": "payload_install",
     "pl_not_avail": "payload_not_available",
     "val_tpl": "value_template",
 }

@@ -18,6 +18,7 @@ from .checks import AlertService, ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import BrokerUnavailable, GatewayError
+from .firmware import FirmwareService
 from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
 from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
@@ -110,6 +111,12 @@ class Services:
         # Leaks, jammed or offline locks and low batteries, queued once per situation for the unit's notifications.
         self.alerts = AlertService(core.db, self.clock, self.building, checks.low_battery_percent)
         core.registry.add_listener(self.alerts)
+        # Staged firmware rollouts: installs as recorded commands, residents told through the checks' notifications,
+        # each updated device probed by the self-test's runner, a stopped rollout reported through its outbox.
+        self.firmware = FirmwareService(
+            core.db, self.clock, core.registry, core.commands, self.building, self.checks, self.checks.runner,
+            self.audit,
+        )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -127,6 +134,7 @@ class Services:
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
             await stack.enter_async_context(self.alerts)
+            await stack.enter_async_context(self.firmware)
             self._stack = stack.pop_all()
         return self
 

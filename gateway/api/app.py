@@ -82,6 +82,12 @@ is another live credential's, or the broker already has that login), `broker_cre
 `broker_credential_not_found` (404, also for another property's credential), `broker_sync_failed` (503: the
 broker could not be told; nothing was issued, or the revocation stands and may be sent again).
 
+Firmware updates (devices that announce an update entity): operators, managers and installers see each device's
+installed and latest version (`GET /properties/{id}/firmware`); operators and managers start a staged rollout for a
+device, a unit or the property, installers for one device (`POST /properties/{id}/firmware/rollouts`). Refusals:
+`not_updatable`, `no_update_available`, `rollout_in_progress` (one at a time per property), `command_pending` (409),
+`rollout_not_found` (404); a resident's install command answers `firmware_update_staff_only` (403).
+
 Storage trouble: while the gateway's disk is full, the database read-only or failing, every request that would
 write (any method but GET, HEAD and OPTIONS) answers 503 with `storage_full`, `storage_readonly` or `storage_io` (and
 `Retry-After`) before it runs, nothing half-done; reads answer from what is stored, devices' reports are kept in

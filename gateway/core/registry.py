@@ -94,6 +94,14 @@ class Registry:
         """Discovery keys of the device's live entities."""
         return [self._entities[k].key for k in sorted(self._routes.of_device(device_id))]
 
+    def foreign_command_topic(self, entity: Entity) -> str | None:
+        """A command topic of ``entity`` that another device owns (announced after it), or None."""
+        for topic in sorted(entity.config.command_topics()):
+            owner = self._routes.owner_of(topic)
+            if owner is not None and owner != entity.device_id:
+                return topic
+        return None
+
     def has_device(self, device_id: str) -> bool:
         """Whether the device has a live entity."""
         return self._routes.has_device(device_id)

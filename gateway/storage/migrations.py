@@ -384,4 +384,35 @@ MIGRATIONS: tuple[str, ...] = (
         request_id TEXT NOT NULL
     );
     """,
+    # 11: firmware rollouts (gateway/firmware): one row per rollout, one per device in it with its stage and step,
+    # so that a rollout resumes (or is reported) after a restart.
+    """
+    CREATE TABLE firmware_rollouts (
+        id TEXT PRIMARY KEY,
+        property_id TEXT NOT NULL REFERENCES properties(id),
+        scope TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX firmware_rollouts_property ON firmware_rollouts(property_id, created_at);
+    CREATE TABLE firmware_rollout_devices (
+        rollout_id TEXT NOT NULL REFERENCES firmware_rollouts(id),
+        device_id TEXT NOT NULL,
+        unit_id TEXT,
+        entity_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        kind TEXT,
+        status TEXT NOT NULL,
+        from_version TEXT,
+        target_version TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        reason TEXT,
+        PRIMARY KEY (rollout_id, device_id)
+    );
+    """,
 )

@@ -126,7 +126,7 @@ def test_unknown_component_in_topic() -> None:
     )
     assert "fan" in str(err)
     # `update` is part of HA discovery but not a component the gateway drives
-    _codec_error(ConfigInvalid, "unknown_component", parse_discovery_topic, PREFIX, "homeassistant/update/u1/fw/config")
+    _codec_error(ConfigInvalid, "unknown_component", parse_discovery_topic, PREFIX, "homeassistant/camera/u1/fw/config")
 
 
 @pytest.mark.parametrize(

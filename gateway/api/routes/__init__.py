@@ -2,7 +2,20 @@
 
 from fastapi import APIRouter
 
-from . import agreement, auth, broker_credentials, checks, console, me, operator, privacy, properties, rules, wiring
+from . import (
+    agreement,
+    auth,
+    broker_credentials,
+    checks,
+    console,
+    firmware,
+    me,
+    operator,
+    privacy,
+    properties,
+    rules,
+    wiring,
+)
 
 __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 
@@ -21,6 +34,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     checks.property_router,
     checks.operator_router,
     privacy.staff_router,
+    firmware.router,
     console.router,
 )
 """The routers served under the API prefix, in the order the OpenAPI document lists them."""

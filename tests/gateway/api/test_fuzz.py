@@ -91,7 +91,11 @@ EXAMPLES = 5  # Hypothesis examples per operation, role, generation mode and set
 # stays deterministic and well under a minute. Not sent statefully: whatever ends the session we fuzz as.
 STATEFUL_EXAMPLES = 15
 STATEFUL_STEPS = 6
-STATEFUL_EXCLUDED = sorted({"streamMyUnit", "streamProperty", "logout", "revokeSessions"})
+# Nor a firmware rollout: the fuzzed building's simulated devices announce no update entity, so no sequence can
+# start one, and the link from its answer to a rollout's id never has a value (Hypothesis's state machine then
+# reports flaky data generation). The per-operation phase sends it an example as each role; its rules are tested
+# in tests/gateway/firmware.
+STATEFUL_EXCLUDED = sorted({"streamMyUnit", "streamProperty", "logout", "revokeSessions", "startFirmwareRollout"})
 REQUEST_TIMEOUT = 10.0
 PATH_PARAMETER = re.compile(r"{(\w+)}")
 Operation = APIOperation[Any, Any, Any, Any]
