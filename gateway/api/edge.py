@@ -40,7 +40,7 @@ class ApiService:
         services.gateway.registry.add_listener(self.hub)
         services.checks.on_notification(self.hub.notify)
         services.alerts.on_notification(self.hub.notify)
-        self.context = ApiContext.of(services, self.hub, stale_after, settings.low_battery_percent)
+        self.context = ApiContext.of(services, self.hub, stale_after, services.alerts.low_battery_percent)
         hosts = settings.allowed_hosts if settings.allowed_hosts is not None else default_allowed_hosts(settings.host)
         self.app = create_app(self.context, settings.max_body_bytes, hosts)
         self.server = ApiServer(self.app, settings)

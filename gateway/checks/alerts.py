@@ -98,6 +98,11 @@ class AlertService:
         self._listeners: list[NotificationListener] = []
         self._tasks = TaskOwner()
 
+    @property
+    def low_battery_percent(self) -> float:
+        """A battery below this level is low (the alert, and the health views that count low batteries)."""
+        return self._low
+
     def on_notification(self, listener: NotificationListener) -> None:
         """Call ``listener`` with every alert notification once it is queued."""
         self._listeners.append(listener)
