@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .process import REPO, BenchError
+from .refsrun import run_refs_mode
 from .runner import EMBEDDED_DEFAULT_UNITS, FULL_UNITS, Options, run
+from .scalerun import run_scale_mode
 
 __all__ = ["main"]
 
@@ -35,25 +37,54 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"apartment units, 5 devices each (default {FULL_UNITS}; {EMBEDDED_DEFAULT_UNITS} on the embedded broker)",
     )
+    parser.add_argument(
+        "--refs",
+        action="store_true",
+        help="only the ingest references: the gateway beside bare gmqtt, paho and aiomqtt subscribers, fed by a "
+        "raw-socket publisher, every message counted (device rate 50/s unless --device-rate says otherwise)",
+    )
+    parser.add_argument(
+        "--scale",
+        metavar="N,N,...",
+        default=None,
+        help="only the scale run: for each number of devices (e.g. 500,2000,5000), time to online after start and "
+        "after a broker restart, and peak RSS; every step bounded, what did not finish is reported",
+    )
+    parser.add_argument(
+        "--refs-clients",
+        default=None,
+        help="--refs: the bare references to run, comma-separated (default: gmqtt, paho, aiomqtt, as installed)",
+    )
+    parser.add_argument(
+        "--realistic-seconds",
+        type=float,
+        default=60.0,
+        help="--refs: the window of the realistic-rate pass (2 reports per device in it; 0 skips it; default 60)",
+    )
     parser.add_argument("--rounds", type=int, default=20, help="ingest: state reports per device (default 20)")
     parser.add_argument("--commands", type=int, default=2000, help="round trips of each kind (default 2000)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10)")
     parser.add_argument(
-        "--device-rate", type=float, default=20.0, help="most messages/commands per device per second (default 20)"
+        "--device-rate",
+        type=float,
+        default=None,
+        help="most messages/commands per device per second (default 20; 50 with --refs, the gateway's own limit)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json", help="JSON results file")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and the database here (default: temp)")
     return parser
 
 
-async def _until_signalled(options: Options) -> int:
+async def _until_signalled(options: Options, *, refs: bool = False, scale: list[int] | None = None) -> int:
     """Run the bench; SIGTERM cancels it like Ctrl-C does, so every child is stopped on the way out."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await run(options)
+        if scale:
+            return await run_scale_mode(options, scale)
+        return await (run_refs_mode(options) if refs else run(options))
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -64,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.units is not None and args.units < 1:
         parser.error("--units must be at least 1")
+    scale: list[int] | None = None
+    if args.scale:
+        try:
+            scale = [int(n) for n in args.scale.split(",")]
+        except ValueError:
+            parser.error("--scale takes numbers of devices, e.g. 500,2000,5000")
+        if any(n < 5 for n in scale):
+            parser.error("--scale: at least 5 devices (one unit) per size")
+    if args.device_rate is None:
+        args.device_rate = 50.0 if args.refs else 20.0
     if args.rounds < 2 or args.commands < 1 or args.idle_seconds <= 0 or args.device_rate <= 0:
         parser.error("--rounds must be at least 2; --commands, --idle-seconds and --device-rate positive")
     options = Options(
@@ -76,9 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         device_rate=args.device_rate,
         out=args.out,
         workdir=args.workdir,
+        realistic_seconds=args.realistic_seconds,
+        refs_clients=tuple(args.refs_clients.split(",")) if args.refs_clients else None,
     )
     try:
-        return asyncio.run(_until_signalled(options))
+        return asyncio.run(_until_signalled(options, refs=args.refs, scale=scale))
     except asyncio.CancelledError:  # SIGTERM: the bench has stopped what it started
         print("bench: terminated; every process it started has been stopped", file=sys.stderr)
         return 143

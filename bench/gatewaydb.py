@@ -83,6 +83,13 @@ class GatewayDb:
         rows = self._rows("SELECT count(*) FROM events WHERE id > ? AND type = ?", (after_id, type_))
         return int(str(rows[0][0])) if rows else 0
 
+    def state_events_by_entity(self, after_id: int) -> dict[str, int]:
+        """How many ``state`` events each entity has recorded after event ``after_id``."""
+        rows = self._rows(
+            "SELECT entity_key, count(*) FROM events WHERE id > ? AND type = 'state' GROUP BY entity_key", (after_id,)
+        )
+        return {str(k): int(str(n)) for k, n in rows}
+
     def command_durations_ms(self, since: datetime) -> list[float]:
         """Milliseconds from recorded to finished of every command the gateway recorded at or after ``since``."""
         out: list[float] = []

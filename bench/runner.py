@@ -34,7 +34,17 @@ from .report import code_version, machine, render, write_json
 from .resident import http_client, set_up_resident
 from .storms import reconnect_storm, start_storm
 
-__all__ = ["EMBEDDED_DEFAULT_UNITS", "FULL_UNITS", "Options", "run"]
+__all__ = [
+    "EMBEDDED_DEFAULT_UNITS",
+    "FULL_UNITS",
+    "Options",
+    "Progress",
+    "broker_for",
+    "run",
+    "start_building",
+    "units_for",
+    "workdir_for",
+]
 
 FULL_UNITS = 400
 EMBEDDED_DEFAULT_UNITS = 20  # what amqtt 0.12 reliably takes in here (see docs/bench.md)
@@ -56,9 +66,11 @@ class Options:
     device_rate: float
     out: Path
     workdir: Path | None
+    realistic_seconds: float = 0.0
+    refs_clients: tuple[str, ...] | None = None
 
 
-class _Progress:
+class Progress:
     """Timestamped progress lines on stderr."""
 
     def __init__(self) -> None:
@@ -69,7 +81,7 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _workdir(given: Path | None) -> Iterator[Path]:
+def workdir_for(given: Path | None) -> Iterator[Path]:
     if given is not None:
         given.mkdir(parents=True, exist_ok=True)
         yield given
@@ -78,7 +90,7 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _broker(options: Options, workdir: Path) -> BrokerUnderTest:
+def broker_for(options: Options, workdir: Path) -> BrokerUnderTest:
     if options.broker_url is not None:
         return ExternalBroker(options.broker_url)
     if options.mosquitto:
@@ -86,7 +98,7 @@ def _broker(options: Options, workdir: Path) -> BrokerUnderTest:
     return embedded(workdir)
 
 
-def _units(options: Options, broker: BrokerUnderTest, notes: list[str]) -> int:
+def units_for(options: Options, broker: BrokerUnderTest, notes: list[str]) -> int:
     if options.units is not None:
         return options.units
     if broker.kind == "embedded":
@@ -118,7 +130,7 @@ async def _commands(
         m.httpx_commands = await gateway_round_trips(heavy, plan, HTTPX_COMMANDS, options.device_rate)
 
 
-async def _start_building(stack: contextlib.AsyncExitStack, units: int, broker_url: str, workdir: Path) -> float:
+async def start_building(stack: contextlib.AsyncExitStack, units: int, broker_url: str, workdir: Path) -> float:
     """The units that take the timed commands in a simulator process of their own, the rest in another; how long
     the slower took to come online.
 
@@ -139,14 +151,14 @@ async def _start_building(stack: contextlib.AsyncExitStack, units: int, broker_u
 
 async def _measure(options: Options, broker: BrokerUnderTest, units: int, workdir: Path, m: Measured) -> None:
     """Every phase in order; whatever happens, the exit stack stops every child."""
-    say = _Progress()
+    say = Progress()
     async with contextlib.AsyncExitStack() as stack:
         say(f"starting the {broker.kind} broker")
         await broker.start()
         stack.push_async_callback(broker.stop)
         fleet_ids = fleet_devices(units)
         say(f"starting the building: {units} units, {len(fleet_ids):,} simulated devices (firmware-sim fleet)")
-        m.fleet_start_s = await _start_building(stack, units, broker.url, workdir)
+        m.fleet_start_s = await start_building(stack, units, broker.url, workdir)
         gateway = GatewayProcess(broker.url, workdir)
         stack.push_async_callback(gateway.stop)
         db = GatewayDb(gateway.db_path)
@@ -189,9 +201,9 @@ def _details(m: Measured) -> dict[str, Any]:
 async def run(options: Options) -> int:
     """Run the bench, print the table, write the JSON; 0 unless something could not be measured."""
     notes: list[str] = []
-    with _workdir(options.workdir) as workdir:
-        broker = _broker(options, workdir)
-        units = _units(options, broker, notes)
+    with workdir_for(options.workdir) as workdir:
+        broker = broker_for(options, workdir)
+        units = units_for(options, broker, notes)
         measured = Measured()
         await _measure(options, broker, units, workdir, measured)
     meta = {

@@ -21,11 +21,14 @@ from .climate import ClimateCommand, ClimateConfig, ClimateState
 from .discovery import CONFIG_MODELS, DiscoveryKey, discovery_topic, parse_config, parse_discovery_topic
 from .errors import CommandInvalid, ConfigInvalid, DeviceCodecError, PayloadInvalid
 from .light import LightCommand, LightConfig, LightState
+from .light_default import DefaultLightConfig
 from .limits import MAX_PAYLOAD_BYTES
 from .lock import LockCommand, LockConfig, LockState, LockStatus
 from .probes import Firmware, QueryMethod, StateQuery, firmware_of, state_queries
 from .sensors import BinarySensorConfig, BinarySensorState, SensorConfig, SensorState
+from .switch import SwitchCommand, SwitchConfig, SwitchState
 from .templates import ValuePath, parse_template
+from .update import UpdateCommand, UpdateConfig, UpdateState
 
 __all__ = [
     "CONFIG_MODELS",
@@ -40,6 +43,7 @@ __all__ = [
     "CommandInvalid",
     "Component",
     "ConfigInvalid",
+    "DefaultLightConfig",
     "DeviceCodecError",
     "DeviceInfo",
     "DeviceKind",
@@ -64,6 +68,12 @@ __all__ = [
     "SensorState",
     "StateKeys",
     "StateQuery",
+    "SwitchCommand",
+    "SwitchConfig",
+    "SwitchState",
+    "UpdateCommand",
+    "UpdateConfig",
+    "UpdateState",
     "ValuePath",
     "discovery_topic",
     "firmware_of",

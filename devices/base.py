@@ -71,9 +71,11 @@ class Component(StrEnum):
 
     LIGHT = "light"
     LOCK = "lock"
+    SWITCH = "switch"
     CLIMATE = "climate"
     BINARY_SENSOR = "binary_sensor"
     SENSOR = "sensor"
+    UPDATE = "update"
 
 
 class DeviceKind(StrEnum):
@@ -81,6 +83,7 @@ class DeviceKind(StrEnum):
 
     LIGHT = "light"
     LOCK = "lock"
+    SWITCH = "switch"
     THERMOSTAT = "thermostat"
     LEAK_SENSOR = "leak_sensor"
     CONTACT_SENSOR = "contact_sensor"
@@ -88,6 +91,7 @@ class DeviceKind(StrEnum):
     BATTERY_SENSOR = "battery_sensor"
     TEMPERATURE_SENSOR = "temperature_sensor"
     SENSOR = "sensor"
+    FIRMWARE_UPDATE = "firmware_update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +190,10 @@ class EntityState(BaseModel):
 
 
 class Command(FrozenModel):
-    """A normalised command for one entity."""
+    """A normalised command for one entity. Strict: a command is user input, and ``"yes"`` or ``1`` is not ``true``
+    (nor ``"21"`` a temperature)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class EntityConfig(BaseModel):
@@ -287,6 +294,11 @@ class EntityConfig(BaseModel):
     def encode_command(self, command: Command) -> list[Publish]:
         """Messages that carry ``command``; raise CommandInvalid if this entity cannot take it."""
         raise CommandInvalid(f"{self.component} entities take no commands", code="not_commandable")
+
+    def encode_command_from(self, command: Command, state: EntityState | None) -> list[Publish]:
+        """As ``encode_command``, for a device last known to be in ``state`` (None: unknown); the wire form of a
+        few commands depends on it (a default-schema light turned on by its brightness)."""
+        return self.encode_command(command)
 
     def decode_command(self, topic: str, payload: bytes) -> Command:
         """Parse a command the device received (used by simulators)."""

@@ -13,17 +13,23 @@ from .base import Component, EntityConfig, first_error, load_json_object
 from .climate import ClimateConfig
 from .errors import ConfigInvalid, DeviceCodecError
 from .light import LightConfig
+from .light_default import DefaultLightConfig
 from .lock import LockConfig
 from .sensors import BinarySensorConfig, SensorConfig
+from .switch import SwitchConfig
+from .update import UpdateConfig
 
 __all__ = ["CONFIG_MODELS", "DiscoveryKey", "discovery_topic", "parse_config", "parse_discovery_topic"]
 
+# A light's model depends on its ``schema`` (light_schemas); this maps every component to its default model.
 CONFIG_MODELS: Mapping[Component, type[EntityConfig]] = {
     Component.LIGHT: LightConfig,
+    Component.SWITCH: SwitchConfig,
     Component.LOCK: LockConfig,
     Component.CLIMATE: ClimateConfig,
     Component.BINARY_SENSOR: BinarySensorConfig,
     Component.SENSOR: SensorConfig,
+    Component.UPDATE: UpdateConfig,
 }
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -35,19 +41,32 @@ ABBREVIATIONS: Mapping[str, str] = {
     "avty_mode": "availability_mode",
     "avty_t": "availability_topic",
     "bri": "brightness",
+    "bri_cmd_t": "brightness_command_topic",
+    "bri_cmd_tpl": "brightness_command_template",
     "bri_scl": "brightness_scale",
+    "bri_stat_t": "brightness_state_topic",
+    "bri_val_tpl": "brightness_value_template",
+    "clr_temp_cmd_t": "color_temp_command_topic",
+    "clr_temp_cmd_tpl": "color_temp_command_template",
+    "clr_temp_stat_t": "color_temp_state_topic",
+    "clr_temp_val_tpl": "color_temp_value_template",
+    "cmd_tpl": "command_template",
     "cmd_t": "command_topic",
     "curr_temp_t": "current_temperature_topic",
     "curr_temp_tpl": "current_temperature_template",
     "dev": "device",
     "dev_cla": "device_class",
+    "ent_pic": "entity_picture",
     "exp_aft": "expire_after",
     "fan_mode_cmd_t": "fan_mode_command_topic",
     "fan_mode_cmd_tpl": "fan_mode_command_template",
     "fan_mode_stat_t": "fan_mode_state_topic",
     "fan_mode_stat_tpl": "fan_mode_state_template",
+    "l_ver_t": "latest_version_topic",
+    "l_ver_tpl": "latest_version_template",
     "max_kvn": "max_kelvin",
     "o": "origin",
+    "on_cmd_type": "on_command_type",
     "max_mirs": "max_mireds",
     "min_kvn": "min_kelvin",
     "min_mirs": "min_mireds",
@@ -56,16 +75,23 @@ ABBREVIATIONS: Mapping[str, str] = {
     "mode_stat_t": "mode_state_topic",
     "mode_stat_tpl": "mode_state_template",
     "pl_avail": "payload_available",
+    "pl_inst": "payload_install",
     "pl_lock": "payload_lock",
     "pl_not_avail": "payload_not_available",
     "pl_off": "payload_off",
     "pl_on": "payload_on",
+    "pl_open": "payload_open",
     "pl_unlk": "payload_unlock",
+    "rel_s": "release_summary",
+    "rel_u": "release_url",
     "ret": "retain",
     "stat_jam": "state_jammed",
     "stat_locked": "state_locked",
     "stat_locking": "state_locking",
+    "stat_off": "state_off",
+    "stat_on": "state_on",
     "stat_t": "state_topic",
+    "stat_val_tpl": "state_value_template",
     "stat_unlocked": "state_unlocked",
     "stat_unlocking": "state_unlocking",
     "sup_clrm": "supported_color_modes",
@@ -89,6 +115,7 @@ ORIGIN_ABBREVIATIONS: Mapping[str, str] = {"sw": "sw_version", "url": "support_u
 AVAILABILITY_ABBREVIATIONS: Mapping[str, str] = {
     "t": "topic",
     "pl_avail": "payload_available",
+    "pl_inst": "payload_install",
     "pl_not_avail": "payload_not_available",
     "val_tpl": "value_template",
 }
@@ -155,7 +182,7 @@ def parse_config(component: Component, payload: bytes) -> EntityConfig:
         ]
     body = _substitute(body, base)
     try:
-        return CONFIG_MODELS[component].model_validate(body)
+        return _model(component, body).model_validate(body)
     except ValidationError as exc:
         field, message = first_error(exc)
         raise ConfigInvalid(message, code="config_invalid", field=field) from exc
@@ -163,6 +190,29 @@ def parse_config(component: Component, payload: bytes) -> EntityConfig:
         raise
     except ValueError as exc:  # pragma: no cover - pydantic wraps validator errors
         raise ConfigInvalid(str(exc), code="config_invalid") from exc
+
+
+_LIGHT_SCHEMAS: Mapping[object, type[EntityConfig]] = {
+    None: DefaultLightConfig,
+    "default": DefaultLightConfig,
+    "basic": DefaultLightConfig,
+    "json": LightConfig,
+}
+
+
+def _model(component: Component, body: Mapping[str, Any]) -> type[EntityConfig]:
+    """The model for a config: a light's depends on its ``schema`` (absent means Home Assistant's default)."""
+    if component is not Component.LIGHT:
+        return CONFIG_MODELS[component]
+    schema = body.get("schema")
+    model = _LIGHT_SCHEMAS.get(schema) if isinstance(schema, str) or "schema" not in body else None
+    if model is None:
+        raise ConfigInvalid(
+            f"light schema {str(schema)[:32]!r} is not supported (default, basic and json are)",
+            code="unsupported_schema",
+            field="schema",
+        )
+    return model
 
 
 def _expand(body: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Lights: on/off, brightness and colour temperature, on Home Assistant's JSON light schema."""
+"""Lights: on/off, brightness and colour temperature, on Home Assistant's JSON light schema (the default schema's
+lights are in ``light_default``; both share the state and command models here)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ from .base import (
 )
 from .errors import CommandInvalid, PayloadInvalid
 
-__all__ = ["LightCommand", "LightConfig", "LightState"]
+__all__ = [
+    "LightCommand",
+    "LightConfig",
+    "LightState",
+    "expect_light_command",
+    "finite_round",
+    "kelvin_range",
+    "light_outcome",
+]
 
 _DIMMABLE_MODES = frozenset({"brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"})
 _KELVIN_DEFAULT = (2000, 6535)
@@ -115,13 +124,7 @@ class LightConfig(EntityConfig):
     @property
     def kelvin_range(self) -> tuple[int, int]:
         """Warmest and coldest colour temperature the light advertises, in kelvin."""
-        if self.min_kelvin is not None or self.max_kelvin is not None:
-            return (self.min_kelvin or _KELVIN_DEFAULT[0], self.max_kelvin or _KELVIN_DEFAULT[1])
-        if self.min_mireds is not None or self.max_mireds is not None:
-            warm = math.ceil(1_000_000 / (self.max_mireds or 500))
-            cold = math.floor(1_000_000 / (self.min_mireds or 153))
-            return (warm, cold)
-        return _KELVIN_DEFAULT
+        return kelvin_range(self.min_kelvin, self.max_kelvin, self.min_mireds, self.max_mireds)
 
     def state_topics(self) -> frozenset[str]:
         """The single JSON state topic, if any."""
@@ -184,21 +187,7 @@ class LightConfig(EntityConfig):
 
     def outcome(self, command: Command, state: EntityState) -> Outcome:
         """Confirmed once on/off, brightness and colour temperature all match within rounding."""
-        cmd = _expect(command)
-        if not isinstance(state, LightState):
-            return PENDING
-        if state.on != (cmd.on is not False):
-            return PENDING
-        if cmd.brightness is not None:
-            tolerance = max(1, math.ceil(255 / self.brightness_scale))
-            if state.brightness is None or abs(state.brightness - cmd.brightness) > tolerance:
-                return PENDING
-        if cmd.color_temp_kelvin is not None:
-            k = cmd.color_temp_kelvin
-            tolerance = 1 if self.color_temp_kelvin else math.ceil(k * k / 1_000_000) + 1
-            if state.color_temp_kelvin is None or abs(state.color_temp_kelvin - k) > tolerance:
-                return PENDING
-        return CONFIRMED
+        return light_outcome(_expect(command), state, self.brightness_scale, kelvin=self.color_temp_kelvin)
 
     # --- device side (simulators) -------------------------------------------------------------
 
@@ -231,6 +220,46 @@ class LightConfig(EntityConfig):
             return LightCommand(on=on, brightness=brightness, color_temp_kelvin=kelvin)
         except ValidationError as exc:
             raise PayloadInvalid(first_error(exc)[1], code="payload_invalid") from exc
+
+
+def light_outcome(cmd: LightCommand, state: EntityState, brightness_scale: int, *, kelvin: bool) -> Outcome:
+    """Whether a reported light state confirms ``cmd``: on/off, brightness and colour temperature all match within
+    the rounding of the device's own scales (``kelvin``: it reports kelvin, not mireds)."""
+    if not isinstance(state, LightState):
+        return PENDING
+    if state.on != (cmd.on is not False):
+        return PENDING
+    if cmd.brightness is not None:
+        tolerance = max(1, math.ceil(255 / brightness_scale))
+        if state.brightness is None or abs(state.brightness - cmd.brightness) > tolerance:
+            return PENDING
+    if cmd.color_temp_kelvin is not None:
+        k = cmd.color_temp_kelvin
+        tolerance = 1 if kelvin else math.ceil(k * k / 1_000_000) + 1
+        if state.color_temp_kelvin is None or abs(state.color_temp_kelvin - k) > tolerance:
+            return PENDING
+    return CONFIRMED
+
+
+def kelvin_range(
+    min_kelvin: int | None, max_kelvin: int | None, min_mireds: int | None, max_mireds: int | None
+) -> tuple[int, int]:
+    """Warmest and coldest colour temperature a light advertises (kelvin, else mireds, else HA's defaults)."""
+    if min_kelvin is not None or max_kelvin is not None:
+        return (min_kelvin or _KELVIN_DEFAULT[0], max_kelvin or _KELVIN_DEFAULT[1])
+    if min_mireds is not None or max_mireds is not None:
+        return (math.ceil(1_000_000 / (max_mireds or 500)), math.floor(1_000_000 / (min_mireds or 153)))
+    return _KELVIN_DEFAULT
+
+
+def expect_light_command(command: Command) -> LightCommand:
+    """``command`` as a light command; CommandInvalid (``wrong_kind``) otherwise."""
+    return _expect(command)
+
+
+def finite_round(value: float) -> int:
+    """``value`` rounded; PayloadInvalid when it is not finite."""
+    return _finite_round(value)
 
 
 def _finite_round(value: float) -> int:

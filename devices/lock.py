@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import (
     CONFIRMED,
@@ -73,6 +74,24 @@ class LockConfig(EntityConfig):
     state_open: _Word = "OPEN"
     state_opening: _Word = "OPENING"
 
+    @field_validator(
+        "payload_lock",
+        "payload_unlock",
+        "state_locked",
+        "state_unlocked",
+        "state_locking",
+        "state_unlocking",
+        "state_jammed",
+        "state_open",
+        "state_opening",
+        mode="before",
+    )
+    @classmethod
+    def _as_word(cls, value: Any) -> Any:
+        """Z-Wave JS UI announces Door Lock CC modes as numbers (``state_locked: 255``): compared as JSON spells
+        them."""
+        return json.dumps(value) if isinstance(value, bool | int | float) else value
+
     @model_validator(mode="after")
     def _check(self) -> LockConfig:
         _ = self.value_path
@@ -117,8 +136,9 @@ class LockConfig(EntityConfig):
 
     def decode_state(self, topic: str, payload: bytes, previous: EntityState | None) -> LockState:
         """Map the device's state word to a status."""
-        word = self.value_path.extract(payload)
-        status = self._words().get(str(word)) if isinstance(word, str) else None
+        raw = self.value_path.extract(payload)
+        word = raw if isinstance(raw, str) else json.dumps(raw) if isinstance(raw, bool | int | float) else None
+        status = None if word is None else self._words().get(word)
         if status is None:
             raise PayloadInvalid(f"unknown lock state {str(word)[:32]!r}", code="payload_out_of_range")
         return LockState(status=status)

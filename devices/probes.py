@@ -69,8 +69,16 @@ _ORIGINS = {
     "shelly": Firmware.SHELLY,
     "fwsim": Firmware.FWSIM,
 }
-_MANUFACTURERS = {"fwsim": Firmware.FWSIM, "tasmota": Firmware.TASMOTA, "shelly": Firmware.SHELLY}
-_ZIGBEE_ASKABLE = frozenset({Component.LIGHT, Component.LOCK, Component.CLIMATE})
+# "Allterco" is what Shelly's own discovery scripts (ALLTERCO/shelly-script-examples) put in ``mf``.
+_MANUFACTURERS = {
+    "fwsim": Firmware.FWSIM,
+    "tasmota": Firmware.TASMOTA,
+    "shelly": Firmware.SHELLY,
+    "allterco": Firmware.SHELLY,
+}
+# ESPHome's default unique id: "ESP" + component type + object id (esphome/components/mqtt/mqtt_component.cpp).
+_ESPHOME_UNIQUE_ID = re.compile(r"^ESP(light|switch|lock|climate|sensor|binary_sensor|update)[a-z0-9_]+$")
+_ZIGBEE_ASKABLE = frozenset({Component.LIGHT, Component.SWITCH, Component.LOCK, Component.CLIMATE})
 _TELEMETRY = frozenset({"STATE", "SENSOR"})
 _WHOLE_PAYLOAD = b'{"state":""}'  # fwsim's request for an entity that reads the raw payload
 
@@ -84,7 +92,14 @@ def firmware_of(config: EntityConfig) -> Firmware:
         return found
     if device is not None and device.sw_version and "esphome" in device.sw_version.lower():
         return Firmware.ESPHOME
+    if config.unique_id is not None and _ESPHOME_UNIQUE_ID.fullmatch(config.unique_id):
+        return Firmware.ESPHOME  # ESPHome 2025's ``sw`` names only the config hash
     entries = config.availability_entries()
+    # Z-Wave JS UI: its device identifiers (api/hass/DiscoveryGenerator.ts deviceInfo) and its client status topic.
+    if (device is not None and any(i.startswith("zwavejs2mqtt_") for i in device.identifiers)) or any(
+        "/_CLIENTS/ZWAVE_GATEWAY-" in e.topic for e in entries
+    ):
+        return Firmware.ZWAVE_JS_UI
     # Zigbee2MQTT before ``origin`` (1.3x): every entity is available through the bridge's own state topic.
     if any(e.topic.endswith("/bridge/state") for e in entries):
         return Firmware.ZIGBEE2MQTT

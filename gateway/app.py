@@ -235,6 +235,7 @@ class Gateway:
         if state is LinkState.CONNECTED:
             self.registry.record_event(None, "broker_connected", {"broker": self.settings.broker.url})
         elif state is LinkState.BACKOFF:
+            self.registry.link_lost()
             self.registry.record_event(None, "broker_disconnected", {"broker": self.settings.broker.url})
 
     async def _heartbeat(self) -> None:

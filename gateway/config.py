@@ -150,6 +150,8 @@ class ChecksSettings(BaseModel):
     retry_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     report_outage_after_seconds: Annotated[int, Field(ge=0)] = 900
     automatic_tests: bool = True  # test idle units that owe a test without waiting for anyone
+    # A battery below this is low: the alert, and the health views' count (one threshold for both).
+    low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
 
 
 class AccountSettings(BaseModel):
@@ -228,7 +230,6 @@ class ApiSettings(BaseModel):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 16_384
     stale_after_seconds: Annotated[int, Field(ge=60)] = 86_400
-    low_battery_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
     stream_keepalive_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
     # Connection limits: one host cannot hold the server (the request head is bounded in size, count and time;
     # idle keep-alive connections are closed; each source address and each account has its own share).

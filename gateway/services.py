@@ -14,14 +14,16 @@ from .accounts import AccountService, AuthSettings, Passwords
 from .app import Gateway
 from .audit import AuditLog
 from .building import BuildingService, WiringService
-from .checks import ChecksService, SelfTestRunner
+from .checks import AlertService, ChecksService, SelfTestRunner
 from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .errors import BrokerUnavailable, GatewayError
+from .firmware import FirmwareService
 from .mqtt.credential_service import BrokerCredentialService
 from .mqtt.credentials import BrokerCredentials
 from .mqtt.dynsec_sync import DynsecSync, dynsec_admin
 from .policy import CommandGate, PolicyService
+from .privacy import PrivacyService, RequestHolds
 from .retention import RetentionService
 
 __all__ = ["Services"]
@@ -93,6 +95,33 @@ class Services:
         )
         # Retention and the size budget: the purge runs in the background; rights requests add hold sources to it.
         self.retention = RetentionService(core.db, self.clock, self.audit, settings.purge)
+        # Residents' rights; every report delivered upstream about a unit is logged as a disclosure to its
+        # residents, in the transaction that records the delivery.
+        self.privacy = PrivacyService(
+            core.db,
+            self.clock,
+            self.accounts,
+            self.building,
+            audit=self.audit,
+            settle=self.gate.settle,
+            forget=self.policy.forget,
+        )
+        self.checks.outbox.on_delivered(
+            lambda db, report, to, at: self.privacy.report_delivered(
+                db, report.unit_id, report.id, str(report.kind), f"the operator ({to})", at
+            )
+        )
+        # What a request waiting for staff or a restriction in force concerns is kept from the purge.
+        self.retention.add_hold_source(RequestHolds(self.privacy))
+        # Leaks, jammed or offline locks and low batteries, queued once per situation for the unit's notifications.
+        self.alerts = AlertService(core.db, self.clock, self.building, checks.low_battery_percent)
+        core.registry.add_listener(self.alerts)
+        # Staged firmware rollouts: installs as recorded commands, residents told through the checks' notifications,
+        # each updated device probed by the self-test's runner, a stopped rollout reported through its outbox.
+        self.firmware = FirmwareService(
+            core.db, self.clock, core.registry, core.commands, self.building, self.checks, self.checks.runner,
+            self.audit,
+        )  # fmt: skip
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -110,6 +139,8 @@ class Services:
             await stack.enter_async_context(self.gate)
             await stack.enter_async_context(self.checks)
             await stack.enter_async_context(self.retention)
+            await stack.enter_async_context(self.alerts)
+            await stack.enter_async_context(self.firmware)
             self._stack = stack.pop_all()
         return self
 

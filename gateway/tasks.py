@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-__all__ = ["TaskOwner"]
+__all__ = ["RECANCEL_SECONDS", "TaskOwner", "stop_tasks"]
 
 T = TypeVar("T")
+RECANCEL_SECONDS = 0.25
+"""How long a cancelled task has to end before it is cancelled again."""
+
+
+async def stop_tasks(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, cancelling again any that swallowed the cancellation.
+
+    One cancel is not always enough: Python 3.11's ``asyncio.wait_for`` (aiomqtt waits for every acknowledgement
+    with it) returns the result instead of raising when the cancellation lands as the awaited future completes, and
+    the task then goes on as if never cancelled (a gateway stopping right after it started hung for ever on it).
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
 
 
 class TaskOwner:
@@ -40,8 +56,9 @@ class TaskOwner:
         group, self._group = self._group, None
         if group is None:
             return
-        for task in list(self._tasks):
-            task.cancel()
-        # Our own tasks, cancelled: not the caller's exception, which would make the group re-raise a
-        # CancelledError and skip the caller's own shutdown; that exception propagates from the caller anyway.
-        await group.__aexit__(None, None, None)
+        try:
+            await stop_tasks(list(self._tasks))
+        finally:
+            # Our own tasks, cancelled: not the caller's exception, which would make the group re-raise a
+            # CancelledError and skip the caller's own shutdown; that exception propagates from the caller anyway.
+            await group.__aexit__(None, None, None)

@@ -430,11 +430,17 @@ class SimulatedDevice:
             if exc_type is None:
                 await self.link.goodbye(self.availability_publish(False))
         finally:
-            for task in self._tasks:
-                task.cancel()
-            self._tasks.clear()
-            # The tasks are ours and cancelled; the caller's own exception propagates unwrapped.
-            await group.__aexit__(None, None, None)
+            try:
+                pending = {task for task in self._tasks if not task.done()}
+                while pending:
+                    # Cancelled again until ended: 3.11's asyncio.wait_for (aiomqtt's waits) can swallow a cancel.
+                    for task in pending:
+                        task.cancel()
+                    _, pending = await asyncio.wait(pending, timeout=0.25)
+            finally:
+                self._tasks.clear()
+                # The tasks are ours and cancelled; the caller's own exception propagates unwrapped.
+                await group.__aexit__(None, None, None)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         if self._group is None:

@@ -127,6 +127,13 @@ class AccountService:
         self._generation += 1
         self._signed_in.clear()
 
+    async def rewrite(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run a change to accounts made by another use case (an erasure), forgetting every cached sign-in."""
+        try:
+            return await self._run(work)
+        finally:
+            self._forget()
+
     def on_sessions_revoked(self, callback: RevokedCallback) -> None:
         """Be told when sessions are revoked (one, or all of an account's), e.g. to close their streams."""
         self._revoked_listeners.append(callback)
@@ -156,6 +163,19 @@ class AccountService:
             await self._audit_about(by, "resident.move_in", account)
         else:
             await self._audit_about(by, "account.create", account, detail={"role": role})
+        return NewAccount(account, code, expires)
+
+    async def reissue_code(self, account_id: str, *, by: Principal) -> NewAccount:
+        """A new one-time activation code for a pending account (the old one stops working); Conflict
+        ``account_not_pending`` once it is activated or ended. Audited as ``resident.code_reissued``."""
+        now = self._clock.now()
+        code = new_activation_code()
+        expires = now + self.settings.activation_ttl
+        digest = code_digest(code)
+        if not await self._run(lambda db: store.replace_activation_code(db, account_id, digest, expires.isoformat())):
+            raise Conflict("the account is no longer waiting for activation", code="account_not_pending")
+        account = await self.get(account_id)
+        await self._audit_about(by, "resident.code_reissued", account)
         return NewAccount(account, code, expires)
 
     async def create_operator(self, username: str, password: str, *, created_by: str) -> Account:

@@ -26,6 +26,7 @@ __all__ = [
     "session_by_digest",
     "session_by_id",
     "sessions_of",
+    "set_display_name",
     "set_status",
     "touch_session",
     "with_account",
@@ -97,6 +98,23 @@ def insert_account(db: sqlite_utils.Database, row: dict[str, Any], code: tuple[s
             db.table("activation_codes").insert(
                 {"account_id": row["id"], "code_hash": code[0], "expires_at": code[1], "used_at": None}
             )
+
+
+def replace_activation_code(db: sqlite_utils.Database, account_id: str, code_hash: str, expires_at: str) -> bool:
+    """A new activation code for a still pending account (the old one stops working); False if not pending."""
+    with transaction(db):
+        pending = db.conn.execute(
+            "SELECT 1 FROM accounts WHERE id = ? AND status = 'pending'", (account_id,)
+        ).fetchone()
+        if pending is None:
+            return False
+        db.conn.execute(
+            "INSERT INTO activation_codes (account_id, code_hash, expires_at, used_at) VALUES (?, ?, ?, NULL) "
+            "ON CONFLICT(account_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, "
+            "used_at = NULL",
+            (account_id, code_hash, expires_at),
+        )
+    return True
 
 
 def insert_session(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
@@ -200,6 +218,12 @@ def clear_attempts(db: sqlite_utils.Database, username: str, source: str | None 
             db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ?", (name,))
         else:
             db.conn.execute("DELETE FROM login_attempts_by_source WHERE username = ? AND source = ?", (name, source))
+
+
+def set_display_name(db: sqlite_utils.Database, account_id: str, display_name: str | None) -> None:
+    """Correct an account's display name."""
+    with transaction(db):
+        db.conn.execute("UPDATE accounts SET display_name = ? WHERE id = ?", (display_name, account_id))
 
 
 def set_status(db: sqlite_utils.Database, account_id: str, status: AccountStatus, reason: str | None) -> None:

@@ -32,7 +32,9 @@ Errors are RFC 9457 problem details (`application/problem+json`) with a stable `
 `command_invalid`, `username_taken`, `device_already_bound`, `activation_invalid`,
 `password_too_weak`, `own_account` (an operator disabling or ending their own account),
 `account_terminated`, `account_not_activated` (409, enabling an account never activated),
-`session_displaced` (signed in on another app device), `session_not_found`.
+`session_displaced` (signed in on another app device), `session_not_found`, `account_not_pending` (409, a new
+activation code for an account already activated or ended), `csrf_refused` (403, a console-session request
+without `X-Console: 1` or from another origin).
 
 A bound device's wiring (its topics, payload and state words, templates, ranges, availability) is pinned when
 staff bind it. A later discovery config that changes it holds the device: its commands answer `device_held` (409,
@@ -79,6 +81,12 @@ property, operators of any): `broker_credential_overlaps` (409: the username, cl
 is another live credential's, or the broker already has that login), `broker_credential_invalid` (422),
 `broker_credential_not_found` (404, also for another property's credential), `broker_sync_failed` (503: the
 broker could not be told; nothing was issued, or the revocation stands and may be sent again).
+
+Firmware updates (devices that announce an update entity): operators, managers and installers see each device's
+installed and latest version (`GET /properties/{id}/firmware`); operators and managers start a staged rollout for a
+device, a unit or the property, installers for one device (`POST /properties/{id}/firmware/rollouts`). Refusals:
+`not_updatable`, `no_update_available`, `rollout_in_progress` (one at a time per property), `command_pending` (409),
+`rollout_not_found` (404); a resident's install command answers `firmware_update_staff_only` (403).
 
 Storage trouble: while the gateway's disk is full, the database read-only or failing, every request that would
 write (any method but GET, HEAD and OPTIONS) answers 503 with `storage_full`, `storage_readonly` or `storage_io` (and

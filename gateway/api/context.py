@@ -11,6 +11,7 @@ from ..audit import AuditLog
 from ..building import BuildingService, WiringService
 from ..checks import ChecksService
 from ..policy import CommandGate, PolicyService
+from ..privacy import PrivacyService
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -32,6 +33,7 @@ class ApiContext:
     audit: AuditLog
     policy: PolicyService
     checks: ChecksService
+    privacy: PrivacyService
     hub: StreamHub
     runner: CommandGate
     stale_after: timedelta
@@ -49,6 +51,7 @@ class ApiContext:
             audit=services.audit,
             policy=services.policy,
             checks=services.checks,
+            privacy=services.privacy,
             hub=hub,
             runner=services.gate,
             stale_after=stale_after,

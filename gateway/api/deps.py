@@ -17,6 +17,7 @@ from .views import APP_VERSION_HEADER
 
 __all__ = [
     "APP_VERSION_HEADER",
+    "AnyStaff",
     "AppHeader",
     "Ctx",
     "Manager",
@@ -29,6 +30,7 @@ __all__ = [
     "own_unit",
     "require",
     "resident_unit",
+    "staff_property",
 ]
 
 
@@ -108,6 +110,7 @@ Resident = Annotated[Principal, Depends(resident_app)]
 Manager = Annotated[Principal, Depends(require(Role.MANAGER))]
 Staff = Annotated[Principal, Depends(require(Role.MANAGER, Role.INSTALLER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+AnyStaff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.MANAGER, Role.INSTALLER))]
 
 
 def resident_unit(principal: Principal) -> str:
@@ -123,6 +126,13 @@ def own_property(principal: Principal, ctx: ApiContext, property_id: str) -> str
     if principal.account.property_id != property_id:
         raise NotFound(f"no property {property_id!r}", code="property_not_found")
     return ctx.building.property(property_id).id
+
+
+def staff_property(principal: Principal, ctx: ApiContext, property_id: str) -> str:
+    """Any property for the operator; the staff member's own one otherwise (404 for any other)."""
+    if principal.role is Role.OPERATOR:
+        return ctx.building.property(property_id).id
+    return own_property(principal, ctx, property_id)
 
 
 def own_unit(principal: Principal, ctx: ApiContext, property_id: str, unit_id: str) -> Unit:

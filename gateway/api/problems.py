@@ -159,6 +159,8 @@ def _status(exc: GatewayError) -> int:
     if isinstance(exc, PolicyRefused):
         if exc.code.startswith("plan_limit_") or exc.code == "lessor_contract_missing":
             return 409  # the state must change first (fewer devices, a contract), not the caller's rights
+        if exc.code == "firmware_update_staff_only":
+            return 403  # the device is the resident's own: they may know it exists, not install on it
         return 404 if exc.link == "device" else 403
     if isinstance(exc, TooManyAttempts):
         return 429

@@ -154,8 +154,8 @@ class EntityOut(Response):
     last_seen: datetime | None
     stale: bool = Field(description="True when the shown state may not be the device's real state now")
     stale_reason: str | None = Field(
-        description="held (its wiring changed since it was bound), offline, never_reported, not_heard_since_start, "
-        "invalid_report, expired or silent"
+        description="held (its wiring changed since it was bound), offline, never_reported, not_heard_since_start "
+        "(nothing heard since the gateway started or its broker link came back), invalid_report, expired or silent"
     )
     state: dict[str, Any] | None
     state_at: datetime | None
@@ -188,12 +188,15 @@ class NameRequest(Request):
 class CommandRequest(Request):
     """A command for one entity; ``command``'s fields depend on the entity's kind.
 
-    light: ``on``, ``brightness`` (1-255), ``color_temp_kelvin``; lock: ``action`` (lock, unlock, open);
-    thermostat: ``mode``, ``target_temperature``, ``fan_mode``.
+    light: ``on``, ``brightness`` (1-255), ``color_temp_kelvin``; switch (plug, relay): ``on``; lock: ``action``
+    (lock, unlock); thermostat: ``mode``, ``target_temperature``, ``fan_mode``. Types are strict: ``on`` is a JSON
+    boolean (``"yes"``, ``"true"`` or ``1`` are refused, 422 ``command_invalid``), numbers are JSON numbers.
     """
 
     command: Annotated[dict[str, Any], Field(max_length=8)]
-    wait: bool = Field(default=True, description="Wait for the outcome (200), or answer 202 at once with an id to poll")
+    wait: bool = Field(
+        default=True, strict=True, description="Wait for the outcome (200), or answer 202 at once with an id to poll"
+    )
     timeout: float | None = Field(default=None, gt=0, le=30, description="Seconds to wait for the device to confirm")
 
 

@@ -15,9 +15,11 @@ from ..core.entity import Entity
 from ..core.registry import Registry
 from ..policy import Contract, contract_lapse
 from ..policy.store import Acceptance, ResidentAgreement
+from ..privacy import PrivacyRequest
 from ..storage import CommandRow
 from .schemas import AccountOut, CommandOut, DeviceOut, EntityOut, SessionOut, UnitOut
 from .schemas_policy import AcceptanceOut, ContractOut, InternetProviderBody
+from .schemas_privacy import PrivacyRequestOut
 from .schemas_wiring import WiringChangeOut, WiringEntityOut, WiringOut
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "device_out",
     "entity_key",
     "entity_out",
+    "request_out",
     "resident_acceptance",
     "session_out",
     "unit_out",
@@ -211,3 +214,25 @@ def resident_acceptance(r: ResidentAgreement, up_to_date_versions: set[str] | No
         "accepted_at": None if latest is None else latest.accepted_at,
         "up_to_date": up_to_date_versions is not None and latest is not None and latest.version in up_to_date_versions,
     }
+
+
+def request_out(request: PrivacyRequest, now: datetime) -> PrivacyRequestOut:
+    """A privacy request as its resident and the staff handling it see it (overdue: waiting past its deadline)."""
+    return PrivacyRequestOut(
+        id=request.id,
+        kind=request.kind,
+        state=request.state,
+        property_id=request.property_id,
+        unit_id=request.unit_id,
+        detail=request.detail,
+        created_at=request.created_at,
+        due_at=request.due_at,
+        overdue=request.state.pending and now > request.due_at,
+        answered_at=request.answered_at,
+        answer=request.answer,
+        refusal_code=request.refusal_code,
+        held=list(request.held),
+        appealed_at=request.appealed_at,
+        appeal=request.appeal,
+        closed_at=request.closed_at,
+    )

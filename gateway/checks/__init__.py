@@ -1,5 +1,6 @@
 """Rule 5: the self-test, compliance with the testing rule, reminders, and the failure-report outbox."""
 
+from .alerts import HOME_AUTOMATION_ONLY, AlertService, situations
 from .checks_service import ChecksService, NotificationListener
 from .compliance import ComplianceRules, Requirement, evaluate, requirements
 from .models import (
@@ -20,7 +21,9 @@ from .selftest import SelfTestRunner
 from .upstream import MqttUpstream, Upstream, WebhookUpstream, report_payload
 
 __all__ = [
+    "HOME_AUTOMATION_ONLY",
     "NOT_AN_ALARM",
+    "AlertService",
     "CheckStatus",
     "ChecksService",
     "Compliance",
@@ -43,4 +46,5 @@ __all__ = [
     "evaluate",
     "report_payload",
     "requirements",
+    "situations",
 ]

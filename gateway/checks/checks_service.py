@@ -213,9 +213,28 @@ class ChecksService:
         """Call ``listener`` with every notification once it is queued."""
         self._note_listeners.append(listener)
 
+    async def notify(self, unit_id: str, key: str, kind: str, message: str, data: dict[str, Any]) -> bool:
+        """Queue a notification for a unit's residents once per ``key`` (and push it live); whether it is new."""
+        note = await self.db.run(
+            partial(
+                store.insert_notification,
+                unit_id=unit_id, key=key, kind=kind, message=message, data=data, at=self.clock.now(),
+            )
+        )  # fmt: skip
+        if note is None:
+            return False
+        for listener in self._note_listeners:
+            listener(note)
+        return True
+
     async def notifications(self, unit_id: str, after: int, since: datetime | None, limit: int) -> list[Notification]:
         """The unit's queued notifications after the id ``after``."""
         return await self.db.run(partial(store.notifications, unit_id=unit_id, after=after, since=since, limit=limit))
+
+    async def property_notifications(self, property_id: str, before: int | None, limit: int) -> list[Notification]:
+        """The notifications of every unit of the property, newest first: reminders and alerts."""
+        units = [u.id for u in self.building.units(property_id)]
+        return await self.db.run(partial(store.unit_notifications, unit_ids=units, before=before, limit=limit))
 
     # --- reports --------------------------------------------------------------------------------
 

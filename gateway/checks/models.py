@@ -128,6 +128,7 @@ class ReportKind(StrEnum):
     SELF_TEST_FAILED = "self_test_failed"
     OUTAGE = "outage"
     RESIDENT = "resident"
+    FIRMWARE_UPDATE_FAILED = "firmware_update_failed"
 
 
 class Report(_Frozen):

@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
+
+import sqlite_utils
 
 from ..backoff import Backoff
 from ..building import BuildingService
@@ -19,15 +22,19 @@ from ..connectivity import UplinkMonitor
 from ..errors import DeliveryFailed, StorageError
 from ..policy import PolicyService
 from ..storage import Database
+from ..storage.records import transaction
 from ..storage.retry import StorageRetry
 from ..tasks import TaskOwner
 from .models import NOT_AN_ALARM, Report, ReportKind
 from .store import insert_report, mark_attempt, pending_reports
 from .upstream import Upstream
 
-__all__ = ["Outbox"]
+__all__ = ["DeliveredHook", "Outbox"]
 
 log = logging.getLogger(__name__)
+DeliveredHook = Callable[[sqlite_utils.Database, Report, str, datetime], None]
+"""Told (on the writer thread, in the transaction that marks it delivered) of each report delivered upstream, with
+where it went and when: e.g. to log it as a disclosure."""
 
 
 class Outbox:
@@ -53,6 +60,7 @@ class Outbox:
         self.backoff = backoff
         self.gateway_id = gateway_id
         self.delivered = 0
+        self._delivered_hooks: list[DeliveredHook] = []
         self._wake = asyncio.Event()
         self._delivering = asyncio.Lock()  # one pass at a time: a report is never sent twice concurrently
         self._tasks = TaskOwner()
@@ -98,6 +106,16 @@ class Outbox:
             self._wake.set()
         return stored, new
 
+    def on_delivered(self, hook: DeliveredHook) -> None:
+        """Have ``hook`` told of every report delivered, in the same transaction as the delivery is recorded."""
+        self._delivered_hooks.append(hook)
+
+    def _mark_delivered(self, db: sqlite_utils.Database, report: Report, at: datetime, to: str) -> None:
+        with transaction(db):
+            mark_attempt(db, report_id=report.id, at=at, error=None, delivered=True)
+            for hook in self._delivered_hooks:
+                hook(db, report, to, at)
+
     def wake(self) -> None:
         """Try delivering now (the broadband came back, or something was filed)."""
         self._wake.set()
@@ -122,7 +140,7 @@ class Outbox:
                 await self.db.run(partial(mark_attempt, report_id=report.id, at=now, error=str(exc), delivered=False))
                 log.warning("report delivery failed", extra={"report": report.id, "error": str(exc)})
                 raise
-            await self.db.run(partial(mark_attempt, report_id=report.id, at=now, error=None, delivered=True))
+            await self.db.run(partial(self._mark_delivered, report=report, at=now, to=self.upstream.description))
             delivered += 1
             self.delivered += 1
             log.info("report delivered", extra={"report": report.id, "to": self.upstream.description})

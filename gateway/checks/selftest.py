@@ -101,6 +101,11 @@ class SelfTestRunner:
         # Shielded: a client that hangs up does not cut the test short; it is stored all the same.
         return await asyncio.shield(outcome)
 
+    async def check_device(self, device_id: str) -> DeviceCheck:
+        """One device's check, as a unit's self-test makes it (the broker's round trip first), recorded nowhere: the
+        probe a firmware rollout runs on each device it updated."""
+        return await self._device(device_id, await self._broker())
+
     async def _settle(
         self, outcome: asyncio.Future[SelfTestResult], unit_id: str, trigger: Trigger, actor_id: str | None
     ) -> None:

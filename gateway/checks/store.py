@@ -25,6 +25,7 @@ __all__ = [
     "mark_attempt",
     "notifications",
     "pending_reports",
+    "unit_notifications",
 ]
 
 _REPORT_COLUMNS = (
@@ -181,6 +182,31 @@ def notifications(
         "SELECT id, unit_id, kind, message, data, created_at FROM notifications "
         "WHERE unit_id = ? AND id > ? AND created_at >= ? ORDER BY id LIMIT ?",
         (unit_id, after, since.isoformat() if since else "", limit),
+    ).fetchall()
+    return [
+        Notification(
+            id=r[0],
+            unit_id=r[1],
+            kind=r[2],
+            message=r[3],
+            data=json.loads(r[4]),
+            created_at=datetime.fromisoformat(r[5]),
+        )
+        for r in rows
+    ]
+
+
+def unit_notifications(
+    db: sqlite_utils.Database, unit_ids: list[str], *, before: int | None = None, limit: int = 100
+) -> list[Notification]:
+    """The notifications of these units, newest first (ids below ``before``)."""
+    if not unit_ids:
+        return []
+    marks = ",".join("?" * len(unit_ids))
+    rows = db.conn.execute(
+        f"SELECT id, unit_id, kind, message, data, created_at FROM notifications WHERE unit_id IN ({marks}) "
+        "AND id < ? ORDER BY id DESC LIMIT ?",
+        (*unit_ids, before if before is not None else 2**62, limit),
     ).fetchall()
     return [
         Notification(

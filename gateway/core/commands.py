@@ -96,6 +96,12 @@ class CommandService:
         self.timeout = timeout
         # Outcomes the database refused (full, read-only): command id -> (status, reason, detail, finished_at).
         self._unwritten: dict[str, tuple[str, str | None, str | None, str]] = {}
+        # Devices with a command published or about to be, and how many: a firmware update waits for none.
+        self._pending: dict[str, int] = {}
+
+    def pending(self, device_id: str) -> bool:
+        """Whether a command for one of the device's entities is recorded and has no outcome yet."""
+        return self._pending.get(device_id, 0) > 0
 
     async def execute(
         self,
@@ -139,7 +145,7 @@ class CommandService:
     ) -> CommandResult:
         """Publish a typed command and wait for the device to confirm; every outcome is recorded with ``actor``
         (an offline device or a broker that is down is refused before anything is published)."""
-        entity, parsed, publishes = typed.entity, typed.command, typed.publishes
+        entity = typed.entity
         job = _Job(command_id or uuid.uuid4().hex, entity, actor, typed.body, self._clock.now())
         try:
             _check_not_held(entity)
@@ -151,7 +157,19 @@ class CommandService:
         except GatewayError as exc:
             return await self._refuse(job, exc)
         # Recorded before publishing: a crash after the publish still leaves the command in the history.
-        await self._record(job)
+        device_id = entity.device_id
+        self._pending[device_id] = self._pending.get(device_id, 0) + 1
+        try:
+            await self._record(job)
+            return await self._deliver(job, typed, timeout)
+        finally:
+            left = self._pending.pop(device_id) - 1
+            if left:
+                self._pending[device_id] = left
+
+    async def _deliver(self, job: _Job, typed: TypedCommand, timeout: float | None) -> CommandResult:
+        """Publish a recorded command and wait for its outcome, recording it."""
+        entity, parsed, publishes = typed.entity, typed.command, typed.publishes
         # Expected before publishing: a device that answers at once must not answer too early to count.
         expected = self._registry.expect([entity.id], partial(_verdict, parsed), offline=_OFFLINE)
         try:

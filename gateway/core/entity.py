@@ -37,8 +37,9 @@ class Entity:
     last_seen: datetime | None = None
     removed_at: datetime | None = None
     availability_by_topic: dict[str, bool] = field(default_factory=dict)
-    # False for what the database remembers from before a restart, until the device (or its shared availability
-    # topic) reports again: a device that went away meanwhile must not look available or fresh.
+    # False for what the database remembers from before a restart (or the broker link's loss), until the device (or
+    # its shared availability topic) reports again: a device that went away meanwhile must not look available or
+    # fresh.
     heard_since_start: bool = False
     # True while its wiring differs from the one pinned when staff bound its device (gateway.core.wiring): no
     # command goes to it and its reports are not applied until staff approve or the device says the pinned again.
@@ -74,10 +75,10 @@ class Entity:
         """Why the shown state may not be the device's real one now, or None when it is fresh.
 
         ``held`` (its wiring changed since staff bound it: nothing it reports is trusted), ``offline`` (last will
-        or availability), ``never_reported``, ``not_heard_since_start`` (remembered from before
-        the gateway's restart, nothing heard since), ``invalid_report`` (the last report was refused), ``expired``
-        (older than the device's own ``expire_after``), or ``silent`` (a device with no availability topic that has
-        said nothing for ``silence``).
+        or availability), ``never_reported``, ``not_heard_since_start`` (remembered from before the gateway's
+        restart or its broker link's loss, nothing heard since), ``invalid_report`` (the last report was refused),
+        ``expired`` (older than the device's own ``expire_after``), or ``silent`` (a device with no availability
+        topic that has said nothing for ``silence``).
         """
         if self.held:
             return "held"

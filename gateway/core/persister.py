@@ -9,16 +9,53 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from devices import EntityState
+
 from ..errors import StorageError
 from ..storage import Database, DeviceRow, EntityRow, EventRow
-from ..storage.records import write_batch
-from .entity import Entity
+from ..storage.records import EntityStateRow, write_batch
+from .entity import Entity, StateError
 from .journal import JournalEvent
 from .registry import Registry
 
-__all__ = ["Batch", "PendingChanges", "Persister", "device_row", "entity_row", "event_row"]
+__all__ = ["Batch", "PendingChanges", "Persister", "Reported", "device_row", "entity_row", "event_row"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What an entity's reports last set, taken on the event loop (references only: each value is immutable and
+    replaced, never changed in place); its row is built in the writer thread."""
+
+    entity: Entity
+    key: str
+    state: EntityState | None
+    state_at: datetime | None
+    state_error: StateError | None
+    available: bool | None
+    availability_at: datetime | None
+    last_seen: datetime | None
+
+    @classmethod
+    def of(cls, entity: Entity) -> Reported:
+        """``entity``'s reported values as they are now."""
+        e = entity
+        return cls(e, e.id, e.state, e.state_at, e.state_error, e.available, e.availability_at, e.last_seen)
+
+    def row(self) -> EntityStateRow:
+        """The columns to update (serialising the state: the costly part, kept off the event loop)."""
+        error = self.state_error
+        return EntityStateRow(
+            key=self.key,
+            state=None if self.state is None else self.state.model_dump_json(),
+            state_at=_iso(self.state_at),
+            state_error=error.code if error else None,
+            state_error_at=error.at.isoformat() if error else None,
+            available=None if self.available is None else int(self.available),
+            availability_at=_iso(self.availability_at),
+            last_seen=_iso(self.last_seen),
+        )
 
 
 @dataclass(slots=True)
@@ -28,25 +65,42 @@ class Batch:
     devices: list[DeviceRow] = field(default_factory=list)
     entities: list[Entity] = field(default_factory=list)
     rows: list[EntityRow] = field(default_factory=list)
-    events: list[EventRow] = field(default_factory=list)
+    events: list[JournalEvent] = field(default_factory=list)  # rows built by the writer (event_row)
+    reported: list[Reported] = field(default_factory=list)  # stored entities whose reports alone changed
 
     def __bool__(self) -> bool:
-        return bool(self.devices or self.rows or self.events)
+        return bool(self.devices or self.rows or self.events or self.reported)
 
 
 class PendingChanges:
-    """Listens to the registry's changes and keeps what the next flush must write (a ChangeListener)."""
+    """Listens to the registry's changes and keeps what the next flush must write (a ChangeListener).
 
-    def __init__(self) -> None:
+    An entity whose row exists (``is_stored``) and whose reports alone changed (state, availability, last seen)
+    gets only those columns updated; a discovery, a removal, or an entity without a row yet gets its whole row.
+    """
+
+    def __init__(self, is_stored: Callable[[str], bool] = lambda _key: False) -> None:
+        self._is_stored = is_stored
         self._devices: dict[str, DeviceRow] = {}
-        self._entities: dict[str, Entity] = {}  # entity id -> the entity whose record changed
-        self._events: list[EventRow] = []
+        self._entities: dict[str, Entity] = {}  # entity id -> the entity whose whole record changed
+        self._reported: dict[str, Entity] = {}  # entity id -> the entity whose reported columns changed
+        self._events: list[JournalEvent] = []
 
     def take(self) -> Batch:
-        """Rows changed since the last call; entity rows are built now, from the entities as they are."""
-        entities = [self._entities[k] for k in sorted(self._entities)]
-        batch = Batch(list(self._devices.values()), entities, [entity_row(e) for e in entities], self._events)
-        self._devices, self._entities, self._events = {}, {}, []
+        """What changed since the last call: whole entity rows are built now, from the entities as they are;
+        reported columns are snapshotted now and turned into row values by the writer."""
+        whole = self._entities
+        reported: list[Reported] = []
+        for key, entity in self._reported.items():
+            if key in whole:
+                continue
+            if self._is_stored(key):
+                reported.append(Reported.of(entity))
+            else:
+                whole[key] = entity
+        entities = [whole[k] for k in sorted(whole)]
+        batch = Batch(list(self._devices.values()), entities, [entity_row(e) for e in entities], self._events, reported)
+        self._devices, self._entities, self._reported, self._events = {}, {}, {}, []
         return batch
 
     def restore(self, batch: Batch) -> None:
@@ -55,6 +109,8 @@ class PendingChanges:
             self._devices.setdefault(device.id, device)
         for entity in batch.entities:
             self._entities.setdefault(entity.id, entity)
+        for snapshot in batch.reported:
+            self._reported.setdefault(snapshot.key, snapshot.entity)
         self._events = batch.events + self._events
 
     # --- ChangeListener ---------------------------------------------------------------------------
@@ -65,37 +121,37 @@ class PendingChanges:
         self._entities[entity.id] = entity
 
     def on_touched(self, entity: Entity) -> None:
-        """Write the entity."""
-        self._entities[entity.id] = entity
+        """Write the entity's reported columns."""
+        self._reported[entity.id] = entity
 
     def on_removed(self, entity: Entity) -> None:
         """Write the entity (as removed)."""
         self._entities[entity.id] = entity
 
     def on_state(self, entity: Entity) -> None:
-        """Write the entity."""
-        self._entities[entity.id] = entity
+        """Write the entity's reported columns."""
+        self._reported[entity.id] = entity
 
     def on_availability(self, entity: Entity) -> None:
-        """Write the entity."""
-        self._entities[entity.id] = entity
+        """Write the entity's reported columns."""
+        self._reported[entity.id] = entity
 
     def on_event(self, event: JournalEvent) -> None:
         """Append the event."""
-        self._events.append(event_row(event))
+        self._events.append(event)  # its row is built in the writer thread
 
 
 class Persister:
     """Flushes dirty entities and queued events; a failed write is kept and retried, never dropped."""
 
     def __init__(self, registry: Registry, db: Database, interval: float) -> None:
-        self._pending = PendingChanges()
+        self._stored: set[str] = set()  # entity keys that have a row in the database
+        self._pending = PendingChanges(self._stored.__contains__)
         registry.add_change_listener(self._pending)
         self._db = db
         self._interval = interval
         self.last_error: StorageError | None = None
         self._writers: list[Callable[[], Awaitable[bool]]] = []
-        self._stored: set[str] = set()  # entity keys that have a row in the database
 
     def note_stored(self, keys: Iterable[str]) -> None:
         """These entities already have rows (loaded at start)."""
@@ -123,7 +179,15 @@ class Persister:
         # Submitted at once, so that it goes before anything handed to the writer after it (a command's row
         # references the entity this batch may be the first to write).
         try:
-            write = self._db.submit(lambda db: write_batch(db, batch.devices, batch.rows, batch.events))
+            write = self._db.submit(
+                lambda db: write_batch(
+                    db,
+                    batch.devices,
+                    batch.rows,
+                    [event_row(e) for e in batch.events],
+                    [r.row() for r in batch.reported],
+                )
+            )
             await self._db.result(write)
         except asyncio.CancelledError:  # only the await is cancelled, so the batch was submitted
             # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
@@ -195,6 +259,10 @@ def entity_row(entity: Entity) -> EntityRow:
         availability_at=entity.availability_at.isoformat() if entity.availability_at else None,
         last_seen=entity.last_seen.isoformat() if entity.last_seen else None,
     )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def event_row(event: JournalEvent) -> EventRow:

@@ -66,6 +66,10 @@ class Registry:
         self._reports = ReportWatch()
         self._changes.add_listener(self._reports)
         self._wiring: WiringCheck | None = None
+        # The latest message on each routed availability topic. A topic shared by many entities (a bridge's
+        # ``bridge/state``) is subscribed once: its retained message is not sent again for an entity discovered
+        # later, which gets it from here instead.
+        self._availability_seen: dict[str, InboundMessage] = {}
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -89,6 +93,14 @@ class Registry:
     def device_keys(self, device_id: str) -> list[DiscoveryKey]:
         """Discovery keys of the device's live entities."""
         return [self._entities[k].key for k in sorted(self._routes.of_device(device_id))]
+
+    def foreign_command_topic(self, entity: Entity) -> str | None:
+        """A command topic of ``entity`` that another device owns (announced after it), or None."""
+        for topic in sorted(entity.config.command_topics()):
+            owner = self._routes.owner_of(topic)
+            if owner is not None and owner != entity.device_id:
+                return topic
+        return None
 
     def has_device(self, device_id: str) -> bool:
         """Whether the device has a live entity."""
@@ -162,6 +174,8 @@ class Registry:
             return
         for entity_id in state_routes:
             self._handle_state(self._entities[entity_id], message)
+        if availability_routes:
+            self._availability_seen[message.topic] = message
         for entity_id in availability_routes:
             self._handle_availability(self._entities[entity_id], message)
 
@@ -224,6 +238,29 @@ class Registry:
         self._routes.add(entity)
         self.metrics.accepted["discovery"] += 1
         self._changes.discovered(entity, now)
+        self._apply_seen_availability(entity)
+
+    def _apply_seen_availability(self, entity: Entity) -> None:
+        """Give a newly (re)configured entity what its availability topics last said, when another entity's
+        subscription already received it (the broker sends a retained message once per subscription)."""
+        for topic in sorted({e.topic for e in entity.config.availability_entries()}):
+            seen = self._availability_seen.get(topic)
+            if seen is not None:
+                self._handle_availability(entity, seen)
+
+    def link_lost(self) -> None:
+        """The broker connection dropped: what any device said about its availability may have changed unheard, so
+        every entity is unknown (``available`` None, not fresh) until it or its bridge speaks again; the retained
+        last wills come back with the resubscription."""
+        self._availability_seen.clear()
+        for entity in self._entities.values():
+            if entity.removed_at is not None:
+                continue
+            entity.availability_by_topic.clear()
+            if entity.available is None and not entity.heard_since_start:
+                continue
+            entity.available, entity.heard_since_start = None, False
+            self._changes.touched(entity)
 
     def _handle_state(self, entity: Entity, message: InboundMessage) -> None:
         if entity.held:
@@ -267,6 +304,9 @@ class Registry:
 
     def _remove(self, entity: Entity) -> None:
         self._routes.remove(entity)
+        listened = self._routes.topics()
+        for topic in [t for t in self._availability_seen if t not in listened]:
+            del self._availability_seen[topic]  # nobody listens to it any more: kept no longer
         entity.removed_at = self.clock.now()
         self.record_event(entity.id, "removed", {})
         log.info("entity removed", extra={"entity": entity.id})

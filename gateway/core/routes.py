@@ -59,7 +59,9 @@ class TopicRoutes:
         for topic in config.topics():
             if topic == prefix or topic.startswith(prefix + "/"):
                 return "topic_conflict", f"topic {topic[:80]!r} lies in the discovery tree"
-        for topic in config.owned_topics():
+        # Command topics too: one a config does not own (an update entity's install topic, a bridge's) must still
+        # not be another device's, or an install would publish its payload on that device's command topic.
+        for topic in sorted(config.owned_topics() | config.command_topics()):
             claimants = self._owners.get(topic)
             owner = next(iter(claimants.values())) if claimants else None
             if owner is not None and owner != device_id:
@@ -68,6 +70,11 @@ class TopicRoutes:
         if holder is not None and holder != key.key:
             return "unique_id_conflict", f"unique_id {config.unique_id!r} already used by {holder}"
         return None
+
+    def owner_of(self, topic: str) -> str | None:
+        """The device that owns ``topic`` (reports or takes commands on it), if any."""
+        claimants = self._owners.get(topic)
+        return next(iter(claimants.values())) if claimants else None
 
     def add(self, entity: Entity) -> None:
         """Route ``entity``'s topics to it."""

@@ -52,7 +52,7 @@ def type_command(entity: Entity, command: Command | Mapping[str, Any]) -> TypedC
                 f"{field + ': ' if field else ''}{err.get('msg', 'invalid')}", code="command_invalid", field=field
             ) from exc
     try:
-        publishes = entity.config.encode_command(parsed)
+        publishes = entity.config.encode_command_from(parsed, entity.state)
     except CommandInvalid as exc:
         raise CommandRejected(str(exc), code=exc.code, field=exc.field) from exc
     return TypedCommand(entity, parsed, tuple(publishes))

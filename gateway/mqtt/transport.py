@@ -14,10 +14,13 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
+from ..tasks import stop_tasks
+from .fastclient import BulkReadClient
 
 __all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
 
@@ -92,6 +95,10 @@ class MqttLink:
         self._client_id = client_id
         self._desired: dict[str, int] = {s.topic_filter: s.qos for s in subscriptions}
         self._subscribed: set[str] = set()
+        # What the next sync sends: kept up to date as filters come and go, so that a sync costs what changed,
+        # not a pass over every filter (5,000 devices announce one by one at start).
+        self._to_subscribe: dict[str, int] = dict(self._desired)
+        self._to_unsubscribe: set[str] = set()
         self._changed = asyncio.Event()
         self._on_message = on_message
         self._on_state = on_state
@@ -103,6 +110,7 @@ class MqttLink:
         self._connected = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._subscriber: asyncio.Task[None] | None = None  # the current session's subscription syncer
         self.connections = 0
         self.handler_errors = 0
         self._closing = False
@@ -110,6 +118,9 @@ class MqttLink:
         self._short_sessions = 0
         self._session_deadline: asyncio.Timeout | None = None  # ends the current session early (reconnect())
         self._reset_reason: str | None = None
+        # Messages paho read before the session's receive phase began, handed over in order when it does (so that
+        # nothing is handled before the link says connected, as when aiomqtt queued them).
+        self._early: list[InboundMessage] | None = []
 
     @property
     def state(self) -> LinkState:
@@ -150,13 +161,20 @@ class MqttLink:
     def add_subscriptions(self, filters: Iterable[str], qos: int = 0) -> None:
         """Subscribe to ``filters`` now if connected, and on every reconnect."""
         for topic_filter in filters:
+            unchanged = self._desired.get(topic_filter) == qos and topic_filter in self._subscribed
             self._desired[topic_filter] = qos
+            self._to_unsubscribe.discard(topic_filter)
+            if not unchanged:  # subscribing again would make the broker send its retained messages again
+                self._to_subscribe[topic_filter] = qos
         self._changed.set()
 
     def remove_subscriptions(self, filters: Iterable[str]) -> None:
         """Stop subscribing to ``filters``."""
         for topic_filter in filters:
             self._desired.pop(topic_filter, None)
+            self._to_subscribe.pop(topic_filter, None)
+            if topic_filter in self._subscribed:
+                self._to_unsubscribe.add(topic_filter)
         self._changed.set()
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
@@ -179,11 +197,13 @@ class MqttLink:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
         assert self._tasks is not None
         try:
-            await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
+            try:
+                # Cancelled again until ended: aiomqtt's waits can swallow a cancellation (see stop_tasks).
+                await stop_tasks([t for t in (self._supervisor, self._subscriber) if t is not None])
+            finally:
+                await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
         finally:
             self._set_state(LinkState.CLOSED)
 
@@ -199,7 +219,7 @@ class MqttLink:
         if self._on_state is not None:
             self._on_state(state)
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> BulkReadClient:
         b = self._broker
         tls: aiomqtt.TLSParameters | None = None
         if b.tls:
@@ -207,7 +227,8 @@ class MqttLink:
                 ca_certs=str(b.ca_file) if b.ca_file else None,
                 cert_reqs=ssl.CERT_NONE if b.tls_insecure else ssl.CERT_REQUIRED,
             )
-        return aiomqtt.Client(
+        self._early = []
+        return BulkReadClient(
             b.host,
             b.port,
             identifier=self._client_id,
@@ -220,6 +241,7 @@ class MqttLink:
             tls_insecure=b.tls_insecure if b.tls else None,
             timeout=10,
             socket_options=[TCP_NODELAY],
+            sink=self._inbound,
         )
 
     async def _supervise(self) -> None:
@@ -280,13 +302,13 @@ class MqttLink:
             )
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        self._subscribed = set()
+        self._subscribed = set()  # a clean session: every filter again
+        self._to_subscribe, self._to_unsubscribe = dict(self._desired), set()
         await self._sync_subscriptions(client)
         self._client = client
         self.connections += 1
         self._connected_at = time.monotonic()
         assert self._tasks is not None
-        subscriber: asyncio.Task[None] | None = None
         try:
             # reconnect() ends the session through this deadline, from the moment the link says connected.
             async with asyncio.timeout(None) as deadline:
@@ -294,8 +316,8 @@ class MqttLink:
                 self._set_state(LinkState.CONNECTED)
                 for birth in self._births:
                     await client.publish(birth.topic, birth.payload, qos=1, retain=birth.retain)
-                subscriber = self._tasks.create_task(
-                    self._subscriber(client), name=f"mqtt-subscriber[{self._client_id}]"
+                self._subscriber = self._tasks.create_task(
+                    self._sync_forever(client), name=f"mqtt-subscriber[{self._client_id}]"
                 )
                 await self._receive(client)
         except TimeoutError:
@@ -303,11 +325,11 @@ class MqttLink:
                 raise  # not ours
         finally:
             self._session_deadline = None
-            if subscriber is not None:
-                subscriber.cancel()
-                await asyncio.wait([subscriber])
+            if self._subscriber is not None:
+                await stop_tasks([self._subscriber])
+                self._subscriber = None
 
-    async def _subscriber(self, client: aiomqtt.Client) -> None:
+    async def _sync_forever(self, client: aiomqtt.Client) -> None:
         try:
             while True:
                 await self._changed.wait()
@@ -318,27 +340,59 @@ class MqttLink:
             log.debug("subscription update failed: %s", exc)
 
     async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
-        gone = sorted(self._subscribed - self._desired.keys())
+        gone, self._to_unsubscribe = sorted(self._to_unsubscribe), set()
         for start in range(0, len(gone), _CHUNK):
-            await client.unsubscribe(gone[start : start + _CHUNK])
-        self._subscribed.difference_update(gone)
-        new = sorted(self._desired.keys() - self._subscribed)
+            chunk = gone[start : start + _CHUNK]
+            await client.unsubscribe(chunk)
+            self._subscribed.difference_update(chunk)
+            for topic_filter in chunk:  # wanted again while the UNSUBSCRIBE was on its way
+                if topic_filter in self._desired:
+                    self._to_subscribe[topic_filter] = self._desired[topic_filter]
+        new, self._to_subscribe = sorted(self._to_subscribe.items()), {}
         for start in range(0, len(new), _CHUNK):
-            chunk = new[start : start + _CHUNK]
-            await client.subscribe([(f, self._desired.get(f, 0)) for f in chunk])
-            self._subscribed.update(chunk)
+            pairs = new[start : start + _CHUNK]
+            await client.subscribe(pairs)
+            for topic_filter, _qos in pairs:
+                self._subscribed.add(topic_filter)
+                if topic_filter not in self._desired:  # removed while the SUBSCRIBE was on its way
+                    self._to_unsubscribe.add(topic_filter)
+        if self._to_subscribe or self._to_unsubscribe:
+            self._changed.set()
+
+    def _inbound(self, message: mqtt.MQTTMessage) -> None:
+        """paho's callback, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
+        try:
+            payload = message.payload
+            inbound = InboundMessage(
+                message.topic, payload if type(payload) is bytes else bytes(payload), bool(message.retain), message.qos
+            )
+        except UnicodeDecodeError:
+            self.handler_errors += 1
+            log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(message._topic[:200])})
+            return
+        if self._early is None:
+            self._deliver(inbound)
+        else:
+            self._early.append(inbound)
+
+    def _deliver(self, inbound: InboundMessage) -> None:
+        try:
+            self._on_message(inbound)
+        except Exception:
+            # A handler bug must not take the link down for every other device.
+            self.handler_errors += 1
+            log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            data = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload or "").encode()
-            inbound = InboundMessage(str(message.topic), data, bool(message.retain), int(message.qos))
-            try:
-                self._on_message(inbound)
-            except Exception:
-                # A handler bug must not take the link down for every other device.
-                self.handler_errors += 1
-                log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
+        early, self._early = self._early or [], None
+        try:
+            for inbound in early:
+                self._deliver(inbound)
+            # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
+            async for _ in client.messages:
+                pass
+        finally:
+            self._early = []
 
 
 def _reason_code(exc: BaseException) -> int | None:

@@ -48,6 +48,7 @@ __all__ = [
     "plan_refusal",
     "service_refusal",
     "session_refusal",
+    "staff_command_refusal",
 ]
 
 OPT_OUT_WINDOW = timedelta(days=30)
@@ -61,6 +62,7 @@ def decide(request: ControlRequest, now: datetime) -> Decision:
         or session_refusal(request.session, request.account, now)
         or app_refusal(request.app)
         or device_refusal(request.device, request.account)
+        or staff_command_refusal(request.command)
         or contract_refusal(request.contract, now)
         or plan_refusal(request.plan, request.command)
         or agreement_refusal(request.agreement, now)
@@ -129,6 +131,15 @@ def device_refusal(device: ControlTarget, account: Account) -> Refusal | None:
     """A resident controls the devices bound to their own unit only."""
     if device.unit_id is None or device.unit_id != account.unit_id:
         return Refusal(Link.DEVICE, RefusalCode.DEVICE_NOT_IN_UNIT, f"no device {device.device_id!r} in your unit")
+    return None
+
+
+def staff_command_refusal(command: ControlCommand) -> Refusal | None:
+    """A firmware install is staff's, in a staged rollout (gateway.firmware), never a resident's command."""
+    if command.kind is DeviceKind.FIRMWARE_UPDATE:
+        return Refusal(
+            Link.DEVICE, RefusalCode.FIRMWARE_UPDATE_STAFF_ONLY, "firmware updates are started by staff, in stages"
+        )
     return None
 
 

@@ -15,6 +15,7 @@ from ..clock import Clock
 from ..core.commands import CommandResult, CommandService
 from ..core.typed_command import TypedCommand
 from ..errors import GatewayError, PolicyRefused
+from ..tasks import stop_tasks
 from .models import Allowed, RefusalCode
 
 __all__ = ["MAX_DECISION_AGE", "CommandGate"]
@@ -46,10 +47,12 @@ class CommandGate:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for _, task in tuple(self._inflight.values()):
-            task.cancel()  # the command service records each as failed (gateway_stopping)
         assert self._tasks is not None
-        await self._tasks.__aexit__(None, None, None)
+        try:
+            # The command service records each as failed (gateway_stopping).
+            await stop_tasks([task for _, task in self._inflight.values()])
+        finally:
+            await self._tasks.__aexit__(None, None, None)
 
     def submit(self, decision: Allowed, *, timeout: float | None) -> tuple[str, asyncio.Future[CommandResult]]:
         """Start exactly the command ``decision`` allowed, for its account; return the command's id and a future

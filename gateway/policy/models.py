@@ -237,6 +237,7 @@ class RefusalCode(StrEnum):
     SESSION_EXPIRED = "session_expired"
     APP_UPDATE_REQUIRED = "app_update_required"
     DEVICE_NOT_IN_UNIT = "device_not_in_unit"
+    FIRMWARE_UPDATE_STAFF_ONLY = "firmware_update_staff_only"
     LESSOR_CONTRACT_INACTIVE = "lessor_contract_inactive"
     PLAN_EXCLUDES_DEVICE_KIND = "plan_excludes_device_kind"
     AGREEMENT_UNAVAILABLE = "agreement_unavailable"

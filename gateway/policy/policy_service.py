@@ -63,6 +63,7 @@ DEVICE_KIND_PRIORITY: tuple[DeviceKind, ...] = (
     DeviceKind.LOCK,
     DeviceKind.THERMOSTAT,
     DeviceKind.LIGHT,
+    DeviceKind.SWITCH,
     DeviceKind.LEAK_SENSOR,
     DeviceKind.CONTACT_SENSOR,
     DeviceKind.BINARY_SENSOR,

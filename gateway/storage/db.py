@@ -196,6 +196,9 @@ class Database:
                 log.warning("database is not in WAL mode", extra={"journal_mode": mode})
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted and rewritten rows are zeroed rather than left in free space: an erased person, a purged
+            # history or an old token digest must not stay readable in the file (ETSI EN 303 645, deletion).
+            conn.execute("PRAGMA secure_delete = ON")
             result = conn.execute("PRAGMA integrity_check").fetchone()[0]
             if result != "ok":
                 raise StorageError(f"integrity check failed: {result}", code="storage_corrupt")

@@ -341,7 +341,81 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (username, source)
     );
     """,
-    # 10: retention (gateway/retention): the operator's retention days per category and the database's size budget
+    # 10: residents' privacy requests (access, correction, deletion, restriction) with their deadline, answer, the
+    # legal holds named in it and an appeal; the disclosure log (exports, reports sent upstream); restrictions in
+    # force. No foreign keys to accounts: an erasure re-keys what a hold keeps to a pseudonym.
+    """
+    CREATE TABLE privacy_requests (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        property_id TEXT,
+        unit_id TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('access', 'correction', 'deletion', 'restriction')),
+        state TEXT NOT NULL CHECK (state IN ('open', 'in_progress', 'granted', 'refused', 'answered', 'appealed',
+            'closed')),
+        detail TEXT,
+        created_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        handled_by TEXT,
+        answered_at TEXT,
+        answer TEXT,
+        refusal_code TEXT,
+        held TEXT,
+        appealed_at TEXT,
+        appeal TEXT,
+        closed_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX privacy_requests_account ON privacy_requests(account_id, created_at);
+    CREATE INDEX privacy_requests_queue ON privacy_requests(state, due_at);
+    CREATE TABLE disclosures (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('export', 'report')),
+        recipient TEXT NOT NULL,
+        reference TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX disclosures_account ON disclosures(account_id, id);
+    CREATE TABLE restrictions (
+        account_id TEXT PRIMARY KEY,
+        since TEXT NOT NULL,
+        request_id TEXT NOT NULL
+    );
+    """,
+    # 11: firmware rollouts (gateway/firmware): one row per rollout, one per device in it with its stage and step,
+    # so that a rollout resumes (or is reported) after a restart.
+    """
+    CREATE TABLE firmware_rollouts (
+        id TEXT PRIMARY KEY,
+        property_id TEXT NOT NULL REFERENCES properties(id),
+        scope TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX firmware_rollouts_property ON firmware_rollouts(property_id, created_at);
+    CREATE TABLE firmware_rollout_devices (
+        rollout_id TEXT NOT NULL REFERENCES firmware_rollouts(id),
+        device_id TEXT NOT NULL,
+        unit_id TEXT,
+        entity_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        kind TEXT,
+        status TEXT NOT NULL,
+        from_version TEXT,
+        target_version TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        reason TEXT,
+        PRIMARY KEY (rollout_id, device_id)
+    );
+    """,
+    # 12: retention (gateway/retention): the operator's retention days per category and the database's size budget
     # (defaults in code, only overrides stored); and the events_type index goes: no query reads events by type, and
     # every state change paid for it (an index entry, ~40 bytes and a B-tree insert per row)
     """

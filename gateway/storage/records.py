@@ -18,6 +18,7 @@ __all__ = [
     "DeviceOwnerRow",
     "DeviceRow",
     "EntityRow",
+    "EntityStateRow",
     "EventRow",
     "fail_unfinished_commands",
     "finish_run",
@@ -81,6 +82,20 @@ class EntityRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityStateRow:
+    """The columns of an entity's row that its reports change (a state, availability or last-seen update)."""
+
+    key: str
+    state: str | None
+    state_at: str | None
+    state_error: str | None
+    state_error_at: str | None
+    available: int | None
+    availability_at: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRow:
     """One command and its outcome, with who asked."""
 
@@ -131,8 +146,10 @@ def write_batch(
     devices: Sequence[DeviceRow],
     entities: Sequence[EntityRow],
     events: Sequence[EventRow],
+    states: Sequence[EntityStateRow] = (),
 ) -> None:
-    """Upsert devices and entities and append events in one transaction."""
+    """Upsert devices and entities, update the reported columns of ``states`` (entities whose rows exist), and
+    append events, in one transaction."""
     with transaction(db):
         for device in devices:
             db.conn.execute(
@@ -146,6 +163,9 @@ def write_batch(
             ordered = sorted(entities, key=lambda e: e.removed_at is None)
             values = ([getattr(e, c) for c in _ENTITY_COLUMNS] for e in ordered)
             upsert_rows(db, "entities", "key", _ENTITY_COLUMNS, values)
+        if states:
+            # Only what a report changes: the config, names and ids (and the unique_id index) stay untouched.
+            db.conn.executemany(_UPDATE_STATE, ([getattr(s, c) for c in _STATE_COLUMNS] for s in states))
         if events:
             event_values = ((e.at, e.entity_key, e.type, json.dumps(e.data)) for e in events)
             insert_rows(db, "events", ("at", "entity_key", "type", "data"), event_values)
@@ -230,6 +250,8 @@ def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
 
 _ENTITY_COLUMNS = tuple(EntityRow.__dataclass_fields__)
 _OWNER_COLUMNS = tuple(DeviceOwnerRow.__dataclass_fields__)
+_STATE_COLUMNS = (*tuple(EntityStateRow.__dataclass_fields__)[1:], "key")
+_UPDATE_STATE = f"UPDATE entities SET {', '.join(f'{c} = ?' for c in _STATE_COLUMNS[:-1])} WHERE key = ?"
 
 
 def _asdict(row: Any) -> dict[str, Any]:

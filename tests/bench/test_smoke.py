@@ -41,3 +41,51 @@ def test_bench_runs_at_a_tiny_scale(tmp_path: Path) -> None:
     assert document["machine"]["broker"]["kind"] == "embedded"
     assert document["machine"]["cpus"] and document["machine"]["python"]
     assert "lost state updates" in result.stdout  # the table is printed too
+
+
+REFS_FIGURES = {
+    "ingest_share_of_paho",
+    "cpu_per_message_vs_gmqtt",
+    "ingest_lost_messages",
+    "publisher_headroom",
+    "realistic_cpu_ratio",
+}
+
+
+def test_refs_run_at_a_tiny_scale(tmp_path: Path) -> None:
+    """``--refs`` with two units on the embedded broker: every bare reference this environment has and the gateway
+    take in every message, none lost per message, each pass with its publisher rate and load average."""
+    out = tmp_path / "refs.json"
+    argv = [sys.executable, "-m", "bench", "--refs", "--units", "2", "--rounds", "3", "--realistic-seconds", "1"]
+    argv += ["--out", str(out), "--workdir", str(tmp_path / "work")]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    document = json.loads(out.read_text())
+    figures = {f["key"]: f for f in document["figures"]}
+    assert set(figures) == REFS_FIGURES
+    assert figures["ingest_lost_messages"]["value"] == 0, f"{figures['ingest_lost_messages']}\n{result.stdout}"
+    passes = {p["consumer"]: p for p in document["details"]["passes"]}
+    assert {"paho", "aiomqtt", "gateway"} <= set(passes)
+    for consumer, figures_of in passes.items():
+        assert figures_of["received"] == figures_of["messages"] == 30, (consumer, figures_of)
+        assert figures_of["lost"] == figures_of["duplicated"] == 0, (consumer, figures_of)
+        assert figures_of["publisher_rate"] > 0 and figures_of["load_avg"] >= 0, (consumer, figures_of)
+    assert figures["ingest_share_of_paho"]["value"] is not None
+    assert "load avg" in result.stdout
+
+
+def test_scale_run_at_a_tiny_scale(tmp_path: Path) -> None:
+    """``--scale 5`` on the embedded broker: the step finishes, and start, reconnect and peak RSS are measured and
+    printed with their targets."""
+    out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "bench", "--scale", "5", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    document = json.loads(out.read_text())
+    figures = {f["key"]: f for f in document["figures"]}
+    assert set(figures) == {"start_online_s_5", "reconnect_online_s_5", "peak_rss_mb_5"}
+    for figure in figures.values():
+        assert isinstance(figure["value"], int | float), f"{figure}\n{result.stdout}"
+    (step,) = document["details"]["steps"]
+    assert step["unfinished"] == [] and step["bare_seen_s"] is not None, step
+    assert "load avg" in result.stdout

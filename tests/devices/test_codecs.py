@@ -18,6 +18,7 @@ from devices import (
     CommandInvalid,
     Component,
     ConfigInvalid,
+    DefaultLightConfig,
     DeviceCodecError,
     DeviceKind,
     DiscoveryKey,
@@ -125,7 +126,7 @@ def test_unknown_component_in_topic() -> None:
     )
     assert "fan" in str(err)
     # `update` is part of HA discovery but not a component the gateway drives
-    _codec_error(ConfigInvalid, "unknown_component", parse_discovery_topic, PREFIX, "homeassistant/update/u1/fw/config")
+    _codec_error(ConfigInvalid, "unknown_component", parse_discovery_topic, PREFIX, "homeassistant/camera/u1/fw/config")
 
 
 @pytest.mark.parametrize(
@@ -219,17 +220,24 @@ def test_light_default_mireds_range() -> None:
     assert _light(supported_color_modes=["color_temp"]).kelvin_range == (2000, 6535)
 
 
-@pytest.mark.parametrize("schema", ["default", "template", "basic", None, 1])
-def test_light_schema_other_than_json_refused(schema: object) -> None:
+@pytest.mark.parametrize("schema", ["template", "JSON", None, 1])
+def test_light_schema_not_supported_refused(schema: object) -> None:
+    # the template schema renders Jinja for every payload: the gateway renders none
     body: dict[str, Any] = {"command_topic": "l/set", "schema": schema}
-    err = _codec_error(ConfigInvalid, "config_invalid", _cfg, Component.LIGHT, body)
+    err = _codec_error(ConfigInvalid, "unsupported_schema", _cfg, Component.LIGHT, body)
     assert err.field == "schema"
 
 
-def test_light_schema_missing_refused() -> None:
-    # HA's default schema is not JSON, so a light that does not say "json" is not ours to parse
-    err = _codec_error(ConfigInvalid, "config_invalid", _cfg, Component.LIGHT, {"command_topic": "l/set"})
-    assert err.field == "schema"
+@pytest.mark.parametrize("schema", ["default", "basic"])
+def test_light_default_schema_by_name(schema: str) -> None:
+    cfg = _cfg(Component.LIGHT, {"command_topic": "l/set", "state_topic": "l/state", "schema": schema})
+    assert isinstance(cfg, DefaultLightConfig)
+    assert cfg.encode_command(LightCommand(on=True)) == [Publish("l/set", b"ON", qos=1)]
+
+
+def test_light_schema_missing_is_home_assistants_default() -> None:
+    cfg = _cfg(Component.LIGHT, {"command_topic": "l/set"})
+    assert isinstance(cfg, DefaultLightConfig) and cfg.schema_ == "default"
 
 
 def test_tasmota_abbreviations_and_base_topic() -> None:
@@ -504,7 +512,8 @@ def test_wildcard_from_base_topic_substitution() -> None:
         (Component.SENSOR, {"state_topic": "s", "value_template": "{{ value_json.t | float }}"}),
         (Component.SENSOR, {"state_topic": "s", "val_tpl": "{{ value_json.t * 10 }}"}),
         (Component.SENSOR, {"state_topic": "s", "value_template": "{% if value %}1{% endif %}"}),
-        (Component.BINARY_SENSOR, {"state_topic": "s", "value_template": "{{ 'ON' if value_json.water else 'OFF' }}"}),
+        (Component.BINARY_SENSOR, {"state_topic": "s", "val_tpl": "{{ 'ON' if value_json.w > 3 else 'OFF' }}"}),
+        (Component.SENSOR, {"state_topic": "s", "val_tpl": "{{ {0: 'a'}[value_json.v] | default(value_json.v) }}"}),
         (Component.LOCK, {"command_topic": "c", "value_template": "{{ value_json.state.__class__ }}x"}),
         (Component.LOCK, {"command_topic": "c", "value_template": "{{ states('lock.front') }}"}),
         (Component.CLIMATE, {"mode_state_topic": "m", "mode_state_template": "{{ value_json.mode | lower }}"}),
@@ -544,7 +553,6 @@ def test_parse_template_supported(template: str | None, path: tuple[str, ...], i
 @pytest.mark.parametrize(
     "template",
     [
-        "",
         "value_json.a",
         "{{ value_json.a }} C",
         "{{ value_json.1a }}",
@@ -834,7 +842,7 @@ def test_lock_commands() -> None:
     _codec_error(PayloadInvalid, "payload_out_of_range", cfg.decode_command, "home/door/set", b"OPEN")
     _codec_error(CommandInvalid, "wrong_kind", cfg.encode_command, LightCommand(on=True))
     with pytest.raises(ValidationError):
-        LockCommand(action="open")
+        LockCommand.model_validate({"action": "open"})
 
 
 def test_lock_outcomes() -> None:
@@ -969,7 +977,7 @@ def test_thermostat_mode_and_fan_must_be_advertised() -> None:
     err = _codec_error(CommandInvalid, "out_of_range", cfg.encode_command, ClimateCommand(fan_mode="high"))
     assert err.field == "fan_mode"
     with pytest.raises(ValidationError):
-        ClimateCommand(mode="eco")
+        ClimateCommand.model_validate({"mode": "eco"})
     with pytest.raises(ValidationError):
         ClimateCommand(target_temperature=float("nan"))
     with pytest.raises(ValidationError):

@@ -8,8 +8,10 @@ from . import (
     broker_credentials,
     checks,
     console,
+    firmware,
     me,
     operator,
+    privacy,
     properties,
     rules,
     storage,
@@ -21,6 +23,7 @@ __all__ = ["API_ROUTERS", "PAGE_ROUTERS"]
 API_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     me.router,
+    privacy.resident_router,
     agreement.router,
     properties.router,
     wiring.router,
@@ -32,6 +35,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     checks.property_router,
     checks.operator_router,
     storage.router,
+    privacy.staff_router,
+    firmware.router,
     console.router,
 )
 """The routers served under the API prefix, in the order the OpenAPI document lists them."""

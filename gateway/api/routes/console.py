@@ -1,17 +1,20 @@
-"""/properties/{id}/console and /console: the property manager console, one web page served by the gateway
-(static HTML, a script and a style sheet; nothing loaded from elsewhere) and the one API call behind it."""
+"""/properties/{id}/console, /stream and /audit, and /console: the property console, one web page served by the
+gateway (static HTML, its scripts and a style sheet; nothing loaded from elsewhere) and the API calls made for it."""
 
 from __future__ import annotations
 
 from importlib import resources
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from ...errors import NotFound
+from ...checks import Notification
+from ...errors import AuthError, NotFound
 from ...policy import contract_lapse, opt_out_deadline
-from ..deps import Ctx, Manager, own_property
+from ..deps import Ctx, Manager, Staff, own_property
 from ..problems import PROBLEM_RESPONSES
+from ..schemas import AuditEntryOut, AuditPage
 from ..schemas_policy import ConsoleAcceptanceOut, ConsoleOut, ConsoleResidentOut, ConsoleUnitOut
 from ..views import contract_out, resident_acceptance
 
@@ -32,10 +35,11 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+_SCRIPTS = ("api.js", "agreements.js", "credentials.js", "overview.js", "actions.js", "console.js")
 _MEDIA_TYPES = {
     "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    **dict.fromkeys(_SCRIPTS, "text/javascript; charset=utf-8"),
 }
 # Read once at import: a few kilobytes, and no file access on the event loop afterwards.
 _ASSETS = {name: (resources.files("gateway.api") / "console" / name).read_bytes() for name in _MEDIA_TYPES}
@@ -78,6 +82,69 @@ async def console(property_id: Id, principal: Manager, ctx: Ctx) -> ConsoleOut:
         current_effective_at=None if current is None else current.effective_at,
         units=units,
     )
+
+
+@router.get(
+    "/{property_id}/stream",
+    operation_id="streamProperty",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events: ready, state, availability (each with unit_id), notification",
+        }
+    },
+)
+async def property_stream(property_id: Id, principal: Staff, ctx: Ctx, request: Request) -> StreamingResponse:
+    """Live state and availability changes of every bound device of my property, each naming its unit, and the
+    units' reminders (Server-Sent Events; manager or installer); ends when the session ends. Counted with the
+    account's other streams (429 ``too_many_streams``)."""
+    pid = own_property(principal, ctx, property_id)
+    source = request.client.host if request.client else ""
+    subscriber = ctx.hub.subscribe(pid, principal.account.id, principal.session.id, source, whole_property=True)
+
+    async def still_valid() -> bool:
+        try:
+            await ctx.accounts.recheck(principal)
+        except AuthError:
+            return False
+        return True
+
+    return StreamingResponse(
+        ctx.hub.frames(subscriber, still_valid),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/{property_id}/audit", operation_id="listPropertyAudit")
+async def property_audit(
+    property_id: Id,
+    principal: Manager,
+    ctx: Ctx,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditPage:
+    """My property's audit log, newest first: who did what to its units, devices and residents (manager)."""
+    pid = own_property(principal, ctx, property_id)
+    rows = await ctx.audit.entries(pid, before, limit)
+    entries = [AuditEntryOut.model_validate(r) for r in rows]
+    return AuditPage(entries=entries, next_before=entries[-1].id if len(entries) == limit else None)
+
+
+@router.get("/{property_id}/notifications", operation_id="listPropertyNotifications")
+async def property_notifications(
+    property_id: Id,
+    principal: Manager,
+    ctx: Ctx,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[Notification]:
+    """The notifications queued for my property's units, newest first: alerts (a leak, a jammed or offline front
+    door lock, a low battery; each once when it begins and once when it ends) and self-test reminders (manager).
+    Home automation notices only, not a security or alarm system."""
+    pid = own_property(principal, ctx, property_id)
+    return await ctx.checks.property_notifications(pid, before, limit)
 
 
 @page_router.get("/console")

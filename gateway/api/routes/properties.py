@@ -166,6 +166,25 @@ async def move_in(property_id: Id, unit_id: Id, body: MoveInRequest, principal: 
     )
 
 
+@router.post(
+    "/{property_id}/units/{unit_id}/residents/{account_id}/activation-code",
+    operation_id="reissueActivationCode",
+    responses=CONFLICT_RESPONSES,
+)
+async def reissue_code(property_id: Id, unit_id: Id, account_id: Id, principal: Manager, ctx: Ctx) -> NewAccountOut:
+    """A new one-time activation code for a resident who has not activated yet (the old code stops working;
+    manager; audited); 409 ``account_not_pending`` once the account is activated or ended."""
+    unit = own_unit(principal, ctx, property_id, unit_id)
+    if not any(a.id == account_id for a in await ctx.accounts.residents(unit)):
+        raise NotFound(f"no resident {account_id!r} in this unit", code="account_not_found")
+    issued = await ctx.accounts.reissue_code(account_id, by=principal)
+    return NewAccountOut(
+        account=account_out(issued.account),
+        activation_code=issued.activation_code,
+        activation_expires_at=issued.activation_expires_at,
+    )
+
+
 @router.post("/{property_id}/units/{unit_id}/residents/{account_id}/move-out", operation_id="moveOut")
 async def move_out(
     property_id: Id, unit_id: Id, account_id: Id, body: MoveOutRequest, principal: Manager, ctx: Ctx
@@ -184,6 +203,7 @@ async def move_out(
     anonymised = await ctx.building.erase_resident(
         resident, unit, FORMER_RESIDENT, by=principal, sessions_revoked=sessions
     )
+    await ctx.privacy.forget_former(resident)
     return MoveOutResponse(account=account_out(ended), sessions_revoked=sessions, records_anonymised=anonymised)
 
 

@@ -101,7 +101,9 @@ async def agreement_record(account_id: Id, principal: Operator, ctx: Ctx) -> Agr
 
 @router.get("/accounts/{account_id}/sessions", operation_id="listAccountSessions")
 async def account_sessions(account_id: Id, principal: Operator, ctx: Ctx) -> list[SessionOut]:
-    """An account's sessions (credentials), newest first."""
+    """An account's sessions (credentials), newest first; 403 ``data_restricted`` while the person's restriction
+    stands (revoking still works)."""
+    await ctx.privacy.check_unrestricted(account_id)
     return [session_out(s) for s in await ctx.accounts.sessions(account_id, by=principal)]
 
 

@@ -11,7 +11,8 @@ The same checks from the command line, against a throwaway gateway (the fuzzing 
 accounts), with a token from POST /api/v1/auth/login; one run per role:
 
     .venv/bin/schemathesis run http://127.0.0.1:8080/openapi.json -H "Authorization: Bearer $TOKEN" \\
-      --exclude-operation-id streamMyUnit --exclude-operation-id logout --exclude-operation-id revokeSessions \\
+      --exclude-operation-id streamMyUnit --exclude-operation-id streamProperty \\
+      --exclude-operation-id logout --exclude-operation-id revokeSessions \\
       --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \\
       --max-examples 20 --seed 1 --request-timeout 10
 """
@@ -66,6 +67,13 @@ MEANT_BY_TAG = {
 MEANT_BY_OPERATION = {
     "login": {"anonymous"},
     "activate": {"anonymous"},
+    # the console's session: a sign-in, and the cookie's resume and sign-out (the cookie, not a bearer token)
+    "openConsoleSession": {"anonymous"},
+    "resumeConsoleSession": {"anonymous"},
+    "closeConsoleSession": {"anonymous"},
+    "listPropertyAudit": {"manager"},
+    "listPropertyNotifications": {"manager"},
+    "reissueActivationCode": {"manager"},
     "listProperties": ALL_ROLES,
     "createProperty": {"operator"},
     "createUnit": {"manager"},
@@ -77,13 +85,17 @@ MEANT_BY_OPERATION = {
     "revokeBrokerCredential": {"manager", "installer", "operator"},
 }
 # Never sent with a live session: the stream does not end by itself, and logout would end the session we fuzz as.
-SESSION_ENDING = {"streamMyUnit", "logout"}
+SESSION_ENDING = {"streamMyUnit", "streamProperty", "logout"}
 EXAMPLES = 5  # Hypothesis examples per operation, role, generation mode and set of ids
 # The stateful phase, per role: few sequences of few steps (Hypothesis's settings), derandomized, so the whole test
 # stays deterministic and well under a minute. Not sent statefully: whatever ends the session we fuzz as.
 STATEFUL_EXAMPLES = 15
 STATEFUL_STEPS = 6
-STATEFUL_EXCLUDED = sorted({"streamMyUnit", "logout", "revokeSessions"})
+# Nor a firmware rollout: the fuzzed building's simulated devices announce no update entity, so no sequence can
+# start one, and the link from its answer to a rollout's id never has a value (Hypothesis's state machine then
+# reports flaky data generation). The per-operation phase sends it an example as each role; its rules are tested
+# in tests/gateway/firmware.
+STATEFUL_EXCLUDED = sorted({"streamMyUnit", "streamProperty", "logout", "revokeSessions", "startFirmwareRollout"})
 REQUEST_TIMEOUT = 10.0
 PATH_PARAMETER = re.compile(r"{(\w+)}")
 Operation = APIOperation[Any, Any, Any, Any]

@@ -24,6 +24,8 @@ RULE_SOURCES = (
     GATEWAY / "api" / "routes" / "wiring.py",
     GATEWAY / "api" / "routes" / "broker_credentials.py",  # and the device plane's staff use cases
     GATEWAY / "mqtt" / "credential_service.py",
+    *sorted((GATEWAY / "firmware").glob("*.py")),  # firmware rollouts
+    GATEWAY / "api" / "routes" / "firmware.py",
     GATEWAY / "mqtt" / "credential_store.py",
     GATEWAY / "mqtt" / "credentials.py",
     GATEWAY / "mqtt" / "dynsec_sync.py",

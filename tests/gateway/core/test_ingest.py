@@ -293,3 +293,42 @@ async def test_config_in_utf16_is_refused_not_crashing_the_handler(
         await eventually(lambda: gw.metrics.rejected["payload_not_utf8"] == 1, what="UTF-16 config refused")
         assert gw.link.handler_errors == 0
         assert gw.registry.get("light/u16/light") is None
+
+
+async def test_a_state_report_writes_only_what_reports_change(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    """Once an entity has its row, a state or availability report updates only the reported columns: the stored
+    config, name and discovery time are not written again (here: a marker put in them stays)."""
+    async with make_gateway() as gw:
+        await _discover_hall(gw, mqtt, prefix)
+        await gw.persister.flush()
+        db_path = gw.settings.database
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("UPDATE entities SET name = 'marker', config = '{}' WHERE key='light/hall/light'")
+        await _pub(mqtt, "hand/hall/state", b'{"state":"OFF","brightness":9}')
+        await _pub(mqtt, "hand/hall/availability", b"offline")
+        await eventually(
+            lambda: (e := gw.registry.get("light/hall/light")) is not None and e.available is False,
+            what="the new state and availability in memory",
+        )
+        await gw.persister.flush()
+    with sqlite3.connect(db_path) as conn:
+        row = conn.execute(
+            "SELECT name, config, state, available FROM entities WHERE key='light/hall/light'"
+        ).fetchone()
+    assert row == ("marker", "{}", LightState(on=False, brightness=9).model_dump_json(), 0)
+
+
+async def test_an_entity_discovered_and_reporting_in_one_flush_gets_its_whole_row(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str
+) -> None:
+    """A report on an entity whose row is not written yet is written as the whole row (an UPDATE would find
+    nothing), with the state it reported."""
+    async with make_gateway(state_flush_interval=10.0) as gw:
+        await _discover_hall(gw, mqtt, prefix)  # discovery, state and availability before any flush
+        await gw.persister.flush()
+        db_path = gw.settings.database
+    with sqlite3.connect(db_path) as conn:
+        row = conn.execute("SELECT name, state, available FROM entities WHERE key='light/hall/light'").fetchone()
+    assert row == ("Hall light", LightState(on=True, brightness=128).model_dump_json(), 1)
