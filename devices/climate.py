@@ -23,7 +23,7 @@ from .base import (
     Topic,
 )
 from .errors import CommandInvalid, ConfigInvalid, PayloadInvalid
-from .templates import Payload, ValuePath, first_key, parse_template
+from .templates import Payload, ValuePath, keys_by_topic, parse_template
 
 __all__ = ["ClimateCommand", "ClimateConfig", "ClimateState", "HvacMode"]
 
@@ -138,14 +138,7 @@ class ClimateConfig(EntityConfig):
 
     def state_keys(self) -> StateKeys:
         """Per state topic, the keys of the fields reported there (None if one of them is the whole payload)."""
-        keys: dict[str, frozenset[str]] = {}
-        whole: set[str] = set()
-        for topic, path in self.readers().values():
-            key = first_key(path)
-            if key is None:
-                whole.add(topic)
-            keys[topic] = keys.get(topic, frozenset()) | (key or frozenset())
-        return {topic: None if topic in whole else found for topic, found in keys.items()}
+        return keys_by_topic(self.readers().values())
 
     def command_topics(self) -> frozenset[str]:
         """Every topic a field is set on."""

@@ -33,7 +33,7 @@ from .base import (
 from .errors import CommandInvalid, ConfigInvalid, PayloadInvalid
 from .light import LightCommand, LightState, expect_light_command, finite_round, kelvin_range, light_outcome
 from .switch import json_word
-from .templates import Payload, ValuePath, first_key, parse_template
+from .templates import Payload, ValuePath, keys_by_topic, parse_template
 
 __all__ = ["DefaultLightConfig"]
 
@@ -134,14 +134,7 @@ class DefaultLightConfig(EntityConfig):
 
     def state_keys(self) -> StateKeys:
         """Per state topic, the keys of the attributes reported there (None if one is the whole payload)."""
-        keys: dict[str, frozenset[str]] = {}
-        whole: set[str] = set()
-        for topic, path in self.readers().values():
-            key = first_key(path)
-            if key is None:
-                whole.add(topic)
-            keys[topic] = keys.get(topic, frozenset()) | (key or frozenset())
-        return {topic: None if topic in whole else found for topic, found in keys.items()}
+        return keys_by_topic(self.readers().values())
 
     def command_topics(self) -> frozenset[str]:
         """The on/off, brightness and colour temperature command topics."""

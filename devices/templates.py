@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigInvalid, PayloadInvalid
 from .limits import MAX_PAYLOAD_BYTES
 
-__all__ = ["Payload", "ValuePath", "first_key", "parse_template"]
+__all__ = ["Payload", "ValuePath", "first_key", "keys_by_topic", "parse_template"]
 
 _TEMPLATE = re.compile(
     r"^\{\{\s*(value_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\])*|value)\s*\}\}$"
@@ -243,6 +244,18 @@ def _same(value: Any, literal: Any) -> bool:
 def first_key(path: ValuePath) -> frozenset[str] | None:
     """The top-level JSON key a path reads (what a bridge's state request names), or None for the raw payload."""
     return frozenset(path.path[:1]) if path.json and path.path else None
+
+
+def keys_by_topic(readers: Iterable[tuple[str, ValuePath]]) -> dict[str, frozenset[str] | None]:
+    """Per state topic, the top-level keys its readers read (None where one of them reads the whole payload)."""
+    keys: dict[str, frozenset[str]] = {}
+    whole: set[str] = set()
+    for topic, path in readers:
+        key = first_key(path)
+        if key is None:
+            whole.add(topic)
+        keys[topic] = keys.get(topic, frozenset()) | (key or frozenset())
+    return {topic: None if topic in whole else found for topic, found in keys.items()}
 
 
 def _decode_text(payload: bytes) -> str:
