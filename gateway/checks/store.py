@@ -183,17 +183,7 @@ def notifications(
         "WHERE unit_id = ? AND id > ? AND created_at >= ? ORDER BY id LIMIT ?",
         (unit_id, after, since.isoformat() if since else "", limit),
     ).fetchall()
-    return [
-        Notification(
-            id=r[0],
-            unit_id=r[1],
-            kind=r[2],
-            message=r[3],
-            data=json.loads(r[4]),
-            created_at=datetime.fromisoformat(r[5]),
-        )
-        for r in rows
-    ]
+    return [_notification(r) for r in rows]
 
 
 def unit_notifications(
@@ -208,17 +198,13 @@ def unit_notifications(
         "AND id < ? ORDER BY id DESC LIMIT ?",
         (*unit_ids, before if before is not None else 2**62, limit),
     ).fetchall()
-    return [
-        Notification(
-            id=r[0],
-            unit_id=r[1],
-            kind=r[2],
-            message=r[3],
-            data=json.loads(r[4]),
-            created_at=datetime.fromisoformat(r[5]),
-        )
-        for r in rows
-    ]
+    return [_notification(r) for r in rows]
+
+
+def _notification(r: tuple[Any, ...]) -> Notification:
+    return Notification(
+        id=r[0], unit_id=r[1], kind=r[2], message=r[3], data=json.loads(r[4]), created_at=datetime.fromisoformat(r[5])
+    )
 
 
 def _report(row: tuple[Any, ...]) -> Report:
