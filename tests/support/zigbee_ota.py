@@ -128,11 +128,6 @@ class Zigbee2MqttOta:
         assert self._client is not None
         await self._client.publish(f"{self.base}/{device.name}", json.dumps(self.state(device)), qos=1, retain=True)
 
-    async def announce_online(self) -> None:
-        """Publish the bridge's retained ``bridge/state`` online again."""
-        assert self._client is not None
-        await self._client.publish(f"{self.base}/bridge/state", b'{"state":"online"}', qos=1, retain=True)
-
     async def clear(self) -> None:
         """Remove every retained message this bridge left (configs, states, bridge state)."""
         assert self._client is not None
