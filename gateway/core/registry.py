@@ -268,6 +268,8 @@ class Registry:
             self._reject(message, exc.code, str(exc), entity_id=entity.id)
             return
         changed = state != entity.state
+        if changed and message.retain and entity.state_at is not None:
+            self._recovered(entity, "states")
         entity.state, entity.state_at, entity.state_error = state, now, None
         self.metrics.accepted["state"] += 1
         if changed:
@@ -289,10 +291,18 @@ class Registry:
         if available == entity.available:
             self._changes.touched(entity)
             return
+        if message.retain and entity.available is not None:
+            self._recovered(entity, "availability")
         entity.available, entity.availability_at = available, now
         self.record_event(entity.id, "online" if available else "offline", {})
         log.info("entity %s", "online" if available else "offline", extra={"entity": entity.id})
         self._changes.availability(entity)
+
+    def _recovered(self, entity: Entity, what: str) -> None:
+        """A change first heard from a retained copy (a resync, a reconnect, a start): the live message was missed
+        (the gateway was away, or the broker dropped it), the latest value is recovered, any between are not."""
+        self.metrics.recovered[what] += 1
+        log.info("missed %s change recovered from the retained message", what, extra={"entity": entity.id})
 
     def _remove(self, entity: Entity) -> None:
         self._routes.remove(entity)
