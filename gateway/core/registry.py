@@ -302,7 +302,7 @@ class Registry:
         """A change first heard from a retained copy (a resync, a reconnect, a start): the live message was missed
         (the gateway was away, or the broker dropped it), the latest value is recovered, any between are not."""
         self.metrics.recovered[what] += 1
-        log.info("missed %s change recovered from the retained message", what, extra={"entity": entity.id})
+        log.info("missed change recovered from the retained message (%s)", what, extra={"entity": entity.id})
 
     def _remove(self, entity: Entity) -> None:
         self._routes.remove(entity)

@@ -163,7 +163,7 @@ async def test_a_burst_the_broker_drops_is_detected_and_resynced(
     # copies included).
     assert handled[0] < DEVICES * ROUNDS / 2, f"{handled[0]} of {DEVICES * ROUNDS} reports reached the gateway"
     assert any("mqtt resync" in r.getMessage() for r in caplog.records)
-    assert any("missed states change recovered" in r.getMessage() for r in caplog.records)
+    assert any("missed change recovered from the retained message (states)" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_stalled_gateway_resyncs_what_it_lost(
