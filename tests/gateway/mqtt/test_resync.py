@@ -174,6 +174,10 @@ async def test_a_stalled_gateway_resyncs_what_it_lost(
     await _announce(mqtt, prefix, nodes, 0.0)
     async with make_gateway(stall_seconds=STALL, resync_seconds=0) as gw:
         await eventually(lambda: _values(gw, nodes) == [0.0] * 3, timeout=10, what="every sensor at 0")
+        # A change heard live is not counted as recovered (the broker forwards it without the retain flag).
+        await mqtt.publish(f"rs/{nodes[0]}/state", b'{"t": 1.0}', qos=1, retain=True)
+        await eventually(lambda: _values(gw, nodes)[0] == 1.0, what="a live report")
+        assert not gw.metrics.recovered
         published = threading.Event()
         published.set()  # held up for 2 * STALL only
         _hold_up(gw, published, lose=True)
