@@ -258,18 +258,27 @@ class Registry:
         if entity.held:
             return  # its wiring changed and staff have not approved it: its reports are not trusted (core.wiring)
         now = self.clock.now()
-        entity.last_seen = now
-        entity.heard_since_start = True
+        # A retained copy re-sent by a resync of an entity heard since the connection came up: it says nothing of
+        # the device being alive now (an hourly resync must not keep a dead device's last_seen and state_at fresh).
+        replay = message.retain and entity.heard_since_start
+        if not replay:
+            entity.last_seen = now
+            entity.heard_since_start = True
         try:
             state = entity.config.decode_state(message.topic, message.payload, entity.state)
         except DeviceCodecError as exc:
+            if replay:
+                return  # refused when it was first heard
             entity.state_error = StateError(exc.code, str(exc)[:200], now)
             self._changes.touched(entity)
             self._reject(message, exc.code, str(exc), entity_id=entity.id)
             return
         changed = state != entity.state
+        if replay and not changed:
+            return
         if changed and message.retain and entity.state_at is not None:
             self._recovered(entity, "states")
+            entity.last_seen = now  # it said something new since it was last heard
         entity.state, entity.state_at, entity.state_error = state, now, None
         self.metrics.accepted["state"] += 1
         if changed:
@@ -284,6 +293,9 @@ class Registry:
             )
             return
         now = self.clock.now()
+        replay = message.retain and entity.heard_since_start  # as for states: a resync's copy is not a sign of life
+        if replay and available == entity.available:
+            return
         entity.heard_since_start = True
         if available:
             entity.last_seen = now

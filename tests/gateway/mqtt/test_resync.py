@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import aiomqtt
@@ -187,3 +188,26 @@ async def test_a_stalled_gateway_resyncs_what_it_lost(
         assert gw.metrics.resyncs["gap"] == 1
         # Those lost before the resync began come back from the retained copies (any after it arrive live).
         assert gw.metrics.recovered["states"] >= 1
+
+
+async def test_a_resync_is_not_a_sign_of_life(
+    broker: BrokerHandle, make_gateway: GatewayFactory, prefix: str, mqtt: aiomqtt.Client, clock: ManualClock
+) -> None:
+    """The retained copies a resync brings back leave last_seen and state_at alone (an hourly resync must not keep a
+    dead device looking fresh); the resync is counted and journalled."""
+    nodes = _nodes(uuid.uuid4().hex[:6])[:1]
+    await _announce(mqtt, prefix, nodes, 3.0)
+    async with make_gateway(resync_seconds=0) as gw:
+        await eventually(lambda: _values(gw, nodes) == [3.0], timeout=10, what="the sensor at 3")
+        entity = gw.registry.get(f"sensor/{nodes[0]}/t")
+        assert entity is not None
+        seen, state_at = entity.last_seen, entity.state_at
+        clock.advance(timedelta(hours=2))
+        received = gw.metrics.received
+        assert gw.resync("asked by the test")
+        # The config and the state come back (the echo and the births may add more).
+        await eventually(lambda: gw.metrics.received >= received + 2, what="the retained copies re-sent")
+        await gw.persister.flush()
+        assert (entity.last_seen, entity.state_at) == (seen, state_at)
+        assert gw.metrics.resyncs == {"manual": 1} and not gw.metrics.recovered
+        assert gw.metrics.last_resync == (clock.now(), "asked by the test")
