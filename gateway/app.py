@@ -92,6 +92,8 @@ class Gateway:
                 # for itself.
                 Birth(f"{prefix}/status", b"online"),
             ],
+            on_resync=self._on_resync,
+            stall_seconds=settings.stall_seconds,
         )
         self.echo = BrokerEcho(self.link, f"aptgateway/{settings.client_id}/echo")
         self.link.add_subscriptions([self.echo.topic_filter], qos=1)
@@ -162,6 +164,8 @@ class Gateway:
             self._tasks.start(self.persister.run(), "gateway-persister")
             self._tasks.start(self._heartbeat(), "gateway-heartbeat")
             self._tasks.start(self.liveness.run(), "gateway-liveness")
+            if self.settings.resync_seconds:
+                self._tasks.start(self._resync_periodically(self.settings.resync_seconds), "gateway-resync")
             self._stack = stack.pop_all()
         log.info(
             "gateway started", extra={"broker": self.settings.broker.url, "entities": len(self.registry.entities())}
@@ -230,10 +234,26 @@ class Gateway:
         else:
             self.registry.handle(message)
 
+    def resync(self, reason: str) -> bool:
+        """Have the broker re-send every retained config, state and availability (see ``MqttLink.resubscribe``);
+        False when the link is down (its next connection does it anyway)."""
+        return self.link.resubscribe(reason, "manual")
+
+    def _on_resync(self, reason: str, kind: str) -> None:
+        self.metrics.resynced(self.clock.now(), reason, kind)
+        self.registry.record_event(None, "resync", {"reason": reason, "kind": kind})
+
+    async def _resync_periodically(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.link.resubscribe(f"periodic, every {seconds:g} s", "periodic")
+
     def _on_link_state(self, state: LinkState) -> None:
         self.connectivity.on_link_state(state)
         if state is LinkState.CONNECTED:
             self.registry.record_event(None, "broker_connected", {"broker": self.settings.broker.url})
+            if self.link.connections > 1:  # a new connection subscribes to everything: a resync of its own
+                self._on_resync("reconnected to the broker", "reconnect")
         elif state is LinkState.BACKOFF:
             self.registry.link_lost()
             self.registry.record_event(None, "broker_disconnected", {"broker": self.settings.broker.url})

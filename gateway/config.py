@@ -187,9 +187,16 @@ class GatewaySettings(BaseModel):
     discovery_prefix: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^#+]+$")] = "homeassistant"
     command_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     state_flush_interval: Annotated[float, Field(gt=0, le=10)] = 0.2
-    # Wildcard subscriptions use QoS 0: Mosquitto drops retained QoS 1 messages beyond
-    # max_inflight_messages + max_queued_messages (1,020 by default) on a fresh subscription.
+    # QoS 0: Mosquitto drops QoS 1 messages to a slow subscriber beyond max_inflight_messages + max_queued_messages
+    # (1,020 by default; retained ones on a fresh subscription too), QoS 0 ones only once the socket's buffers are
+    # full as well (measured in docs/bench.md); and devices publish at QoS 0, which a QoS 1 subscription cannot
+    # raise. What is dropped anyway is caught up by resyncs (below).
     subscribe_qos: Annotated[int, Field(ge=0, le=1)] = 0
+    # Subscribe to everything again this often (the broker re-sends every retained config, state and availability):
+    # the catch-all for messages the broker dropped unseen. 0: only on a detected gap (an event loop held up).
+    resync_seconds: Annotated[float, Field(ge=0, le=86_400)] = 3600.0
+    # The event loop held up this long counts as a gap (the broker may have dropped messages meanwhile).
+    stall_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     uplink: UplinkSettings = UplinkSettings()
     # A device with no last will that says nothing for this long counts as down (its own expire_after wins).
     device_silence_seconds: Annotated[int, Field(ge=60)] = 86_400

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from ..checks import Compliance, ComplianceStatus
 from .schemas import Reason, Request, Response
@@ -119,6 +119,15 @@ class ConnectivityOut(Response):
     last_probe_ok: bool | None
     last_probe_error: str | None
     broker_connected: bool
+    resyncs: dict[str, int] = Field(
+        default_factory=dict, description="Resyncs of retained state by kind: gap, reconnect, periodic, manual"
+    )
+    recovered: dict[str, int] = Field(
+        default_factory=dict,
+        description="Changes first learned from a retained copy (missed live), by what: states, availability",
+    )
+    last_resync_at: datetime | None = None
+    last_resync_reason: str | None = None
     open_outages: list[OutageOut]
     report_upstream: str | None
     reports_pending: int

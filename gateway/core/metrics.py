@@ -27,6 +27,16 @@ class Metrics:
         self.accepted = Counter[str]()
         self.rejected = Counter[str]()
         self.recent_rejections: deque[Rejection] = deque(maxlen=keep_recent)
+        # Resyncs (subscribing again so the broker re-sends what is retained) by why, and what they brought back:
+        # "states" and "availability" count changes first learned from a retained copy (missed live).
+        self.resyncs = Counter[str]()
+        self.recovered = Counter[str]()
+        self.last_resync: tuple[datetime, str] | None = None
+
+    def resynced(self, at: datetime, reason: str, kind: str) -> None:
+        """Count a resync of ``kind`` (a stable word: gap, reconnect, periodic) and remember the latest."""
+        self.resyncs[kind] += 1
+        self.last_resync = (at, reason)
 
     def reject(self, rejection: Rejection) -> None:
         """Count a refusal by its reason code and remember it."""
@@ -40,4 +50,6 @@ class Metrics:
             "accepted": dict(self.accepted),
             "rejected": dict(self.rejected),
             "rejected_total": sum(self.rejected.values()),
+            "resyncs": dict(self.resyncs),
+            "recovered": dict(self.recovered),
         }

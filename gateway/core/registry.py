@@ -266,16 +266,27 @@ class Registry:
         if entity.held:
             return  # its wiring changed and staff have not approved it: its reports are not trusted (core.wiring)
         now = self.clock.now()
-        entity.last_seen = now
-        entity.heard_since_start = True
+        # A retained copy re-sent by a resync of an entity heard since the connection came up: it says nothing of
+        # the device being alive now (an hourly resync must not keep a dead device's last_seen and state_at fresh).
+        replay = message.retain and entity.heard_since_start
+        if not replay:
+            entity.last_seen = now
+            entity.heard_since_start = True
         try:
             state = entity.config.decode_state(message.topic, message.payload, entity.state)
         except DeviceCodecError as exc:
+            if replay:
+                return  # refused when it was first heard
             entity.state_error = StateError(exc.code, str(exc)[:200], now)
             self._changes.touched(entity)
             self._reject(message, exc.code, str(exc), entity_id=entity.id)
             return
         changed = state != entity.state
+        if replay and not changed:
+            return
+        if changed and message.retain and entity.state_at is not None:
+            self._recovered(entity, "states")
+            entity.last_seen = now  # it said something new since it was last heard
         entity.state, entity.state_at, entity.state_error = state, now, None
         self.metrics.accepted["state"] += 1
         if changed:
@@ -290,6 +301,9 @@ class Registry:
             )
             return
         now = self.clock.now()
+        replay = message.retain and entity.heard_since_start  # as for states: a resync's copy is not a sign of life
+        if replay and available == entity.available:
+            return
         entity.heard_since_start = True
         if available:
             entity.last_seen = now
@@ -297,10 +311,18 @@ class Registry:
         if available == entity.available:
             self._changes.touched(entity)
             return
+        if message.retain and entity.available is not None:
+            self._recovered(entity, "availability")
         entity.available, entity.availability_at = available, now
         self.record_event(entity.id, "online" if available else "offline", {})
         log.info("entity %s", "online" if available else "offline", extra={"entity": entity.id})
         self._changes.availability(entity)
+
+    def _recovered(self, entity: Entity, what: str) -> None:
+        """A change first heard from a retained copy (a resync, a reconnect, a start): the live message was missed
+        (the gateway was away, or the broker dropped it), the latest value is recovered, any between are not."""
+        self.metrics.recovered[what] += 1
+        log.info("missed change recovered from the retained message (%s)", what, extra={"entity": entity.id})
 
     def _remove(self, entity: Entity) -> None:
         self._routes.remove(entity)

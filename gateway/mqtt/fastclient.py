@@ -21,6 +21,7 @@ from paho.mqtt.enums import MQTTErrorCode
 __all__ = ["BulkReadClient", "RawSink"]
 
 RawSink = Callable[[mqtt.MQTTMessage], None]
+ReadSignal = Callable[[], None]
 _READ_SIZE = 65536
 _PACKETS_PER_WAKEUP = 2000  # then yield to the loop (timers, the API) and carry on at the next turn
 
@@ -62,11 +63,24 @@ class _RecvBuffer:
 
 class BulkReadClient(aiomqtt.Client):
     """An ``aiomqtt.Client`` whose received messages go to ``sink`` (never to ``client.messages``, which then only
-    raises when the connection is lost), read many packets per wake-up."""
+    raises when the connection is lost), read many packets per wake-up.
 
-    def __init__(self, *args: Any, sink: RawSink, **kwargs: Any) -> None:
+    ``on_backlog`` is called when a wake-up found more packets waiting than it handles in one go (the gateway is
+    behind the broker), ``on_drained`` when a wake-up read everything the socket had.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        sink: RawSink,
+        on_backlog: ReadSignal | None = None,
+        on_drained: ReadSignal | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._sink = sink
+        self._on_backlog = on_backlog or _nothing
+        self._on_drained = on_drained or _nothing
         self._buffer = _RecvBuffer(self._client._sock_recv)
         setattr(self._client, "_sock_recv", self._buffer.recv)  # noqa: B010 - an instance attribute shadows it
 
@@ -82,8 +96,12 @@ class BulkReadClient(aiomqtt.Client):
             buffer.exhausted = False
             try:
                 for _ in range(_PACKETS_PER_WAKEUP):
-                    if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or buffer.exhausted:
+                    if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         return
+                    if buffer.exhausted:
+                        self._on_drained()
+                        return
+                self._on_backlog()
                 # Packets left in our buffer, or decrypted TLS bytes left in the SSL object: the socket may never
                 # wake us for them.
                 pending = getattr(client._sock, "pending", None)
@@ -99,3 +117,7 @@ class BulkReadClient(aiomqtt.Client):
         # paho calls this from the executor thread aiomqtt connects on.
         loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), read)
         loop.call_soon_threadsafe(create_misc_task)
+
+
+def _nothing() -> None:
+    """No one listens."""

@@ -22,11 +22,16 @@ from ..errors import BrokerUnavailable
 from ..tasks import stop_tasks
 from .fastclient import BulkReadClient
 
-__all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "Subscription"]
+__all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "ResyncListener", "Subscription"]
 
 log = logging.getLogger(__name__)
 
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+STALL_SECONDS = 1.0
+"""The event loop held up this long: the broker may have dropped QoS 0 messages to us meanwhile (see resubscribe)."""
+RESYNC_MIN_SECONDS = 60.0
+"""At most one gap-triggered resync this often: each makes the broker re-send every retained message."""
+_GAP_TICK = 0.25
 _CHUNK = 200  # topic filters per SUBSCRIBE packet
 SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason: another client connected with this client id
 SHORT_SESSION_SECONDS = 2.0
@@ -74,6 +79,8 @@ class Birth:
 
 MessageHandler = Callable[[InboundMessage], None]
 StateListener = Callable[[LinkState], None]
+ResyncListener = Callable[[str, str], None]
+"""Told (reason, kind) of each resync; kind is a stable word: gap, periodic, manual."""
 
 
 class MqttLink:
@@ -90,6 +97,8 @@ class MqttLink:
         will: aiomqtt.Will | None = None,
         births: Sequence[Birth] = (),
         backoff: Backoff | None = None,
+        on_resync: ResyncListener | None = None,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self._broker = broker
         self._client_id = client_id
@@ -121,6 +130,16 @@ class MqttLink:
         # Messages paho read before the session's receive phase began, handed over in order when it does (so that
         # nothing is handled before the link says connected, as when aiomqtt queued them).
         self._early: list[InboundMessage] | None = []
+        # Gap detection: why the broker may have dropped messages to us (None: no reason to think so), and how many
+        # wake-ups read the socket dry (the watcher's sign that a backlog is gone).
+        self._on_resync = on_resync
+        self._stall_seconds = stall_seconds
+        self._gap: str | None = None
+        self._drained = 0
+        self._watcher: asyncio.Task[None] | None = None
+        self._last_resync: float | None = None
+        self.resyncs = 0
+        self.backlogs = 0
 
     @property
     def state(self) -> LinkState:
@@ -177,6 +196,33 @@ class MqttLink:
                 self._to_unsubscribe.add(topic_filter)
         self._changed.set()
 
+    def resubscribe(self, reason: str, kind: str = "gap") -> bool:
+        """Subscribe to every filter again, so that the broker re-sends each one's retained messages; False when not
+        connected (a new connection subscribes to everything anyway).
+
+        MQTT says a SUBSCRIBE to a filter already subscribed replaces the subscription and re-sends the retained
+        messages matching it: the latest retained config, state and availability of every device come back. What a
+        device published without retain and the broker dropped does not.
+        """
+        self._gap = None
+        if not self.connected:
+            return False
+        self._last_resync = asyncio.get_running_loop().time()
+        self.resyncs += 1
+        self._to_subscribe.update(self._desired)
+        self._to_unsubscribe.difference_update(self._desired)
+        self._changed.set()
+        log.warning(
+            "mqtt resync: subscribing to %d topic filters again so that the broker re-sends their retained "
+            "messages (%s)",
+            len(self._desired),
+            reason,
+            extra={"broker": self._broker.url, "reason": reason},
+        )
+        if self._on_resync is not None:
+            self._on_resync(reason, kind)
+        return True
+
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Publish and, for QoS 1, wait for the broker's PUBACK; raise BrokerUnavailable when down."""
         client = self._client
@@ -201,7 +247,7 @@ class MqttLink:
         try:
             try:
                 # Cancelled again until ended: aiomqtt's waits can swallow a cancellation (see stop_tasks).
-                await stop_tasks([t for t in (self._supervisor, self._subscriber) if t is not None])
+                await stop_tasks([t for t in (self._supervisor, self._subscriber, self._watcher) if t is not None])
             finally:
                 await self._tasks.__aexit__(None, None, None)  # the caller's exception propagates on its own
         finally:
@@ -242,6 +288,8 @@ class MqttLink:
             timeout=10,
             socket_options=[TCP_NODELAY],
             sink=self._inbound,
+            on_backlog=self._behind,
+            on_drained=self._caught_up,
         )
 
     async def _supervise(self) -> None:
@@ -319,15 +367,45 @@ class MqttLink:
                 self._subscriber = self._tasks.create_task(
                     self._sync_forever(client), name=f"mqtt-subscriber[{self._client_id}]"
                 )
+                self._watcher = self._tasks.create_task(self._watch_gaps(), name=f"mqtt-gaps[{self._client_id}]")
                 await self._receive(client)
         except TimeoutError:
             if self._reset_reason is None:
                 raise  # not ours
         finally:
             self._session_deadline = None
-            if self._subscriber is not None:
-                await stop_tasks([self._subscriber])
-                self._subscriber = None
+            self._gap = None  # the next session subscribes to everything: the broker re-sends what is retained
+            await stop_tasks([t for t in (self._subscriber, self._watcher) if t is not None])
+            self._subscriber = self._watcher = None
+
+    def _behind(self) -> None:
+        """A wake-up found more packets waiting than it handles at once: counted, not a resync (a resync's own
+        retained messages make such a backlog at a few thousand devices, which would resync for ever)."""
+        self.backlogs += 1
+
+    def _caught_up(self) -> None:
+        """A wake-up read the socket dry: resync now if something may have been dropped meanwhile."""
+        self._drained += 1
+        if self._gap is not None and self._may_resync():
+            self.resubscribe(self._gap)
+
+    def _may_resync(self) -> bool:
+        last = self._last_resync
+        return last is None or asyncio.get_running_loop().time() - last >= RESYNC_MIN_SECONDS
+
+    async def _watch_gaps(self) -> None:
+        """Notice the event loop held up (a slow handler, a blocked thread): once the socket is quiet again, resync."""
+        loop = asyncio.get_running_loop()
+        drained = self._drained
+        while True:
+            due = loop.time() + _GAP_TICK
+            await asyncio.sleep(_GAP_TICK)
+            late = loop.time() - due
+            if late >= self._stall_seconds and self._gap is None:
+                self._gap = f"the gateway's event loop was held up for {late:.1f} s"
+            elif self._gap is not None and self._drained == drained and self._may_resync():
+                self.resubscribe(self._gap)  # nothing read for a tick: the backlog is gone
+            drained = self._drained
 
     async def _sync_forever(self, client: aiomqtt.Client) -> None:
         try:

@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -69,14 +70,17 @@ async def wait_port(host: str, port: int, timeout: float = 5.0) -> None:
 class MosquittoProcess:
     """A private, open Mosquitto spawned from bench/mosquitto-open.conf on a free port."""
 
-    def __init__(self, workdir: Path, binary: str) -> None:
+    def __init__(self, workdir: Path, binary: str, overrides: Mapping[str, str] | None = None) -> None:
+        """``overrides``: config options (``max_queued_messages``...) replacing the shipped file's."""
         self.host = "127.0.0.1"
         self.port = free_port()
         self._binary = binary
         self._conf = workdir / "mosquitto.conf"
         shipped = (REPO / "bench" / "mosquitto-open.conf").read_text()
-        lines = [ln for ln in shipped.splitlines() if not ln.startswith("listener ")]
-        self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines]) + "\n")
+        replaced = {"listener", *(overrides or {})}
+        lines = [ln for ln in shipped.splitlines() if ln.split(" ", 1)[0] not in replaced]
+        extra = [f"{key} {value}" for key, value in (overrides or {}).items()]
+        self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines, *extra]) + "\n")
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -218,6 +218,7 @@ async def all_reports(principal: Operator, ctx: Ctx) -> list[Report]:
 async def connectivity(principal: Operator, ctx: Ctx) -> ConnectivityOut:
     """The broadband check, the broker link, outages going on now, and where reports go."""
     tracker = ctx.gateway.connectivity
+    metrics = ctx.gateway.metrics
     last = tracker.uplink.last
     target = tracker.uplink.settings.target
     pending = [r for r in await ctx.checks.reports() if r.delivered_at is None]
@@ -228,6 +229,10 @@ async def connectivity(principal: Operator, ctx: Ctx) -> ConnectivityOut:
         last_probe_ok=None if last is None else last.ok,
         last_probe_error=None if last is None else last.error,
         broker_connected=ctx.gateway.link.connected,
+        resyncs=dict(metrics.resyncs),
+        recovered=dict(metrics.recovered),
+        last_resync_at=None if metrics.last_resync is None else metrics.last_resync[0],
+        last_resync_reason=None if metrics.last_resync is None else metrics.last_resync[1],
         open_outages=[_outage_out(o) for o in tracker.open_now()],
         report_upstream=ctx.checks.outbox.upstream_description,
         reports_pending=len(pending),
