@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from fastapi.responses import StreamingResponse
+
 from ..building import BuildingService
 from ..checks import Notification
 from ..clock import Clock
@@ -168,6 +170,14 @@ class StreamHub:
                 yield frame
         finally:
             self.unsubscribe(subscriber)
+
+    def response(self, subscriber: Subscriber, still_valid: Callable[[], Awaitable[bool]]) -> StreamingResponse:
+        """The HTTP answer that streams ``frames`` to one subscriber (never cached, never buffered by a proxy)."""
+        return StreamingResponse(
+            self.frames(subscriber, still_valid),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     def _publish(self, entity: Entity, event: str) -> None:
         unit_id = self._building.unit_of_device(entity.device_id)

@@ -110,11 +110,7 @@ async def property_stream(property_id: Id, principal: Staff, ctx: Ctx, request: 
             return False
         return True
 
-    return StreamingResponse(
-        ctx.hub.frames(subscriber, still_valid),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return ctx.hub.response(subscriber, still_valid)
 
 
 @router.get("/{property_id}/audit", operation_id="listPropertyAudit")

@@ -246,11 +246,7 @@ async def my_stream(principal: Resident, ctx: Ctx, request: Request) -> Streamin
             return False
         return True
 
-    return StreamingResponse(
-        ctx.hub.frames(subscriber, still_valid),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return ctx.hub.response(subscriber, still_valid)
 
 
 def _own_device(ctx: ApiContext, unit_id: str | None, device_id: str) -> str:
