@@ -147,8 +147,9 @@ class ClimateConfig(EntityConfig):
 
     def decode_state(self, topic: str, payload: bytes, previous: EntityState | None) -> ClimateState:
         """Merge the fields reported on ``topic`` into the previous state."""
+        # Its fields are plain values: a copy of its __dict__ is its model_dump(), without the serialiser's cost.
         values: dict[str, Any] = (
-            previous.model_dump() if isinstance(previous, ClimateState) else {"unit": self.temperature_unit}
+            dict(previous.__dict__) if isinstance(previous, ClimateState) else {"unit": self.temperature_unit}
         )
         found = 0
         received = Payload(payload)  # decoded and parsed once, however many fields it carries

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from devices import EntityState
 
 from ..clock import Clock
 
-__all__ = ["Journal", "JournalEvent", "JournalReader"]
+__all__ = ["Journal", "JournalEvent", "JournalReader", "StateData"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,35 @@ class JournalEvent:
     entity_id: str | None
     type: str
     data: Mapping[str, object]
+
+
+class StateData(Mapping[str, object]):
+    """A state event's data: the accepted state in its JSON form, built only when read as a mapping (the writer
+    stores ``json()``, the same text as the entity's ``state`` column, serialised once for both)."""
+
+    __slots__ = ("_dict", "state")
+
+    def __init__(self, state: EntityState) -> None:
+        self.state = state
+        self._dict: dict[str, Any] | None = None
+
+    def json(self) -> str:
+        """The state as stored (compact JSON)."""
+        return self.state.model_dump_json()
+
+    def _mapping(self) -> dict[str, Any]:
+        if self._dict is None:
+            self._dict = self.state.model_dump(mode="json")
+        return self._dict
+
+    def __getitem__(self, key: str) -> object:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
 
 
 JournalReader = Callable[[JournalEvent], None]
@@ -36,8 +68,8 @@ class Journal:
         """Be told about every later event."""
         self._readers.append(reader)
 
-    def record(self, entity_id: str | None, type_: str, data: Mapping[str, object]) -> None:
-        """Record one event now."""
-        event = JournalEvent(self._clock.now(), entity_id, type_, data)
+    def record(self, entity_id: str | None, type_: str, data: Mapping[str, object], at: datetime | None = None) -> None:
+        """Record one event, at ``at`` (a time the caller already read from the same clock) or now."""
+        event = JournalEvent(self._clock.now() if at is None else at, entity_id, type_, data)
         for reader in self._readers:
             reader(event)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import sqlite_utils
 
 from devices import EntityState
 
@@ -15,10 +18,19 @@ from ..errors import StorageError
 from ..storage import Database, DeviceRow, EntityRow, EventRow
 from ..storage.records import EntityStateRow, write_batch
 from .entity import Entity, StateError
-from .journal import JournalEvent
+from .journal import JournalEvent, StateData
 from .registry import Registry
 
-__all__ = ["Batch", "PendingChanges", "Persister", "Reported", "device_row", "entity_row", "event_row"]
+__all__ = [
+    "Batch",
+    "PendingChanges",
+    "Persister",
+    "Reported",
+    "device_row",
+    "entity_row",
+    "event_row",
+    "write_batch_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +55,15 @@ class Reported:
         e = entity
         return cls(e, e.id, e.state, e.state_at, e.state_error, e.available, e.availability_at, e.last_seen)
 
-    def row(self) -> EntityStateRow:
-        """The columns to update (serialising the state: the costly part, kept off the event loop)."""
+    def row(self, serialised: Mapping[int, str] | None = None) -> EntityStateRow:
+        """The columns to update (serialising the state: the costly part, kept off the event loop), taking the
+        state's JSON from ``serialised`` (by ``id`` of the state, alive meanwhile) when its event already made it."""
         error = self.state_error
+        state = self.state
+        text = None if serialised is None or state is None else serialised.get(id(state))
         return EntityStateRow(
             key=self.key,
-            state=None if self.state is None else self.state.model_dump_json(),
+            state=text if text is not None or state is None else state.model_dump_json(),
             state_at=_iso(self.state_at),
             state_error=error.code if error else None,
             state_error_at=error.at.isoformat() if error else None,
@@ -179,15 +194,7 @@ class Persister:
         # Submitted at once, so that it goes before anything handed to the writer after it (a command's row
         # references the entity this batch may be the first to write).
         try:
-            write = self._db.submit(
-                lambda db: write_batch(
-                    db,
-                    batch.devices,
-                    batch.rows,
-                    [event_row(e) for e in batch.events],
-                    [r.row() for r in batch.reported],
-                )
-            )
+            write = self._db.submit(functools.partial(write_batch_rows, batch=batch))
             await self._db.result(write)
         except asyncio.CancelledError:  # only the await is cancelled, so the batch was submitted
             # Stopping while the batch waits for the writer thread: cancelling there would drop it unwritten, and
@@ -265,6 +272,21 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def event_row(event: JournalEvent) -> EventRow:
-    """``event``'s row."""
-    return EventRow(event.at.isoformat(), event.entity_id, event.type, dict(event.data))
+def event_row(event: JournalEvent, serialised: dict[int, str] | None = None) -> EventRow:
+    """``event``'s row; a state event's data is the state's JSON, noted in ``serialised`` (by ``id`` of the state)
+    for the entity's row to reuse."""
+    data = event.data
+    if isinstance(data, StateData):
+        text = data.json()
+        if serialised is not None:
+            serialised[id(data.state)] = text
+        return EventRow(event.at.isoformat(), event.entity_id, event.type, text)
+    return EventRow(event.at.isoformat(), event.entity_id, event.type, dict(data))
+
+
+def write_batch_rows(db: sqlite_utils.Database, *, batch: Batch) -> None:
+    """The writer thread's part of a flush: the batch's event and reported-column rows built (each state
+    serialised once, for its event and its entity's row alike) and written in one transaction."""
+    serialised: dict[int, str] = {}  # the states stay referenced by the batch throughout: their ids stay theirs
+    events = [event_row(e, serialised) for e in batch.events]
+    write_batch(db, batch.devices, batch.rows, events, [r.row(serialised) for r in batch.reported])

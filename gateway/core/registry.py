@@ -16,6 +16,7 @@ from devices import (
     parse_config,
     parse_discovery_topic,
 )
+from devices.base import same_state
 
 from ..clock import Clock
 from ..mqtt.transport import InboundMessage
@@ -26,7 +27,7 @@ from .changes import ChangeListener, Changes, EntityListener
 from .entity import Entity, StateError
 from .expect import Expectation, Match, ReportWatch
 from .ingest import Refusals, availability_after, device_id_of
-from .journal import Journal
+from .journal import Journal, StateData
 from .metrics import Metrics
 from .owners import Owner
 from .ratelimit import RateLimiter
@@ -281,7 +282,7 @@ class Registry:
             self._changes.touched(entity)
             self._reject(message, exc.code, str(exc), entity_id=entity.id)
             return
-        changed = state != entity.state
+        changed = not same_state(state, entity.state)
         if replay and not changed:
             return
         if changed and message.retain and entity.state_at is not None:
@@ -290,7 +291,8 @@ class Registry:
         entity.state, entity.state_at, entity.state_error = state, now, None
         self.metrics.accepted["state"] += 1
         if changed:
-            self.record_event(entity.id, "state", state.model_dump(mode="json"))
+            # Stamped with the report's own time, and serialised once, by the writer (the row's state is the same).
+            self._journal.record(entity.id, "state", StateData(state), now)
         self._changes.state(entity)
 
     def _handle_availability(self, entity: Entity, message: InboundMessage) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -81,11 +81,10 @@ class EntityRow:
     last_seen: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class EntityStateRow:
-    """The columns of an entity's row that its reports change (a state, availability or last-seen update)."""
+class EntityStateRow(NamedTuple):
+    """The columns of an entity's row that its reports change (a state, availability or last-seen update); a
+    tuple in the order of the UPDATE's parameters (the key last), handed to SQLite as it is."""
 
-    key: str
     state: str | None
     state_at: str | None
     state_error: str | None
@@ -93,6 +92,7 @@ class EntityStateRow:
     available: int | None
     availability_at: str | None
     last_seen: str | None
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +110,14 @@ class CommandRow:
     finished_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """Something that happened to an entity (availability, state, rejected payload)."""
+class EventRow(NamedTuple):
+    """Something that happened to an entity (availability, state, rejected payload); ``data`` is a JSON object,
+    or its JSON text already serialised (a tuple in the INSERT's column order, so such a row goes to SQLite as is)."""
 
     at: str
     entity_key: str | None
     type: str
-    data: dict[str, Any]
+    data: Mapping[str, Any] | str
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -165,10 +165,10 @@ def write_batch(
             upsert_rows(db, "entities", "key", _ENTITY_COLUMNS, values)
         if states:
             # Only what a report changes: the config, names and ids (and the unique_id index) stay untouched.
-            db.conn.executemany(_UPDATE_STATE, ([getattr(s, c) for c in _STATE_COLUMNS] for s in states))
+            db.conn.executemany(_UPDATE_STATE, states)
         if events:
-            event_values = ((e.at, e.entity_key, e.type, json.dumps(e.data)) for e in events)
-            insert_rows(db, "events", ("at", "entity_key", "type", "data"), event_values)
+            event_values = (e if isinstance(e.data, str) else e._replace(data=json.dumps(e.data)) for e in events)
+            insert_rows(db, "events", EventRow._fields, event_values)
 
 
 def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
@@ -250,8 +250,7 @@ def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
 
 _ENTITY_COLUMNS = tuple(EntityRow.__dataclass_fields__)
 _OWNER_COLUMNS = tuple(DeviceOwnerRow.__dataclass_fields__)
-_STATE_COLUMNS = (*tuple(EntityStateRow.__dataclass_fields__)[1:], "key")
-_UPDATE_STATE = f"UPDATE entities SET {', '.join(f'{c} = ?' for c in _STATE_COLUMNS[:-1])} WHERE key = ?"
+_UPDATE_STATE = f"UPDATE entities SET {', '.join(f'{c} = ?' for c in EntityStateRow._fields[:-1])} WHERE key = ?"
 
 
 def _asdict(row: Any) -> dict[str, Any]:

@@ -100,7 +100,7 @@ async def test_a_flush_cancelled_while_its_batch_waits_for_the_writer_loses_noth
     with sqlite3.connect(db_path) as conn:
         state = conn.execute("SELECT state FROM entities WHERE key='light/hall/light'").fetchone()[0]
         offs = conn.execute(
-            "SELECT count(*) FROM events WHERE type='state' AND data LIKE '%\"brightness\": 3%'"
+            "SELECT count(*) FROM events WHERE type='state' AND json_extract(data, '$.brightness') = 3"
         ).fetchone()
     assert state == LightState(on=False, brightness=3).model_dump_json()
     assert offs == (1,)
