@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -106,10 +109,15 @@ class LockConfig(EntityConfig):
         """Always a lock."""
         return DeviceKind.LOCK
 
-    @property
+    @cached_property  # read for every state report
     def value_path(self) -> ValuePath:
         """Where the state word sits in the state payload."""
         return parse_template(self.value_template)
+
+    @cached_property
+    def _status_of(self) -> Mapping[str, LockStatus]:
+        # Once per config: it is read for every state report.
+        return MappingProxyType(self._words())
 
     def _words(self) -> dict[str, LockStatus]:
         return {
@@ -138,7 +146,7 @@ class LockConfig(EntityConfig):
         """Map the device's state word to a status."""
         raw = self.value_path.extract(payload)
         word = raw if isinstance(raw, str) else json.dumps(raw) if isinstance(raw, bool | int | float) else None
-        status = None if word is None else self._words().get(word)
+        status = None if word is None else self._status_of.get(word)
         if status is None:
             raise PayloadInvalid(f"unknown lock state {str(word)[:32]!r}", code="payload_out_of_range")
         return LockState(status=status)

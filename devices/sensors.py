@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -50,7 +51,7 @@ class _ReadOnly(EntityConfig):
         _ = self.value_path
         return self
 
-    @property
+    @cached_property  # read for every state report
     def value_path(self) -> ValuePath:
         """Where the reading sits in the state payload."""
         return parse_template(self.value_template)

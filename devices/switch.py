@@ -8,6 +8,7 @@ back from ``state_topic`` through ``value_template``. Bridges that announce JSON
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -84,7 +85,7 @@ class SwitchConfig(EntityConfig):
         """Always a switch."""
         return DeviceKind.SWITCH
 
-    @property
+    @cached_property  # read for every state report
     def value_path(self) -> ValuePath:
         """Where the state word sits in the state payload."""
         return parse_template(self.value_template)

@@ -53,6 +53,7 @@ class Registry:
         acceptance: Acceptance | None = None,
     ) -> None:
         self.prefix = discovery_prefix
+        self._discovery_root = discovery_prefix + "/"
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.limiter = limiter
@@ -163,7 +164,7 @@ class Registry:
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             self._reject(message, "payload_too_large", f"{len(message.payload)} bytes > {MAX_PAYLOAD_BYTES}")
             return
-        if message.topic.startswith(self.prefix + "/") and message.topic.endswith("/config"):
+        if message.topic.startswith(self._discovery_root) and message.topic.endswith("/config"):
             self._handle_discovery(message)
             return
         state_routes = self._routes.state_listeners(message.topic)
