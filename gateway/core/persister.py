@@ -58,19 +58,21 @@ class Reported(NamedTuple):
 
     def row(self, serialised: Mapping[int, str] | None = None) -> EntityStateRow:
         """The columns to update (serialising the state: the costly part, kept off the event loop), taking the
-        state's JSON from ``serialised`` (by ``id`` of the state, alive meanwhile) when its event already made it."""
+        state's JSON and its time's text from ``serialised`` (by ``id`` of the object, alive meanwhile) when its
+        event already made them."""
+        known = serialised or {}
         error = self.state_error
-        state = self.state
-        text = None if serialised is None or state is None else serialised.get(id(state))
+        state_at = _iso(self.state_at, known)
         return EntityStateRow(
             key=self.key,
-            state=text if text is not None or state is None else state.model_dump_json(),
-            state_at=_iso(self.state_at),
+            state=None if self.state is None else known.get(id(self.state)) or self.state.model_dump_json(),
+            state_at=state_at,
             state_error=error.code if error else None,
             state_error_at=error.at.isoformat() if error else None,
             available=None if self.available is None else int(self.available),
-            availability_at=_iso(self.availability_at),
-            last_seen=_iso(self.last_seen),
+            availability_at=_iso(self.availability_at, known),
+            # the same instant as the state's when a report set both
+            last_seen=state_at if self.last_seen is self.state_at else _iso(self.last_seen, known),
         )
 
 
@@ -269,25 +271,30 @@ def entity_row(entity: Entity) -> EntityRow:
     )
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
+def _iso(at: datetime | None, known: Mapping[int, str] | None = None) -> str | None:
+    if at is None:
+        return None
+    text = None if known is None else known.get(id(at))
+    return at.isoformat() if text is None else text
 
 
 def event_row(event: JournalEvent, serialised: dict[int, str] | None = None) -> EventRow:
-    """``event``'s row; a state event's data is the state's JSON, noted in ``serialised`` (by ``id`` of the state)
-    for the entity's row to reuse."""
-    data = event.data
+    """``event``'s row; a state event's data is the state's JSON, noted with its time's text in ``serialised`` (by
+    ``id`` of each object) for the entity's row to reuse."""
+    data, at = event.data, event.at.isoformat()
     if isinstance(data, StateData):
         text = data.json()
         if serialised is not None:
             serialised[id(data.state)] = text
-        return EventRow(event.at.isoformat(), event.entity_id, event.type, text)
-    return EventRow(event.at.isoformat(), event.entity_id, event.type, dict(data))
+            serialised[id(event.at)] = at
+        return EventRow(at, event.entity_id, event.type, text)
+    return EventRow(at, event.entity_id, event.type, dict(data))
 
 
 def write_batch_rows(db: sqlite_utils.Database, *, batch: Batch) -> None:
     """The writer thread's part of a flush: the batch's event and reported-column rows built (each state
     serialised once, for its event and its entity's row alike) and written in one transaction."""
-    serialised: dict[int, str] = {}  # the states stay referenced by the batch throughout: their ids stay theirs
+    # The states and times stay referenced by the batch throughout: their ids stay theirs.
+    serialised: dict[int, str] = {}
     events = [event_row(e, serialised) for e in batch.events]
     write_batch(db, batch.devices, batch.rows, events, [r.row(serialised) for r in batch.reported])
