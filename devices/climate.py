@@ -132,6 +132,14 @@ class ClimateConfig(EntityConfig):
         }
         return {name: (topic, parse_template(tpl)) for name, (topic, tpl) in spec.items() if topic}
 
+    @cached_property
+    def _readers_on(self) -> dict[str, tuple[tuple[str, ValuePath], ...]]:
+        # Per topic, the fields read from it, in the readers' order (the first bad one is the one refused).
+        on: dict[str, list[tuple[str, ValuePath]]] = {}
+        for name, (topic, path) in self.readers().items():
+            on.setdefault(topic, []).append((name, path))
+        return {topic: tuple(fields) for topic, fields in on.items()}
+
     def state_topics(self) -> frozenset[str]:
         """Every topic a field is reported on."""
         return frozenset(topic for topic, _ in self.readers().values())
@@ -153,9 +161,7 @@ class ClimateConfig(EntityConfig):
         )
         found = 0
         received = Payload(payload)  # decoded and parsed once, however many fields it carries
-        for name, (field_topic, path) in self.readers().items():
-            if field_topic != topic:
-                continue
+        for name, path in self._readers_on.get(topic, ()):
             try:
                 raw = path.read(received)
             except PayloadInvalid as exc:
