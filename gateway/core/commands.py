@@ -218,13 +218,8 @@ class CommandService:
         if not outcomes:
             return False
 
-        def write(db: sqlite_utils.Database) -> None:
-            with transaction(db):
-                for command_id, (status, reason, detail, finished_at) in outcomes.items():
-                    update_command(db, command_id, status, reason, detail, finished_at)
-
         try:
-            await self._db.run(write)
+            await self._db.run(partial(_update_outcomes, outcomes=outcomes))
         except StorageError as exc:
             if self._refused is None or self._refused.code != exc.code:
                 # The outcomes happened: once published, the device may well have obeyed, and the resident was
@@ -237,8 +232,7 @@ class CommandService:
                 )
             self._refused = exc
             raise
-        for command_id in outcomes:
-            self._unwritten.pop(command_id, None)
+        self._written(outcomes)
         if self._refused is not None:
             self._refused = None
             log.info("command outcomes recorded again", extra={"commands": sorted(outcomes)})
@@ -251,6 +245,10 @@ class CommandService:
         detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
         await self._record(job)
         return self._finish(job, status, exc.code, detail, field=exc.field)
+
+    def _written(self, outcomes: Mapping[str, _Outcome]) -> None:
+        for command_id in outcomes:
+            self._unwritten.pop(command_id, None)
 
     def _with_outcome(self, row: CommandRow, before: Mapping[str, _Outcome]) -> CommandRow:
         # ``before``: the outcomes not written when the read was asked for; one written meanwhile (and so no longer
@@ -275,7 +273,17 @@ class CommandService:
         )
         # The command row references its entity, which the persister may not have written yet.
         await self._ensure_stored(job.entity.id)
-        await self._db.run(lambda db: insert_command(db, row))
+        # The outcomes answered since the last write go in the same transaction: a trip the command makes anyway,
+        # so that under a stream of commands each outcome is on disk by the next command, with no trip of its own.
+        outcomes = dict(self._unwritten) if self._refused is None else {}
+
+        def write(db: sqlite_utils.Database) -> None:
+            with transaction(db):
+                insert_command(db, row)
+                _update_outcomes(db, outcomes)
+
+        await self._db.run(write)
+        self._written(outcomes)
 
     def _finish(
         self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None, *, field: str | None = None
@@ -283,8 +291,9 @@ class CommandService:
         finished = self._clock.now()
         # Not written here: a second trip to the writer thread would make every answer wait behind whatever the
         # writer is doing. The command's row is recorded already (pending); its outcome is shown from memory until
-        # the persister's next flush writes it (write_outcomes, every state_flush_interval), and a clean stop
-        # flushes. A crash before that flush leaves the row pending, and the next start ends it as interrupted.
+        # the next command's record or the persister's next flush (write_outcomes, every state_flush_interval)
+        # writes it, whichever comes first; a clean stop flushes. A crash before that leaves the row pending, and
+        # the next start ends it as interrupted.
         self._unwritten[job.id] = (str(status), reason, detail, finished.isoformat())
         self._registry.record_event(
             job.entity.id,
@@ -307,6 +316,13 @@ _DETAILS = {
     CommandStatus.REFUSED: "the device reported it could not do it",
     CommandStatus.FAILED: "the device went offline before confirming",
 }
+
+
+def _update_outcomes(db: sqlite_utils.Database, outcomes: Mapping[str, _Outcome]) -> None:
+    """Record ``outcomes`` (by command id), in one transaction."""
+    with transaction(db):
+        for command_id, (status, reason, detail, finished_at) in outcomes.items():
+            update_command(db, command_id, status, reason, detail, finished_at)
 
 
 def _check_not_held(entity: Entity) -> None:
