@@ -100,8 +100,9 @@ class CommandService:
         self._db = db
         self._clock = clock
         self.timeout = timeout
-        # Outcomes answered and not written yet: command id -> (status, reason, detail, finished_at). The persister's
-        # next flush writes them (write_outcomes); until then get and history show them from here.
+        # Outcomes answered and not written yet: command id -> (status, reason, detail, finished_at). The next
+        # command's record or the persister's next flush (write_outcomes) writes them; until then get and history
+        # show them from here.
         self._unwritten: dict[str, _Outcome] = {}
         self._refused: StorageError | None = None  # why the last write of outcomes failed (logged once)
         # Devices with a command published or about to be, and how many: a firmware update waits for none.

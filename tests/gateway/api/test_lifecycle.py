@@ -224,7 +224,8 @@ async def test_move_out_anonymises_history_not_yet_written(
 async def test_an_outcome_is_shown_at_once_and_written_with_a_flush_or_at_a_clean_stop(
     make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
 ) -> None:
-    # Flushes far apart: the outcomes are in memory when asked for (written by no flush yet, nor by the answer).
+    # Flushes far apart: the last outcome is in memory only when asked for (the one before it was written with the
+    # last command's record), and the stop writes it.
     slow = make_gateway.using(state_flush_interval=10)
     async with running_api(slow, broker, prefix, clock) as api, building(api) as b:
         light = b.entity("a", "light", "light")
