@@ -17,7 +17,7 @@ from .clock import Clock, SystemClock
 from .config import GatewaySettings
 from .connectivity import BrokerEcho, ConnectivityTracker, LinkLiveness
 from .core.acceptance import Acceptance
-from .core.commands import CommandService
+from .core.commands import INTERRUPTED, CommandService
 from .core.metrics import Metrics
 from .core.owners import CredentialOwners
 from .core.persister import Persister
@@ -142,19 +142,25 @@ class Gateway:
             if self.unclean_previous_run is not None:
                 log.warning("previous run did not stop cleanly", extra={"run": self.unclean_previous_run})
                 await self.connectivity.record_unclean_stop(self.unclean_previous_run, self.clock.now())
-            # A command still pending here was in flight when the last run died (a clean stop ends each one as
-            # gateway_stopping): nothing waits for its outcome any more, so end it rather than leave it pending for
-            # ever. It is never re-sent; whether the device obeyed is unknown, so it is failed, not confirmed.
+            # A command still pending here was in flight when the last run died, or had its outcome answered but not
+            # yet written (outcomes are written with the persister's flush, every state_flush_interval; a clean
+            # stop flushes them and ends each command in flight as gateway_stopping): nothing waits for it any more,
+            # so end it rather than leave it pending for ever. It is never re-sent; whether the device obeyed is
+            # unknown, so it is failed as ``interrupted``, not confirmed.
             unfinished = await self.db.run(
                 partial(
                     fail_unfinished_commands,
-                    reason="gateway_stopping",
-                    detail="the gateway stopped before an outcome (found unfinished at the next start)",
+                    reason=INTERRUPTED,
+                    detail="the gateway stopped before recording an outcome (found unfinished at the next start); "
+                    "whether the device obeyed is unknown (see its reported state)",
                     finished_at=now,
                 )
             )
             if unfinished:
-                log.warning("commands left unfinished by the previous run failed", extra={"commands": unfinished})
+                log.warning(
+                    "commands left unfinished by the previous run failed as interrupted",
+                    extra={"commands": unfinished, "reason": INTERRUPTED},
+                )
             self.registry.on_topics_changed(self._on_topics_changed)
             self.link.add_subscriptions(self.registry.topics(), self.settings.subscribe_qos)
             await stack.enter_async_context(self.connectivity)

@@ -28,9 +28,12 @@ from .expect import Expectation
 from .registry import Registry
 from .typed_command import TypedCommand, type_command
 
-__all__ = ["CommandResult", "CommandService", "CommandStatus"]
+__all__ = ["INTERRUPTED", "CommandResult", "CommandService", "CommandStatus"]
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"
+"""The reason of a command found pending at start: the previous run died before recording its outcome."""
 
 
 class CommandStatus(StrEnum):
@@ -67,6 +70,9 @@ class CommandResult:
         return (self.finished_at - self.created_at).total_seconds() * 1000
 
 
+_Outcome = tuple[str, str | None, str | None, str]  # status, reason, detail, finished_at (ISO 8601)
+
+
 @dataclass(slots=True)
 class _Job:
     id: str
@@ -94,8 +100,11 @@ class CommandService:
         self._db = db
         self._clock = clock
         self.timeout = timeout
-        # Outcomes the database refused (full, read-only): command id -> (status, reason, detail, finished_at).
-        self._unwritten: dict[str, tuple[str, str | None, str | None, str]] = {}
+        # Outcomes answered and not written yet: command id -> (status, reason, detail, finished_at). The next
+        # command's record or the persister's next flush (write_outcomes) writes them; until then get and history
+        # show them from here.
+        self._unwritten: dict[str, _Outcome] = {}
+        self._refused: StorageError | None = None  # why the last write of outcomes failed (logged once)
         # Devices with a command published or about to be, and how many: a firmware update waits for none.
         self._pending: dict[str, int] = {}
 
@@ -185,40 +194,49 @@ class CommandService:
                 outcome = await _outcome(expected, timeout if timeout is not None else self.timeout)
         except asyncio.CancelledError:
             # Shutting down mid-command: the history says so instead of leaving it pending forever.
-            await asyncio.shield(
-                self._finish(job, CommandStatus.FAILED, "gateway_stopping", "the gateway stopped before an outcome")
-            )
+            self._finish(job, CommandStatus.FAILED, "gateway_stopping", "the gateway stopped before an outcome")
             raise
         finally:
             expected.close()
-        return await self._finish(job, *outcome)
+        return self._finish(job, *outcome)
 
     async def get(self, command_id: str) -> CommandRow | None:
         """One recorded command (with its outcome, even one not written yet)."""
+        before = self._unwritten.get(command_id)
         row = await self._db.run(lambda db: get_command(db, command_id))
-        return None if row is None else self._with_outcome(row)
+        return None if row is None else self._with_outcome(row, {command_id: before} if before else {})
 
     async def history(self, entity_id: str | None = None, limit: int = 50) -> list[CommandRow]:
         """The newest recorded commands (with their outcomes, even ones not written yet)."""
+        before = dict(self._unwritten)
         rows = await self._db.run(lambda db: recent_commands(db, entity_id, limit))
-        return [self._with_outcome(row) for row in rows]
+        return [self._with_outcome(row, before) for row in rows]
 
     async def write_outcomes(self) -> bool:
-        """Write the outcomes a storage fault held back; whether there were any. StorageError (all kept) if the
-        database still refuses."""
+        """Write the outcomes answered since the last call (a ``Persister.also_write`` writer, so one ordered write
+        per flush, not one per command); whether there were any. StorageError (all kept) if the database refuses."""
         outcomes = dict(self._unwritten)
         if not outcomes:
             return False
 
-        def write(db: sqlite_utils.Database) -> None:
-            with transaction(db):
-                for command_id, (status, reason, detail, finished_at) in outcomes.items():
-                    update_command(db, command_id, status, reason, detail, finished_at)
-
-        await self._db.run(write)
-        for command_id in outcomes:
-            self._unwritten.pop(command_id, None)
-        log.info("command outcomes recorded again", extra={"commands": sorted(outcomes)})
+        try:
+            await self._db.run(partial(_update_outcomes, outcomes=outcomes))
+        except StorageError as exc:
+            if self._refused is None or self._refused.code != exc.code:
+                # The outcomes happened: once published, the device may well have obeyed, and the resident was
+                # answered. They stay shown from memory (get, history) and are written when the database takes
+                # writes again, as device states are.
+                log.error(  # noqa: TRY400 - the cause is the message; no traceback needed
+                    "cannot record command outcomes; kept until the database takes writes: %s",
+                    exc,
+                    extra={"code": exc.code, "commands": sorted(outcomes)},
+                )
+            self._refused = exc
+            raise
+        self._written(outcomes)
+        if self._refused is not None:
+            self._refused = None
+            log.info("command outcomes recorded again", extra={"commands": sorted(outcomes)})
         return True
 
     # --- internals --------------------------------------------------------------------------------
@@ -227,10 +245,16 @@ class CommandService:
         status = CommandStatus.FAILED if isinstance(exc, BrokerUnavailable) else CommandStatus.REJECTED
         detail = f"{exc} (field: {exc.field})" if exc.field else str(exc)
         await self._record(job)
-        return await self._finish(job, status, exc.code, detail, field=exc.field)
+        return self._finish(job, status, exc.code, detail, field=exc.field)
 
-    def _with_outcome(self, row: CommandRow) -> CommandRow:
-        outcome = self._unwritten.get(row.id)
+    def _written(self, outcomes: Mapping[str, _Outcome]) -> None:
+        for command_id in outcomes:
+            self._unwritten.pop(command_id, None)
+
+    def _with_outcome(self, row: CommandRow, before: Mapping[str, _Outcome]) -> CommandRow:
+        # ``before``: the outcomes not written when the read was asked for; one written meanwhile (and so no longer
+        # here) may not be in the row that read returned.
+        outcome = self._unwritten.get(row.id) or before.get(row.id)
         if outcome is None:
             return row
         status, reason, detail, finished_at = outcome
@@ -250,25 +274,28 @@ class CommandService:
         )
         # The command row references its entity, which the persister may not have written yet.
         await self._ensure_stored(job.entity.id)
-        await self._db.run(lambda db: insert_command(db, row))
+        # The outcomes answered since the last write go in the same transaction: a trip the command makes anyway,
+        # so that under a stream of commands each outcome is on disk by the next command, with no trip of its own.
+        outcomes = dict(self._unwritten) if self._refused is None else {}
 
-    async def _finish(
+        def write(db: sqlite_utils.Database) -> None:
+            with transaction(db):
+                insert_command(db, row)
+                _update_outcomes(db, outcomes)
+
+        await self._db.run(write)
+        self._written(outcomes)
+
+    def _finish(
         self, job: _Job, status: CommandStatus, reason: str | None, detail: str | None, *, field: str | None = None
     ) -> CommandResult:
         finished = self._clock.now()
-        try:
-            await self._db.run(lambda db: update_command(db, job.id, status, reason, detail, finished.isoformat()))
-        except StorageError as exc:
-            # The outcome happened: once published, the device may well have obeyed. Answering with a storage error
-            # instead would invite a retry (a second unlock) and leave the history "pending" for ever; so answer the
-            # real outcome, show it from memory (get, history) and write it with the persister's next flush that
-            # the database takes (write_outcomes), as device states are.
-            self._unwritten[job.id] = (str(status), reason, detail, finished.isoformat())
-            log.error(  # noqa: TRY400 - the cause is the message; no traceback needed
-                "cannot record a command outcome; kept until the database takes writes: %s",
-                exc,
-                extra={"code": exc.code, "command_id": job.id, "status": str(status)},
-            )
+        # Not written here: a second trip to the writer thread would make every answer wait behind whatever the
+        # writer is doing. The command's row is recorded already (pending); its outcome is shown from memory until
+        # the next command's record or the persister's next flush (write_outcomes, every state_flush_interval)
+        # writes it, whichever comes first; a clean stop flushes. A crash before that leaves the row pending, and
+        # the next start ends it as interrupted.
+        self._unwritten[job.id] = (str(status), reason, detail, finished.isoformat())
         self._registry.record_event(
             job.entity.id,
             "command",
@@ -290,6 +317,13 @@ _DETAILS = {
     CommandStatus.REFUSED: "the device reported it could not do it",
     CommandStatus.FAILED: "the device went offline before confirming",
 }
+
+
+def _update_outcomes(db: sqlite_utils.Database, outcomes: Mapping[str, _Outcome]) -> None:
+    """Record ``outcomes`` (by command id), in one transaction."""
+    with transaction(db):
+        for command_id, (status, reason, detail, finished_at) in outcomes.items():
+            update_command(db, command_id, status, reason, detail, finished_at)
 
 
 def _check_not_held(entity: Entity) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -218,6 +219,35 @@ async def test_move_out_anonymises_history_not_yet_written(
         actors = await sql(api, "SELECT json_extract(data, '$.actor') FROM events WHERE type = 'command'")
         assert actors == [("former-resident",)]
         assert await sql(api, "SELECT actor FROM commands") == [("former-resident",)]
+
+
+async def test_an_outcome_is_shown_at_once_and_written_with_a_flush_or_at_a_clean_stop(
+    make_gateway: GatewayFactory, broker: BrokerHandle, prefix: str, clock: ManualClock
+) -> None:
+    # Flushes far apart: the last outcome is in memory only when asked for (the one before it was written with the
+    # last command's record), and the stop writes it.
+    slow = make_gateway.using(state_flush_interval=10)
+    async with running_api(slow, broker, prefix, clock) as api, building(api) as b:
+        light = b.entity("a", "light", "light")
+        await api.gateway.persister.flush()  # every entity stored: no command below flushes to write its own
+        r = await command(api, b.alice, light, {"on": True})
+        assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text
+        confirmed = r.json()["id"]
+        b.sims["a"].light.ignore_commands = True
+        body = problem(await command(api, b.alice, light, {"on": False}, timeout=0.2), 504, "command_timeout")
+        timed_out = body["command"]["id"]
+        # Answered, and shown so at once to whoever asks (the command's own URL, the service's history).
+        for command_id, status in ((confirmed, "confirmed"), (timed_out, "timed_out")):
+            r = await api.http.get(f"/me/commands/{command_id}", headers=bearer(b.alice))
+            assert r.status_code == 200, r.text
+            assert (r.json()["status"], r.json()["finished_at"] is not None) == (status, True), r.text
+        history = await api.gateway.commands.history()
+        assert [(c.id, c.status) for c in history] == [(timed_out, "timed_out"), (confirmed, "confirmed")]
+        database = api.gateway.settings.database
+    # A clean stop writes every answered outcome.
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT id, status, reason, finished_at IS NOT NULL FROM commands ORDER BY rowid")
+        assert rows.fetchall() == [(confirmed, "confirmed", None, 1), (timed_out, "timed_out", "command_timeout", 1)]
 
 
 @EMBEDDED
