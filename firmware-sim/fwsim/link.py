@@ -254,6 +254,8 @@ async def _unless_lost(work: Awaitable[None], lost: asyncio.Future[None]) -> Non
     if task.done() and not task.cancelled():
         task.result()  # its own error, if any
         return
+    if not lost.cancelled():
+        lost.exception()  # retrieved here: the session's end returns early on a lost connection
     raise aiomqtt.MqttError("connection lost while handling a message")
 
 
