@@ -23,6 +23,10 @@ from .load import reporters, round_publishes
 __all__ = ["main"]
 
 _ACK_TIMEOUT = 300.0
+# At most this many messages awaiting their PUBACK: paho numbers messages 1..65,535 and keeps those not yet
+# acknowledged by number, so a message queued 65,535 publishes after one still unacknowledged replaced it and its
+# PUBACK never came (1,000 units x 20 rounds = 100,000 messages: the publisher waited for ever).
+_WINDOW = 30_000
 
 
 def _emit(event: str, **fields: Any) -> None:
@@ -37,6 +41,7 @@ class _Acks:
         self.target = 0
         self.done = threading.Event()
         self._lock = threading.Lock()
+        self._acked = threading.Condition(self._lock)
 
     def expect(self, target: int) -> None:
         with self._lock:
@@ -49,6 +54,12 @@ class _Acks:
             self.count += 1
             if self.target and self.count >= self.target:
                 self.done.set()
+            self._acked.notify_all()
+
+    def wait_below(self, sent: int, window: int, timeout: float) -> bool:
+        """Wait until fewer than ``window`` of ``sent`` messages await their PUBACK; False after ``timeout``."""
+        with self._acked:
+            return self._acked.wait_for(lambda: sent - self.count < window, timeout)
 
 
 def _connect(host: str, port: int, acks: _Acks) -> mqtt.Client:
@@ -90,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     started = time.monotonic()
     min_round = 1.0 / args.device_rate
+    sent_count = 0
+    stalled = False
     for messages in rounds:
         round_start = time.monotonic()
         for p in messages:
+            if sent_count - acks.count >= _WINDOW and not acks.wait_below(sent_count, _WINDOW, _ACK_TIMEOUT):
+                stalled = True  # reported below as not acknowledged
+                break
             client.publish(p.topic, p.payload, qos=p.qos, retain=p.retain)
+            sent_count += 1
+        if stalled:
+            break
         pause = round_start + min_round - time.monotonic()
         if pause > 0:
             time.sleep(pause)

@@ -68,12 +68,20 @@ async def start_storm(gateway: GatewayProcess, db: GatewayDb, fleet: dict[str, i
 async def reconnect_storm(
     broker: BrokerUnderTest, gateway: GatewayProcess, db: GatewayDb, fleet: dict[str, int], timeout: float
 ) -> StormResult:
-    """Restart the broker and time it, from the broker listening again, to every device online and seen again."""
+    """Restart the broker and time it, from spawning it again, to every device online and seen again."""
     loop = asyncio.get_running_loop()
+    if not broker.restartable:
+        await broker.restart()  # says why not
     before = db.last_event_id()
-    down_seconds = await broker.restart()
+    down = loop.time()
+    await broker.stop()
+    # Anything seen from here on came through the new broker; the clock starts before it does, since clients
+    # already retrying get in before the bench itself sees its port open (a device seen then and not again would
+    # otherwise never count as seen since).
     up_at = datetime.now(UTC)
     started = loop.time()
+    await broker.start()
+    down_seconds = loop.time() - down
     seconds, view = await _until_online(db, gateway, fleet, up_at, started, timeout)
     linked = db.first_event_at("broker_connected", before)
     details: dict[str, float | None] = {

@@ -34,14 +34,10 @@ from .config import (
     UplinkSettings,
     UplinkTarget,
 )
-from .demo import run_demo
 from .errors import ConfigError, TransportError
 from .mqtt.acl import CredentialKind
-from .mqtt.broker import EmbeddedBroker, free_port
-from .mqtt.broker_auth import DeferredVerifier, Verifier
 from .mqtt.credential_service import DropOnWithdraw
 from .mqtt.credentials import MADE_AT_START, BrokerCredentials
-from .mqtt.tls import TlsListener, ensure_ca, ensure_server_certificate, parse_listen, tls_directory
 from .mqtt.transport import MqttLink
 from .policy.store import get_setting, set_setting
 from .retention import Category
@@ -52,6 +48,14 @@ from .storage.records import load_entities, recent_commands
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from .mqtt.broker import EmbeddedBroker
+    from .mqtt.broker_auth import DeferredVerifier, Verifier
+    from .mqtt.tls import TlsListener
+
+# The embedded broker (amqtt, with its websockets, yaml and transitions), the TLS helpers (cryptography) and the
+# demo are imported where they are used: a gateway on an external broker never needs them, and importing them
+# cost it ~0.3 s of its start and several MB (docs/bench.md, "Scale run").
 
 __all__ = [
     "account_settings",
@@ -127,6 +131,8 @@ async def _embedded_broker(
 ) -> EmbeddedBroker:
     """Start the embedded broker, admitting only ``credentials`` (on every listener); when the default port is taken
     (say by Mosquitto), use a free one."""
+    from .mqtt.broker import EmbeddedBroker, free_port
+
     if tls is not None and tls.port and port_taken(tls.host, tls.port):
         raise port_taken_error("TLS listener", tls.host, tls.port, "--listen-tls")
     chosen = DEFAULT_BROKER_PORT if port is None else port or free_port(host)
@@ -175,6 +181,8 @@ async def _gated_broker(
     stack: contextlib.AsyncExitStack, login: tuple[str, str], host: str, port: int | None, tls: TlsListener | None
 ) -> _GatedBroker:
     """Start the embedded broker, stopped when ``stack`` closes, admitting nobody until bound to the services."""
+    from .mqtt.broker_auth import DeferredVerifier
+
     verifier = DeferredVerifier()
     broker = await _embedded_broker(host, port, verifier, tls)
     stack.push_async_callback(broker.stop)
@@ -228,6 +236,8 @@ async def tls_listener(args: argparse.Namespace) -> TlsListener | None:
         return None
     if args.broker is not None:
         raise ConfigError("--listen-tls is for the embedded broker: not with --broker", field="listen_tls")
+    from .mqtt.tls import TlsListener, ensure_server_certificate, parse_listen, tls_directory
+
     host, port = parse_listen(args.listen_tls, "--listen-tls")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together", field="tls_cert")
@@ -243,6 +253,8 @@ async def tls_listener(args: argparse.Namespace) -> TlsListener | None:
 async def tls_ca(path: Path, pem: bool) -> int:
     """Print the path (or the PEM) of this installation's CA certificate, which devices are given to trust; the CA is
     made if there is none yet."""
+    from .mqtt.tls import ensure_ca, tls_directory
+
     files = tls_directory(path)
     await asyncio.to_thread(ensure_ca, files)
     if pem:
@@ -519,6 +531,9 @@ async def retention(args: argparse.Namespace) -> int:
 
 async def demo(args: argparse.Namespace) -> int:
     """Start a broker, the gateway and a simulated unit; run representative commands; print the outcomes."""
+    from .demo import run_demo
+    from .mqtt.broker import free_port
+
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
         db = args.db or Path(tmp) / "demo.sqlite3"
         client_id = "aptgateway-demo"

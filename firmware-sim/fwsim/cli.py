@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--units", type=int, required=True, help="how many units (5 MQTT clients each)")
     fleet.add_argument("--first-unit", type=int, default=1, help="number of the first unit (default 1)")
     fleet.add_argument("--batch-size", type=int, default=20, help="units connecting at once (default 20)")
+    fleet.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=32,
+        help="MQTT connects in flight at once, at start and on reconnection (default 32)",
+    )
     _common(fleet)
     return parser
 
@@ -121,6 +127,7 @@ def _fleet_body(args: argparse.Namespace, address: BrokerAddress, started: async
             command_delay=args.command_delay,
             drift_interval=args.drift_interval,
             batch_size=args.batch_size,
+            connect_concurrency=args.connect_concurrency,
         ) as fleet:
             started.set()
             await stop.wait()

@@ -88,6 +88,7 @@ class DeviceOptions(TypedDict, total=False):
     backoff: Backoff
     keepalive: int
     mqtt_timeout: float
+    connect_gate: asyncio.Semaphore
 
 
 class SimulatedDevice:
@@ -111,6 +112,7 @@ class SimulatedDevice:
         backoff: Backoff | None = None,
         keepalive: int = 15,
         mqtt_timeout: float = 5.0,
+        connect_gate: asyncio.Semaphore | None = None,
     ) -> None:
         for label, value in (("unit", unit), ("name", name)):
             if not _ID.fullmatch(value):
@@ -141,6 +143,7 @@ class SimulatedDevice:
             backoff=backoff,
             keepalive=keepalive,
             timeout=mqtt_timeout,
+            connect_gate=connect_gate,
         )
         self._commands: asyncio.Queue[tuple[str, Command]] = asyncio.Queue(maxsize=_COMMAND_QUEUE)
         self._group: asyncio.TaskGroup | None = None

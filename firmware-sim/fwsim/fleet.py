@@ -53,12 +53,15 @@ class Fleet:
         batch_size: int = 20,
         batch_timeout: float = 30.0,
         backoff: Backoff | None = None,
+        connect_concurrency: int = 32,
     ) -> None:
-        if units < 1 or first_unit < 0 or batch_size < 1:
-            raise ValueError("units and batch_size must be at least 1, first_unit not negative")
+        if units < 1 or first_unit < 0 or batch_size < 1 or connect_concurrency < 1:
+            raise ValueError("units, batch_size and connect_concurrency must be at least 1, first_unit not negative")
         self.address = address
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
+        # At most this many of the fleet's clients connecting at once, at start and when they all reconnect.
+        gate = asyncio.Semaphore(connect_concurrency)
         self.units = [
             UnitSim(
                 address,
@@ -68,6 +71,7 @@ class Fleet:
                 command_delay=command_delay,
                 drift_interval=drift_interval,
                 backoff=backoff,
+                connect_gate=gate,
             )
             for n in range(first_unit, first_unit + units)
         ]

@@ -48,6 +48,7 @@ class DeviceLink:
         backoff: Backoff | None = None,
         keepalive: int = 15,
         timeout: float = 5.0,
+        connect_gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.address = address
         self.client_id = client_id
@@ -59,6 +60,10 @@ class DeviceLink:
         self._backoff = backoff or Backoff()
         self._keepalive = keepalive
         self._timeout = timeout
+        # Shared by a fleet's devices, held from connecting until announced: thousands coming online at once (after
+        # a broker restart) in one process each wait over 5 s for their CONNACK, SUBACK or PUBACKs, time out and
+        # start again, for ever; a few dozen at a time come online in about a millisecond each.
+        self._connect_gate = connect_gate
         self._rng = random.Random()
         self._client: aiomqtt.Client | None = None
         self._online = asyncio.Event()
@@ -189,24 +194,30 @@ class DeviceLink:
         )
 
     async def _session(self) -> None:
-        client = self._new_client()
+        # Held from the connect until the device is announced (or the attempt fails): see ``connect_gate``.
+        gate = _Gate(self._connect_gate)
+        await gate.enter()
         try:
-            await client.__aenter__()
-        except asyncio.CancelledError:
-            _abandon(client)
-            raise
-        try:
-            await self._serve(client)
-        finally:
-            self._client = None
-            self._online.clear()
-            self._down.set()
+            client = self._new_client()
             try:
-                await client.__aexit__(None, None, None)
-            finally:
+                await client.__aenter__()
+            except asyncio.CancelledError:
                 _abandon(client)
+                raise
+            try:
+                await self._serve(client, gate)
+            finally:
+                self._client = None
+                self._online.clear()
+                self._down.set()
+                try:
+                    await client.__aexit__(None, None, None)
+                finally:
+                    _abandon(client)
+        finally:
+            gate.leave()
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
+    async def _serve(self, client: aiomqtt.Client, gate: _Gate) -> None:
         sock = client._client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(*TCP_NODELAY)
@@ -218,9 +229,54 @@ class DeviceLink:
         self._client = client
         await self._on_connect(client)
         self._online.set()
+        gate.leave()
         log.info("%s: online (connection %d)", self.client_id, self.connections)
+        lost = client._disconnected
         async for message in client.messages:
-            await self._on_message(client, message)
+            await _unless_lost(self._on_message(client, message), lost)
+
+
+async def _unless_lost(work: Awaitable[None], lost: asyncio.Future[None]) -> None:
+    """Await ``work``, or raise MqttError at once if the connection is lost first.
+
+    aiomqtt's publish waits its full timeout for a PUBACK that a lost connection will never bring: a device
+    answering Home Assistant's birth (every device at once) when the broker stops would notice the loss seconds late.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))  # never raises: our own cancellation still propagates
+            if not task.cancelled():
+                task.exception()  # retrieved: what it raised while being cancelled does not matter now
+    if task.done() and not task.cancelled():
+        task.result()  # its own error, if any
+        return
+    if not lost.cancelled():
+        lost.exception()  # retrieved here: the session's end returns early on a lost connection
+    raise aiomqtt.MqttError("connection lost while handling a message")
+
+
+class _Gate:
+    """One hold of a fleet's connect gate (or of none), released once."""
+
+    def __init__(self, semaphore: asyncio.Semaphore | None) -> None:
+        self._semaphore = semaphore
+        self._held = False
+
+    async def enter(self) -> None:
+        """Wait for a place (at once without a gate)."""
+        if self._semaphore is not None:
+            await self._semaphore.acquire()
+            self._held = True
+
+    def leave(self) -> None:
+        """Give the place back; a second call does nothing."""
+        if self._held and self._semaphore is not None:
+            self._held = False
+            self._semaphore.release()
 
 
 def _cut(client: aiomqtt.Client) -> None:

@@ -44,6 +44,7 @@ class UnitSim:
         drift_step: float = 0.5,
         temperature_sensor: bool = False,
         backoff: Backoff | None = None,
+        connect_gate: asyncio.Semaphore | None = None,
         logins: Mapping[str, Login] | None = None,
     ) -> None:
         unknown = set(logins or ()) - set(UNIT_DEVICES)
@@ -56,6 +57,8 @@ class UnitSim:
         }
         if backoff is not None:
             options["backoff"] = backoff
+        if connect_gate is not None:
+            options["connect_gate"] = connect_gate
         self.unit = unit
         self.address = address
 

@@ -88,6 +88,9 @@ class WiringService:
         self._building = building
         self._audit = audit
         self._pins: dict[str, Pin] = {}  # entity id -> pin
+        # Reserved topic -> device, and the pinned devices: asked for every config, rebuilt only when pins change
+        # (a pass over every pin per config made a start with many bound devices quadratic).
+        self._pin_index: tuple[dict[str, str], frozenset[str]] | None = None
         self._holds: dict[str, Hold] = {}  # entity id -> hold
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._tasks = TaskOwner()
@@ -107,6 +110,7 @@ class WiringService:
                 self._pins[row["entity_key"]] = Pin(
                     EntityWiring.model_validate_json(row["pinned"]), _time(row["pinned_at"]), row["pinned_by"]
                 )
+                self._pin_index = None
             if row["pending"] is not None:
                 self._holds[row["entity_key"]] = Hold(
                     row["device_id"],
@@ -115,7 +119,7 @@ class WiringService:
                     _optional_time(row["rejected_at"]),
                     row["rejected_by"],
                 )
-        pinned_devices = {p.wiring.device_id for p in self._pins.values()}
+        pinned_devices = self._index()[1]
         for device_id in sorted({e.device_id for e in self._registry.entities()} - pinned_devices):
             if self._building.binding(device_id) is not None:
                 await self.pin_device(device_id, "system")
@@ -146,10 +150,16 @@ class WiringService:
 
     def reserved_topics(self) -> dict[str, str]:
         """Topic -> the bound device it is pinned to (kept while the device's config is removed)."""
-        return self._reserved()
+        return dict(self._reserved())
 
     def _reserved(self) -> dict[str, str]:
-        return {t: p.wiring.device_id for p in self._pins.values() for t in p.wiring.owned_topics}
+        return self._index()[0]
+
+    def _index(self) -> tuple[dict[str, str], frozenset[str]]:
+        if self._pin_index is None:
+            reserved = {t: p.wiring.device_id for p in self._pins.values() for t in p.wiring.owned_topics}
+            self._pin_index = reserved, frozenset(p.wiring.device_id for p in self._pins.values())
+        return self._pin_index
 
     # --- ChangeListener ------------------------------------------------------------------------------
 
@@ -218,6 +228,7 @@ class WiringService:
         pins = {e.id: Pin(self._wiring(e), now, actor) for e in self._registry.entities_of_device(device_id)}
         # In memory first, with no await before: a config arriving meanwhile is judged against these pins.
         self._pins.update(pins)
+        self._pin_index = None
         for entity in self._registry.entities_of_device(device_id):
             entity.held = False
             self._holds.pop(entity.id, None)
@@ -228,6 +239,7 @@ class WiringService:
         """Forget the device's pins and holds (at unbinding): its topics are free again, its entities trusted as
         any unbound device's are."""
         self._pins = {k: p for k, p in self._pins.items() if p.wiring.device_id != device_id}
+        self._pin_index = None
         for entity_id in [k for k, h in self._holds.items() if h.device_id == device_id]:
             del self._holds[entity_id]
         for entity in self._registry.entities_of_device(device_id):
@@ -247,6 +259,7 @@ class WiringService:
         changes = {e.id: self._changes(e.id) for e in held}
         pins = {e.id: Pin(self._holds[e.id].wiring, now, actor) for e in held}
         self._pins.update(pins)
+        self._pin_index = None
         for entity in held:
             del self._holds[entity.id]
             entity.held = False
@@ -303,16 +316,22 @@ class WiringService:
 
     def _assess(self, entity: Entity) -> None:
         """Hold or release ``entity`` by its wiring now against its pin; record, store and audit a change."""
-        wiring = self._wiring(entity)
         pin = self._pins.get(entity.id)
-        bound = self._building.binding(entity.device_id) is not None
-        if pin is not None:
+        # The wiring (a dump, a canonical JSON and its digest) only when there is a pin or a hold to compare it
+        # with: an entity of an unbound device, never held, needs none (at a start of 5,000 devices every entity).
+        wiring = None if pin is None else self._wiring(entity)
+        if pin is not None and wiring is not None:
             trusted = pin.wiring.digest == wiring.digest
         else:
             # An entity added to a bound device, or one that moved to a device bound meanwhile.
-            trusted = not bound and entity.device_id not in {p.wiring.device_id for p in self._pins.values()}
+            bound = self._building.binding(entity.device_id) is not None
+            trusted = not bound and entity.device_id not in self._index()[1]
         entity.held = not trusted
         previous = self._holds.get(entity.id)
+        if trusted and previous is None:
+            return
+        if wiring is None:
+            wiring = self._wiring(entity)
         if trusted:
             if previous is not None:
                 del self._holds[entity.id]

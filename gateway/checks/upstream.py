@@ -8,8 +8,6 @@ from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable, DeliveryFailed
 from ..mqtt.transport import MqttLink
@@ -49,14 +47,18 @@ class WebhookUpstream:
         self.url = url
         parts = urlsplit(url)
         self.description = urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))  # no credentials
+        # Imported here: httpx brings its command line's rich, click and pygments into every gateway otherwise.
+        import httpx
+
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http_error: type[Exception] = httpx.HTTPError
 
     async def deliver(self, report: Report) -> None:
         """POST the report."""
         headers = {"Content-Type": "application/json", "Idempotency-Key": report.idempotency_key}
         try:
             response = await self._client.post(self.url, content=report_payload(report), headers=headers)
-        except httpx.HTTPError as exc:
+        except self._http_error as exc:
             raise DeliveryFailed(f"webhook {self.description}: {type(exc).__name__}: {exc}"[:300]) from exc
         if not response.is_success:
             raise DeliveryFailed(f"webhook {self.description} answered {response.status_code}")

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-import httpx
-
 from ..clock import Clock
 from ..config import UplinkSettings, UplinkTarget
 
@@ -49,13 +47,28 @@ async def probe(target: UplinkTarget, timeout: float, clock: Clock) -> ProbeResu
                 writer.close()
                 await writer.wait_closed()
             else:
-                async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-                    await client.head(target.url)
+                failed = await _head(target.url, timeout)
+                if failed is not None:
+                    return ProbeResult(False, at, _ms(started), f"{target}: {failed}"[:300])
     except TimeoutError:
         return ProbeResult(False, at, _ms(started), f"no answer from {target} within {timeout:g} s")
-    except (OSError, httpx.HTTPError) as exc:
+    except OSError as exc:
         return ProbeResult(False, at, _ms(started), f"{target}: {type(exc).__name__}: {exc}"[:300])
     return ProbeResult(True, at, _ms(started))
+
+
+async def _head(url: str, timeout: float) -> str | None:
+    """A HEAD request that gets any HTTP answer: None, or what failed."""
+    # Imported here: httpx brings its command line's rich, click and pygments (~70 modules, ~5 MB) into every
+    # gateway, most of which never probes a URL.
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            await client.head(url)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 Transition = Callable[[UplinkState, ProbeResult, datetime], None]

@@ -204,8 +204,15 @@ class Registry:
                     return
                 self._remove(existing)
             return
+        # (surrogateescape: bytes that are not UTF-8 never equal a stored config, and parse_config refuses them.)
+        raw = message.payload.decode("utf-8", "surrogateescape")
         try:
-            config = parse_config(key.component, message.payload)
+            # The same bytes parse to the same model: a retained config seen again (every reconnection, HA's birth)
+            # is not parsed and validated again; it is still admitted and checked below as any other.
+            if existing is not None and existing.removed_at is None and existing.raw_config == raw:
+                config = existing.config
+            else:
+                config = parse_config(key.component, message.payload)
         except DeviceCodecError as exc:
             self._reject(message, exc.code, str(exc), entity_id=key.key)
             return
@@ -221,7 +228,6 @@ class Registry:
         if problem is not None:
             self._reject(message, problem[0], problem[1], entity_id=key.key)
             return
-        raw = message.payload.decode()
         if existing is not None and existing.removed_at is None and existing.raw_config == raw:
             return  # a retained config seen again (reconnect, HA birth): nothing changed
         now = self.clock.now()

@@ -466,6 +466,9 @@ class MqttLink:
         try:
             for inbound in early:
                 self._deliver(inbound)
+            # Not kept for the session's lifetime: at a start these are the broker's whole retained flood (at 5,000
+            # devices ~12,000 messages, ~5 MB).
+            del early
             # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
             async for _ in client.messages:
                 pass
