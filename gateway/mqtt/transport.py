@@ -54,6 +54,7 @@ signal needs 2,000, which large messages never reach before the buffers of both 
 PROBE_MIN_SECONDS = 5.0
 """At most one re-read of the broker's retained drop counter this often, after a backlog was read."""
 _GAP_TICK = 0.25
+_SYNC_RETRY_SECONDS = 1.0
 _CHUNK = 200  # topic filters per SUBSCRIBE packet
 SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason: another client connected with this client id
 SHORT_SESSION_SECONDS = 2.0
@@ -197,6 +198,12 @@ class MqttLink:
     def connected(self) -> bool:
         """Whether a connection is up and subscribed."""
         return self._state is LinkState.CONNECTED
+
+    def was_behind(self, within: float) -> bool:
+        """Whether the link read a backlog (or the event loop stalled) in the last ``within`` seconds: a reply sent
+        meanwhile may be queued behind the backlog, or dropped with it, without the link being deaf."""
+        behind_at = self._behind_at
+        return behind_at is not None and asyncio.get_running_loop().time() - behind_at <= within
 
     def reconnect(self, reason: str) -> bool:
         """End the current connection and let the supervisor connect (and subscribe) anew; False when not connected.
@@ -514,20 +521,28 @@ class MqttLink:
             drained = self._drained
 
     async def _sync_forever(self, client: aiomqtt.Client) -> None:
-        try:
-            while True:
-                await self._changed.wait()
-                self._changed.clear()
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
                 await self._sync_subscriptions(client)
-        except aiomqtt.MqttError as exc:
-            # The receive loop sees the same lost connection and the supervisor reconnects.
-            log.debug("subscription update failed: %s", exc)
+            except aiomqtt.MqttError as exc:
+                # A lost connection: the receive loop sees it too and the supervisor reconnects (this task is stopped
+                # with the session). A SUBACK late behind a backlog (aiomqtt gives up after its timeout) must not end
+                # the syncing for the rest of the session: what was not acknowledged is sent again.
+                log.warning("subscription update failed, trying again in %g s: %s", _SYNC_RETRY_SECONDS, exc)
+                await asyncio.sleep(_SYNC_RETRY_SECONDS)
+                self._changed.set()
 
     async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
         gone, self._to_unsubscribe = sorted(self._to_unsubscribe), set()
         for start in range(0, len(gone), _CHUNK):
             chunk = gone[start : start + _CHUNK]
-            await client.unsubscribe(chunk)
+            try:
+                await client.unsubscribe(chunk)
+            except aiomqtt.MqttError:
+                self._to_unsubscribe.update(f for f in gone[start:] if f not in self._desired)
+                raise
             self._subscribed.difference_update(chunk)
             for topic_filter in chunk:  # wanted again while the UNSUBSCRIBE was on its way
                 if topic_filter in self._desired:
@@ -535,7 +550,13 @@ class MqttLink:
         new, self._to_subscribe = sorted(self._to_subscribe.items()), {}
         for start in range(0, len(new), _CHUNK):
             pairs = new[start : start + _CHUNK]
-            await client.subscribe(pairs)
+            try:
+                await client.subscribe(pairs)
+            except aiomqtt.MqttError:
+                for topic_filter, _qos in new[start:]:  # not acknowledged: again, as wanted now
+                    if topic_filter in self._desired:
+                        self._to_subscribe.setdefault(topic_filter, self._desired[topic_filter])
+                raise
             for topic_filter, _qos in pairs:
                 self._subscribed.add(topic_filter)
                 if topic_filter not in self._desired:  # removed while the SUBSCRIBE was on its way
