@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="--refs: the window of the realistic-rate pass (2 reports per device in it; 0 skips it; default 60)",
     )
+    parser.add_argument(
+        "--steady",
+        type=float,
+        metavar="SECONDS",
+        nargs="?",
+        const=600.0,
+        default=None,
+        help="the realistic steady-state run: a short saturated gateway pass, then a report per device every "
+        "--steady-period s for SECONDS (default 600): CPU per message and %% of a core, RSS drift, database growth",
+    )
+    parser.add_argument(
+        "--steady-period", type=float, default=30.0, help="--steady: seconds between two reports of a device (30)"
+    )
     parser.add_argument("--rounds", type=int, default=20, help="ingest: state reports per device (default 20)")
     parser.add_argument("--commands", type=int, default=2000, help="round trips of each kind (default 2000)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10)")
@@ -84,7 +97,7 @@ async def _until_signalled(options: Options, *, refs: bool = False, scale: list[
     try:
         if scale:
             return await run_scale_mode(options, scale)
-        return await (run_refs_mode(options) if refs else run(options))
+        return await (run_refs_mode(options) if refs or options.steady_seconds > 0 else run(options))
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -103,8 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--scale takes numbers of devices, e.g. 500,2000,5000")
         if any(n < 5 for n in scale):
             parser.error("--scale: at least 5 devices (one unit) per size")
+    if args.steady is not None and (args.steady <= 0 or args.steady_period <= 0):
+        parser.error("--steady and --steady-period take a positive number of seconds")
     if args.device_rate is None:
-        args.device_rate = 50.0 if args.refs else 20.0
+        args.device_rate = 50.0 if args.refs or args.steady else 20.0
     if args.rounds < 2 or args.commands < 1 or args.idle_seconds <= 0 or args.device_rate <= 0:
         parser.error("--rounds must be at least 2; --commands, --idle-seconds and --device-rate positive")
     options = Options(
@@ -119,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir=args.workdir,
         realistic_seconds=args.realistic_seconds,
         refs_clients=tuple(args.refs_clients.split(",")) if args.refs_clients else None,
+        steady_seconds=args.steady or 0.0,
+        steady_period=args.steady_period,
     )
     try:
         return asyncio.run(_until_signalled(options, refs=args.refs, scale=scale))

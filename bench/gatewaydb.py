@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,17 @@ class GatewayDb:
         """Events of ``type_`` recorded after event ``after_id``."""
         rows = self._rows("SELECT count(*) FROM events WHERE id > ? AND type = ?", (after_id, type_))
         return int(str(rows[0][0])) if rows else 0
+
+    def event_data(self, type_: str, after_id: int) -> list[dict[str, object]]:
+        """The data of every event of ``type_`` recorded after event ``after_id``, oldest first."""
+        rows = self._rows("SELECT data FROM events WHERE id > ? AND type = ? ORDER BY id", (after_id, type_))
+        out: list[dict[str, object]] = []
+        for (data,) in rows:
+            with contextlib.suppress(ValueError, TypeError):
+                value = json.loads(str(data))
+                if isinstance(value, dict):
+                    out.append(value)
+        return out
 
     def state_events_by_entity(self, after_id: int) -> dict[str, int]:
         """How many ``state`` events each entity has recorded after event ``after_id``."""

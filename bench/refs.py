@@ -34,6 +34,13 @@ __all__ = ["CpuPass", "RefPass", "RefsResult", "available_clients", "run_refs"]
 PUBLISHER_HEADROOM = 0.8  # a consumer above this share of the publisher's send rate may be publisher-bound
 _POLL = 0.05
 _SETTLE = 0.6  # the gateway flushes every 0.2 s
+STILL_SECONDS = 25.0
+"""The gateway pass ends this long after the publisher is done and no state event came: what is missing by then was
+lost (Mosquitto reports drops every sys_interval, 10 s by default, and the gateway resyncs once caught up)."""
+RECOVERED_STILL_SECONDS = 5.0  # as above once every final state is stored: only the events of the changes missed
+DROPPED_STILL_SECONDS = 80.0
+"""As above once the gateway journalled a drop of its own and the final states are not all stored yet: its resync
+may wait for the once-a-minute limit (a stall or a reconnection resynced shortly before)."""
 
 
 def available_clients() -> list[str]:
@@ -63,6 +70,11 @@ class RefPass:
     publisher_rate: float  # messages / the publisher's time from go to its last send
     load_avg: float
     timed_out: bool = False
+    # The gateway's pass only: what it detected and recovered of what it lost (its journal: resync and
+    # broker_dropped events), and whether every device's final state was stored in the end.
+    resyncs: list[str] = field(default_factory=list)
+    broker_dropped: int = 0
+    final_states: bool | None = None
 
     @property
     def rate(self) -> float | None:
@@ -208,19 +220,34 @@ async def _gateway_pass(
     before = db.last_event_id()
     pub = _blaster(broker, units, rounds, rate, "fwsim", logdir)
     seconds: float | None = None
+    total = sum(expected.values())
     try:
         await pub.start()
         ready = await pub.event(timeout)
         cpu0 = cpu_seconds(gateway_pid)
         go = time.monotonic()
         await pub.send("go")
-        while time.monotonic() - go < timeout:
-            if _states_match(db, want) and db.count_events("state", before) >= sum(expected.values()):
-                seconds = time.monotonic() - go
-                break
-            await asyncio.sleep(_POLL)
-        cpu = cpu_seconds(gateway_pid) - cpu0
-        sent = await pub.event(timeout)
+        sending = asyncio.ensure_future(pub.event(timeout))
+        try:
+            # Bounded: once the publisher is done, a pass whose events stop growing has ended, complete or not (a
+            # burst beyond the broker's queue limit loses messages for good; the resync brings back final states).
+            count, moved = -1, time.monotonic()
+            while time.monotonic() - go < timeout:
+                now_count = db.count_events("state", before)
+                matched = _states_match(db, want)
+                if matched and now_count >= total:
+                    seconds = time.monotonic() - go
+                    break
+                if now_count != count:
+                    count, moved = now_count, time.monotonic()
+                still = time.monotonic() - moved
+                if sending.done() and still >= _still_limit(db, before, matched):
+                    break
+                await asyncio.sleep(_POLL)
+            cpu = cpu_seconds(gateway_pid) - cpu0
+            sent = await sending
+        finally:
+            sending.cancel()
         await pub.send("quit")
         await pub.event(timeout)
     finally:
@@ -241,7 +268,21 @@ async def _gateway_pass(
         publisher_rate=messages / max(float(sent["send_seconds"]), 1e-9),
         load_avg=load_average(),
         timed_out=seconds is None,
+        resyncs=[str(e.get("kind")) for e in db.event_data("resync", before)],
+        broker_dropped=sum(
+            int(str(e.get("count", 0))) for e in db.event_data("broker_dropped", before) if e.get("while_behind")
+        ),
+        final_states=_states_match(db, want),
     )
+
+
+def _still_limit(db: GatewayDb, before: int, matched: bool) -> float:
+    """How long the gateway pass waits with no new state event before it ends (see ``STILL_SECONDS``)."""
+    if matched:
+        return RECOVERED_STILL_SECONDS
+    if any(e.get("while_behind") for e in db.event_data("broker_dropped", before)):
+        return DROPPED_STILL_SECONDS
+    return STILL_SECONDS
 
 
 async def _realistic_pass(

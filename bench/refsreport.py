@@ -82,6 +82,25 @@ def refs_figures(r: RefsResult) -> list[Figure]:
             ),
         )
     )
+    detected = gw.broker_dropped > 0 or any(kind in ("drop", "gap") for kind in gw.resyncs)
+    recovered = "every device's final state stored" if gw.final_states else "NOT every device's final state stored"
+    figures.append(
+        Figure(
+            "ingest_loss_undetected",
+            "state changes lost that the gateway neither detected nor recovered",
+            float(gw.lost) if gw.lost and not (detected and gw.final_states) else 0.0,
+            "messages",
+            "==",
+            0.0,
+            "0 (a loss is detected, said, and the final states resynced)",
+            note=(
+                f"{gw.lost} changes lost; the broker said it dropped {gw.broker_dropped} messages while the "
+                f"gateway was behind; resyncs during the pass: {', '.join(gw.resyncs) or 'none'}; {recovered}"
+                + ("; the pass ended when no state event came any more (bounded wait)" if gw.timed_out else "")
+                + f"; load avg {gw.load_avg:.2f}"
+            ),
+        )
+    )
     fastest = max((p.rate or 0.0 for p in r.passes), default=0.0)
     slowest_publisher = min(p.publisher_rate for p in r.passes)
     figures.append(

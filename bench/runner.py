@@ -68,6 +68,8 @@ class Options:
     workdir: Path | None
     realistic_seconds: float = 0.0
     refs_clients: tuple[str, ...] | None = None
+    steady_seconds: float = 0.0
+    steady_period: float = 30.0
 
 
 class Progress:

@@ -25,6 +25,7 @@ from .core.ratelimit import RateLimiter
 from .core.registry import Registry
 from .errors import BrokerUnavailable, StorageError
 from .mqtt import credential_store
+from .mqtt.drops import DropReport
 from .mqtt.transport import Birth, InboundMessage, LinkState, MqttLink, Subscription
 from .storage import Database
 from .storage.records import (
@@ -94,6 +95,8 @@ class Gateway:
             ],
             on_resync=self._on_resync,
             stall_seconds=settings.stall_seconds,
+            watch_drops=True,
+            on_drops=self._on_drops,
         )
         self.echo = BrokerEcho(self.link, f"aptgateway/{settings.client_id}/echo")
         self.link.add_subscriptions([self.echo.topic_filter], qos=1)
@@ -248,6 +251,10 @@ class Gateway:
     def _on_resync(self, reason: str, kind: str) -> None:
         self.metrics.resynced(self.clock.now(), reason, kind)
         self.registry.record_event(None, "resync", {"reason": reason, "kind": kind})
+
+    def _on_drops(self, report: DropReport) -> None:
+        self.metrics.broker_dropped["while_behind" if report.behind else "not_behind"] += report.count
+        self.registry.record_event(None, "broker_dropped", {"count": report.count, "while_behind": report.behind})
 
     async def _resync_periodically(self, seconds: float) -> None:
         while True:

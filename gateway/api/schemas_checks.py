@@ -120,11 +120,19 @@ class ConnectivityOut(Response):
     last_probe_error: str | None
     broker_connected: bool
     resyncs: dict[str, int] = Field(
-        default_factory=dict, description="Resyncs of retained state by kind: gap, reconnect, periodic, manual"
+        default_factory=dict,
+        description="Resyncs of retained state by kind: gap (event loop held up), drop (the broker said it dropped "
+        "messages while the gateway was behind), reconnect, periodic, manual",
     )
     recovered: dict[str, int] = Field(
         default_factory=dict,
         description="Changes first learned from a retained copy (missed live), by what: states, availability",
+    )
+    broker_dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Messages the broker said it dropped (Mosquitto's $SYS/broker/publish/messages/dropped; the "
+        "embedded broker does not drop): while_behind (the gateway was behind: its loss, resynced for), not_behind "
+        "(some other client's)",
     )
     last_resync_at: datetime | None = None
     last_resync_reason: str | None = None

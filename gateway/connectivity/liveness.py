@@ -65,6 +65,16 @@ class LinkLiveness:
         except BrokerUnavailable as exc:
             if not self.link.connected or self.link.connections != connection:
                 return True  # the link saw the loss itself meanwhile and reconnects on its own
+            if self.link.was_behind(self.timeout):
+                # A deaf link reads nothing; this one reads a backlog the echo waits behind (or was dropped from, and
+                # the drop detector resyncs): a reconnect would only add a retained flood to it.
+                log.warning(
+                    "the echo did not come back within %g s while the gateway was reading a backlog: not taken for "
+                    "a lost session",
+                    self.timeout,
+                    extra={"client_id": self.link.client_id},
+                )
+                return True
             return self._reset(started, str(exc))
         self.last_echo = self.clock.now()
         return True

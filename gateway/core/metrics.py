@@ -32,9 +32,12 @@ class Metrics:
         self.resyncs = Counter[str]()
         self.recovered = Counter[str]()
         self.last_resync: tuple[datetime, str] | None = None
+        # Messages the broker said it dropped (its $SYS counter), split by whether the gateway was behind meanwhile
+        # (then they are taken as its own loss, and resynced for).
+        self.broker_dropped = Counter[str]()
 
     def resynced(self, at: datetime, reason: str, kind: str) -> None:
-        """Count a resync of ``kind`` (a stable word: gap, reconnect, periodic) and remember the latest."""
+        """Count a resync of ``kind`` (a stable word: gap, drop, reconnect, periodic) and remember the latest."""
         self.resyncs[kind] += 1
         self.last_resync = (at, reason)
 
@@ -52,4 +55,5 @@ class Metrics:
             "rejected_total": sum(self.rejected.values()),
             "resyncs": dict(self.resyncs),
             "recovered": dict(self.recovered),
+            "broker_dropped": dict(self.broker_dropped),
         }

@@ -20,9 +20,19 @@ from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
 from ..tasks import stop_tasks
+from .drops import DROPPED_TOPIC, DropCounter, DropReport
 from .fastclient import BulkReadClient
 
-__all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "ResyncListener", "Subscription"]
+__all__ = [
+    "Backoff",
+    "Birth",
+    "DropListener",
+    "InboundMessage",
+    "LinkState",
+    "MqttLink",
+    "ResyncListener",
+    "Subscription",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +41,20 @@ STALL_SECONDS = 1.0
 """The event loop held up this long: the broker may have dropped QoS 0 messages to us meanwhile (see resubscribe)."""
 RESYNC_MIN_SECONDS = 60.0
 """At most one gap-triggered resync this often: each makes the broker re-send every retained message."""
+DROP_WINDOW_SECONDS = 15.0
+"""A broker's drop counted as the gateway's own if the gateway was behind this recently (Mosquitto's counter comes
+every ``sys_interval``, 10 s by default, and only once it changed; longer, and another client's drops soon after a
+resync's retained flood were taken for the gateway's, measured on the bench)."""
+CAUGHT_UP_SECONDS = 1.0
+"""A resync for the broker's drops waits until the gateway has not been behind for this long: one sent while the
+broker still drops would be lost with the rest."""
+BEHIND_MESSAGES = 500
+"""A wake-up that read this many messages before the socket ran dry counts as behind (fastclient's own backlog
+signal needs 2,000, which large messages never reach before the buffers of both sockets are empty)."""
+PROBE_MIN_SECONDS = 5.0
+"""At most one re-read of the broker's retained drop counter this often, after a backlog was read."""
 _GAP_TICK = 0.25
+_SYNC_RETRY_SECONDS = 1.0
 _CHUNK = 200  # topic filters per SUBSCRIBE packet
 SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason: another client connected with this client id
 SHORT_SESSION_SECONDS = 2.0
@@ -80,7 +103,9 @@ class Birth:
 MessageHandler = Callable[[InboundMessage], None]
 StateListener = Callable[[LinkState], None]
 ResyncListener = Callable[[str, str], None]
-"""Told (reason, kind) of each resync; kind is a stable word: gap, periodic, manual."""
+"""Told (reason, kind) of each resync; kind is a stable word: gap, drop, periodic, manual."""
+DropListener = Callable[[DropReport], None]
+"""Told of each increase of the broker's dropped-messages counter, and whether the gateway was behind meanwhile."""
 
 
 class MqttLink:
@@ -99,10 +124,16 @@ class MqttLink:
         backoff: Backoff | None = None,
         on_resync: ResyncListener | None = None,
         stall_seconds: float = STALL_SECONDS,
+        watch_drops: bool = False,
+        on_drops: DropListener | None = None,
     ) -> None:
+        """``watch_drops``: subscribe to the broker's count of dropped messages (``gateway.mqtt.drops``) and resync
+        when it grows while the gateway is behind."""
         self._broker = broker
         self._client_id = client_id
         self._desired: dict[str, int] = {s.topic_filter: s.qos for s in subscriptions}
+        if watch_drops:
+            self._desired[DROPPED_TOPIC] = 0  # a broker that does not publish it (amqtt) sends nothing: no harm
         self._subscribed: set[str] = set()
         # What the next sync sends: kept up to date as filters come and go, so that a sync costs what changed,
         # not a pass over every filter (5,000 devices announce one by one at start).
@@ -135,7 +166,19 @@ class MqttLink:
         self._on_resync = on_resync
         self._stall_seconds = stall_seconds
         self._gap: str | None = None
+        self._gap_kind = "gap"
         self._drained = 0
+        # The broker's drop counter: when the gateway was last behind (a backlog, a stall), whether the counter should
+        # be read again once that backlog is read (the live update may itself have been dropped), the drops not yet
+        # resynced for.
+        self._watch_drops = watch_drops
+        self._on_drops = on_drops
+        self._drops = DropCounter()
+        self._behind_at: float | None = None
+        self._probe_due = False
+        self._last_probe: float | None = None
+        self._pending_drops = 0
+        self._read = 0  # messages since the last wake-up that read the socket dry
         self._watcher: asyncio.Task[None] | None = None
         self._last_resync: float | None = None
         self.resyncs = 0
@@ -155,6 +198,12 @@ class MqttLink:
     def connected(self) -> bool:
         """Whether a connection is up and subscribed."""
         return self._state is LinkState.CONNECTED
+
+    def was_behind(self, within: float) -> bool:
+        """Whether the link read a backlog (or the event loop stalled) in the last ``within`` seconds: a reply sent
+        meanwhile may be queued behind the backlog, or dropped with it, without the link being deaf."""
+        behind_at = self._behind_at
+        return behind_at is not None and asyncio.get_running_loop().time() - behind_at <= within
 
     def reconnect(self, reason: str) -> bool:
         """End the current connection and let the supervisor connect (and subscribe) anew; False when not connected.
@@ -204,7 +253,7 @@ class MqttLink:
         messages matching it: the latest retained config, state and availability of every device come back. What a
         device published without retain and the broker dropped does not.
         """
-        self._gap = None
+        self._gap, self._gap_kind, self._pending_drops = None, "gap", 0
         if not self.connected:
             return False
         self._last_resync = asyncio.get_running_loop().time()
@@ -374,24 +423,86 @@ class MqttLink:
                 raise  # not ours
         finally:
             self._session_deadline = None
-            self._gap = None  # the next session subscribes to everything: the broker re-sends what is retained
+            # The next session subscribes to everything: the broker re-sends what is retained, its drop count too (a
+            # new baseline: the broker may have restarted).
+            self._gap, self._gap_kind, self._pending_drops = None, "gap", 0
+            self._drops.forget()
             await stop_tasks([t for t in (self._subscriber, self._watcher) if t is not None])
             self._subscriber = self._watcher = None
 
     def _behind(self) -> None:
-        """A wake-up found more packets waiting than it handles at once: counted, not a resync (a resync's own
-        retained messages make such a backlog at a few thousand devices, which would resync for ever)."""
+        """A wake-up found more packets waiting than it handles at once: counted, not a resync by itself (a resync's
+        own retained messages make such a backlog at a few thousand devices, which would resync for ever); a drop
+        the broker reports meanwhile is the gateway's (see ``_read_drops``)."""
         self.backlogs += 1
+        self._read = 0
+        self._behind_at = asyncio.get_running_loop().time()
+        self._probe_due = self._watch_drops
 
     def _caught_up(self) -> None:
-        """A wake-up read the socket dry: resync now if something may have been dropped meanwhile."""
+        """A wake-up read the socket dry: resync now if something may have been dropped meanwhile; after a backlog,
+        read the broker's drop counter again."""
         self._drained += 1
-        if self._gap is not None and self._may_resync():
-            self.resubscribe(self._gap)
+        if self._read >= BEHIND_MESSAGES:
+            self._behind()
+        self._read = 0
+        if self._gap is not None and self._gap_due():
+            self.resubscribe(self._gap, self._gap_kind)
+        if self._probe_due:
+            self._probe_drops()
+
+    def _probe_drops(self) -> None:
+        """Subscribe to the drop counter again: the broker re-sends its retained value (a live update sent while the
+        gateway was behind may have been dropped like any other message, and the next comes only on a change)."""
+        now = asyncio.get_running_loop().time()
+        if not self.connected or (self._last_probe is not None and now - self._last_probe < PROBE_MIN_SECONDS):
+            return
+        self._probe_due, self._last_probe = False, now
+        self._to_subscribe[DROPPED_TOPIC] = 0
+        self._changed.set()
+
+    def _read_drops(self, payload: bytes) -> None:
+        """A reading of the broker's drop counter: an increase while the gateway was behind is the gateway's loss,
+        and a resync (rate-limited like every gap's) follows once the backlog is read."""
+        increase = self._drops.read(payload)
+        if not increase:
+            return
+        behind_at = self._behind_at
+        behind = behind_at is not None and asyncio.get_running_loop().time() - behind_at <= DROP_WINDOW_SECONDS
+        if self._on_drops is not None:
+            self._on_drops(DropReport(increase, behind))
+        if not behind:
+            log.info(
+                "the broker dropped %d messages to some client; the gateway was not behind, so not its loss",
+                increase,
+                extra={"broker": self._broker.url, "dropped": increase},
+            )
+            return
+        self._pending_drops += increase
+        log.warning(
+            "the broker dropped %d messages while the gateway was behind: it resyncs once the backlog is read",
+            increase,
+            extra={"broker": self._broker.url, "dropped": increase},
+        )
+        if self._gap is None or self._gap_kind == "drop":
+            self._gap_kind = "drop"
+            self._gap = f"the broker reported {self._pending_drops} messages dropped while the gateway was behind"
 
     def _may_resync(self) -> bool:
         last = self._last_resync
         return last is None or asyncio.get_running_loop().time() - last >= RESYNC_MIN_SECONDS
+
+    def _gap_due(self) -> bool:
+        """Whether the pending gap's resync may go now: not too soon after the last, and for the broker's drops only
+        once the gateway has caught up (a burst that still overflows the broker's queue would drop the resync too)."""
+        if not self._may_resync():
+            return False
+        behind_at = self._behind_at
+        return (
+            self._gap_kind != "drop"
+            or behind_at is None
+            or asyncio.get_running_loop().time() - behind_at >= CAUGHT_UP_SECONDS
+        )
 
     async def _watch_gaps(self) -> None:
         """Notice the event loop held up (a slow handler, a blocked thread): once the socket is quiet again, resync."""
@@ -401,27 +512,37 @@ class MqttLink:
             due = loop.time() + _GAP_TICK
             await asyncio.sleep(_GAP_TICK)
             late = loop.time() - due
-            if late >= self._stall_seconds and self._gap is None:
-                self._gap = f"the gateway's event loop was held up for {late:.1f} s"
-            elif self._gap is not None and self._drained == drained and self._may_resync():
-                self.resubscribe(self._gap)  # nothing read for a tick: the backlog is gone
+            if late >= self._stall_seconds:
+                self._behind_at, self._probe_due = loop.time(), self._watch_drops
+                if self._gap is None:  # a drop already noted says more: how many the broker dropped
+                    self._gap, self._gap_kind = f"the gateway's event loop was held up for {late:.1f} s", "gap"
+            elif self._gap is not None and self._drained == drained and self._gap_due():
+                self.resubscribe(self._gap, self._gap_kind)  # nothing read for a tick: the backlog is gone
             drained = self._drained
 
     async def _sync_forever(self, client: aiomqtt.Client) -> None:
-        try:
-            while True:
-                await self._changed.wait()
-                self._changed.clear()
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
                 await self._sync_subscriptions(client)
-        except aiomqtt.MqttError as exc:
-            # The receive loop sees the same lost connection and the supervisor reconnects.
-            log.debug("subscription update failed: %s", exc)
+            except aiomqtt.MqttError as exc:
+                # A lost connection: the receive loop sees it too and the supervisor reconnects (this task is stopped
+                # with the session). A SUBACK late behind a backlog (aiomqtt gives up after its timeout) must not end
+                # the syncing for the rest of the session: what was not acknowledged is sent again.
+                log.warning("subscription update failed, trying again in %g s: %s", _SYNC_RETRY_SECONDS, exc)
+                await asyncio.sleep(_SYNC_RETRY_SECONDS)
+                self._changed.set()
 
     async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
         gone, self._to_unsubscribe = sorted(self._to_unsubscribe), set()
         for start in range(0, len(gone), _CHUNK):
             chunk = gone[start : start + _CHUNK]
-            await client.unsubscribe(chunk)
+            try:
+                await client.unsubscribe(chunk)
+            except aiomqtt.MqttError:
+                self._to_unsubscribe.update(f for f in gone[start:] if f not in self._desired)
+                raise
             self._subscribed.difference_update(chunk)
             for topic_filter in chunk:  # wanted again while the UNSUBSCRIBE was on its way
                 if topic_filter in self._desired:
@@ -429,7 +550,13 @@ class MqttLink:
         new, self._to_subscribe = sorted(self._to_subscribe.items()), {}
         for start in range(0, len(new), _CHUNK):
             pairs = new[start : start + _CHUNK]
-            await client.subscribe(pairs)
+            try:
+                await client.subscribe(pairs)
+            except aiomqtt.MqttError:
+                for topic_filter, _qos in new[start:]:  # not acknowledged: again, as wanted now
+                    if topic_filter in self._desired:
+                        self._to_subscribe.setdefault(topic_filter, self._desired[topic_filter])
+                raise
             for topic_filter, _qos in pairs:
                 self._subscribed.add(topic_filter)
                 if topic_filter not in self._desired:  # removed while the SUBSCRIBE was on its way
@@ -448,12 +575,16 @@ class MqttLink:
             self.handler_errors += 1
             log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(message._topic[:200])})
             return
+        self._read += 1
         if self._early is None:
             self._deliver(inbound)
         else:
             self._early.append(inbound)
 
     def _deliver(self, inbound: InboundMessage) -> None:
+        if inbound.topic == DROPPED_TOPIC:
+            self._read_drops(inbound.payload)
+            return
         try:
             self._on_message(inbound)
         except Exception:

@@ -47,6 +47,7 @@ REFS_FIGURES = {
     "ingest_share_of_paho",
     "cpu_per_message_vs_gmqtt",
     "ingest_lost_messages",
+    "ingest_loss_undetected",
     "publisher_headroom",
     "realistic_cpu_ratio",
 }
@@ -71,7 +72,35 @@ def test_refs_run_at_a_tiny_scale(tmp_path: Path) -> None:
         assert figures_of["lost"] == figures_of["duplicated"] == 0, (consumer, figures_of)
         assert figures_of["publisher_rate"] > 0 and figures_of["load_avg"] >= 0, (consumer, figures_of)
     assert figures["ingest_share_of_paho"]["value"] is not None
+    assert figures["ingest_loss_undetected"]["value"] == 0
+    assert passes["gateway"]["final_states"] is True and passes["gateway"]["timed_out"] is False
     assert "load avg" in result.stdout
+
+
+STEADY_FIGURES = {"steady_cpu_ratio", "steady_core_percent", "steady_rss_drift", "steady_db_bytes_per_change"}
+
+
+def test_steady_run_at_a_tiny_scale(tmp_path: Path) -> None:
+    """``--steady`` for 6 s with a report per device every 2 s (two units, the embedded broker): CPU per message
+    against the saturated pass and per core, RSS drift, database growth per state change, each beside its target
+    with the load average, in the table and the JSON; nothing lost."""
+    out = tmp_path / "steady.json"
+    argv = [sys.executable, "-m", "bench", "--steady", "6", "--steady-period", "2", "--units", "2", "--rounds", "3"]
+    argv += ["--out", str(out), "--workdir", str(tmp_path / "work")]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    document = json.loads(out.read_text())
+    figures = {f["key"]: f for f in document["figures"]}
+    assert set(figures) >= STEADY_FIGURES
+    for key in STEADY_FIGURES:
+        assert isinstance(figures[key]["value"], int | float), f"{figures[key]}\n{result.stdout}"
+        assert figures[key]["target_text"] and "load avg" in figures[key]["note"], figures[key]
+    steady = document["details"]["steady"]
+    assert steady["messages"] == 30 and steady["lost"] == 0, steady  # 3 rounds x 10 devices
+    assert steady["state_changes"] > 0 and steady["db_end_bytes"] >= steady["db_start_bytes"] > 0, steady
+    assert steady["rss_start_mb"] > 0 and steady["rss_end_mb"] > 0, steady
+    assert document["run"]["mode"] == "steady"
+    assert "steady: RSS drift" in result.stdout
 
 
 def test_scale_run_at_a_tiny_scale(tmp_path: Path) -> None:

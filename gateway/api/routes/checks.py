@@ -231,6 +231,7 @@ async def connectivity(principal: Operator, ctx: Ctx) -> ConnectivityOut:
         broker_connected=ctx.gateway.link.connected,
         resyncs=dict(metrics.resyncs),
         recovered=dict(metrics.recovered),
+        broker_dropped=dict(metrics.broker_dropped),
         last_resync_at=None if metrics.last_resync is None else metrics.last_resync[0],
         last_resync_reason=None if metrics.last_resync is None else metrics.last_resync[1],
         open_outages=[_outage_out(o) for o in tracker.open_now()],

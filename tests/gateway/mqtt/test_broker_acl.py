@@ -9,6 +9,7 @@ at the same QoS, which the observer receives only after anything the attacker se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import Conflict, NotFound
 from gateway.mqtt.acl import Action, Credential, CredentialKind, Namespace, Scope, allowed
+from gateway.mqtt.drops import DROPPED_TOPIC
 from tests.support.secure_brokers import PROPERTY, SecuredBroker, dynsec_missing, embedded_secured, mosquitto_secured
 
 VICTIM_ROOT, ATTACKER_ROOT = "fwsim/u101/lock", "fwsim/u102/lock"
@@ -139,6 +141,24 @@ async def test_publishes_arrive_exactly_as_the_scope_says(secured: SecuredBroker
         arrived = [topic for topic, _ in await until_fence(observer, fence)]
     assert arrived == [t for t in PUBLICATIONS if allowed(scope, Action.PUBLISH, t)]
     assert f"{VICTIM_ROOT}/lock/set" not in arrived and f"{ATTACKER_ROOT}/lock" in arrived
+
+
+async def test_the_gateway_reads_the_brokers_drop_count_and_no_device_can_forge_it(secured: SecuredBroker) -> None:
+    """The gateway's login may subscribe to the broker's $SYS drop counter (gateway.mqtt.drops: a rise resyncs); a
+    device may neither read it nor publish a count the gateway would take for the broker's."""
+    password = await secured.issue(ATTACKER)
+    fence = f"{ATTACKER_ROOT}/fence"
+    async with gateway(secured) as observer:
+        await observer.subscribe(f"{ATTACKER_ROOT}/#", qos=1)
+        assert granted(await observer.subscribe(DROPPED_TOPIC, qos=1))
+        # amqtt closes the connection of a client publishing to a $ topic; Mosquitto drops the message.
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with client(secured, ATTACKER.username, password, ATTACKER.username) as attacker:
+                assert not granted(await attacker.subscribe(DROPPED_TOPIC, qos=1))
+                await attacker.publish(DROPPED_TOPIC, b"999999", qos=1)
+        await observer.publish(fence, b"", qos=1)  # after the forged count was refused, one way or the other
+        arrived = await until_fence(observer, fence)
+    assert (DROPPED_TOPIC, b"999999") not in arrived
 
 
 async def test_a_device_cannot_overwrite_another_devices_retained_state_or_config(secured: SecuredBroker) -> None:

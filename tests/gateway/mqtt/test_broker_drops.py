@@ -1,0 +1,161 @@
+"""No silent loss without a stall: a gateway kept busy (never held up) while Mosquitto drops its messages learns of
+the drop from the broker's own counter ($SYS/broker/publish/messages/dropped), resyncs once, and says so."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devices import SensorState
+from gateway.app import Gateway
+from gateway.clock import ManualClock
+from gateway.config import BrokerSettings
+from gateway.mqtt.transport import InboundMessage
+from tests.support.api import bearer, running_api
+from tests.support.brokers import MosquittoProcess, mosquitto_binary
+from tests.support.gateway import GatewayFactory
+from tests.support.polling import eventually
+
+DEVICES = 20
+ROUNDS = 300  # 6,000 reports of 2 KB: far beyond a 10-message queue and the sockets' buffers
+PAD = "x" * 2000
+BUSY = 0.0005  # seconds of work per report: the gateway reads ~2,000 a second, never held up
+NOT_STALLED = 30.0  # stall_seconds: the stall detector cannot be what notices the gap
+
+
+def _config(node: str) -> bytes:
+    return json.dumps(
+        {
+            "state_topic": f"bd/{node}/state",
+            "device_class": "temperature",
+            "unit_of_measurement": "°C",
+            "value_template": "{{ value_json.t }}",
+            "device": {"identifiers": [f"bd-{node}"]},
+        }
+    ).encode()
+
+
+def _values(gw: Gateway, nodes: list[str]) -> list[float | None]:
+    values: list[float | None] = []
+    for node in nodes:
+        entity = gw.registry.get(f"sensor/{node}/t")
+        state = None if entity is None else entity.state
+        values.append(state.value if isinstance(state, SensorState) else None)  # type: ignore[arg-type]
+    return values
+
+
+def _keep_busy(gw: Gateway) -> list[int]:
+    """Make each report cost the gateway ``BUSY`` seconds of its event loop; returns the count handled."""
+    handle: Callable[[InboundMessage], None] = gw.registry.handle
+    handled = [0]
+
+    def busy(message: InboundMessage) -> None:
+        if message.topic.startswith("bd/"):
+            handled[0] += 1
+            time.sleep(BUSY)
+        handle(message)
+
+    gw.registry.handle = busy  # type: ignore[method-assign]
+    return handled
+
+
+def _burst(host: str, port: int, nodes: list[str]) -> None:
+    """Publish ``ROUNDS`` retained QoS 0 reports per device, as fast as paho goes."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        info = None
+        for r in range(1, ROUNDS + 1):
+            for node in nodes:
+                info = client.publish(f"bd/{node}/state", json.dumps({"t": r / 10, "pad": PAD}), qos=0, retain=True)
+        assert info is not None
+        info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+async def counting_mosquitto(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
+    """A private Mosquitto that queues at most 10 messages per client and publishes its $SYS counters every second."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed")
+    overrides = {"max_queued_messages": "10", "max_inflight_messages": "2", "sys_interval": "1"}
+    broker = MosquittoProcess(tmp_path, binary, overrides)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+async def test_a_drop_the_broker_reports_while_the_gateway_is_behind_is_resynced(
+    counting_mosquitto: MosquittoProcess, tmp_path: Path, clock: ManualClock, prefix: str
+) -> None:
+    """6,000 reports (12 MB) at a gateway that reads 2,000 a second: Mosquitto drops most of them and counts them;
+    the gateway, never held up, sees the count grow while it was behind, resyncs once (kind "drop"), ends with every
+    device's last retained value, and shows the drop in GET /operator/connectivity and its journal."""
+    nodes = [f"{uuid.uuid4().hex[:6]}n{i}" for i in range(DEVICES)]
+    host, port = counting_mosquitto.host, counting_mosquitto.port
+    async with aiomqtt.Client(host, port, identifier=f"dev-{uuid.uuid4().hex[:8]}") as devices:
+        for node in nodes:
+            await devices.publish(f"{prefix}/sensor/{node}/t/config", _config(node), qos=1, retain=True)
+            await devices.publish(f"bd/{node}/state", b'{"t": 0.0}', qos=1, retain=True)
+    db = tmp_path / "gateway.sqlite3"
+    factory = GatewayFactory(
+        clock,
+        {
+            "broker": BrokerSettings(host=host, port=port),
+            "database": db,
+            "discovery_prefix": prefix,
+            "client_id": f"gw-{uuid.uuid4().hex[:8]}",
+            "state_flush_interval": 0.05,
+        },
+    ).using(stall_seconds=NOT_STALLED, resync_seconds=0)
+    async with running_api(factory, counting_mosquitto, prefix, clock) as api:
+        gw = api.gateway
+        await eventually(lambda: _values(gw, nodes) == [0.0] * DEVICES, timeout=10, what="every sensor at 0")
+        handled = _keep_busy(gw)
+        thread = threading.Thread(target=_burst, args=(host, port, nodes))
+        thread.start()
+        try:
+            final = [ROUNDS / 10] * DEVICES  # a temperature in range
+            await eventually(lambda: _values(gw, nodes) == final, timeout=30, what="every sensor at its last value")
+        finally:
+            thread.join(30)
+        assert gw.metrics.resyncs == {"drop": 1}, "the drop counter, not a stall, triggered the one resync"
+        assert gw.metrics.broker_dropped["while_behind"] > 0
+        assert gw.metrics.recovered["states"] > 0, "the last values came from the broker's retained copies"
+        assert (
+            gw.metrics.last_resync is not None and "dropped while the gateway was behind" in gw.metrics.last_resync[1]
+        )
+        r = await api.http.get("/operator/connectivity", headers=bearer(api.operator))
+        assert r.status_code == 200, r.text
+        shown = r.json()
+        assert shown["resyncs"] == {"drop": 1}
+        assert shown["broker_dropped"]["while_behind"] == gw.metrics.broker_dropped["while_behind"]
+        assert shown["recovered"]["states"] > 0
+        assert "dropped while the gateway was behind" in shown["last_resync_reason"]
+        await gw.persister.flush()
+    # The broker really dropped reports: far fewer than were published reached the gateway.
+    assert handled[0] < DEVICES * ROUNDS / 2, f"{handled[0]} of {DEVICES * ROUNDS} reports reached the gateway"
+    with sqlite3.connect(db) as conn:
+        journal = [
+            (t, json.loads(d))
+            for t, d in conn.execute("SELECT type, data FROM events WHERE type IN ('resync', 'broker_dropped')")
+        ]
+    assert ("resync", {"reason": shown["last_resync_reason"], "kind": "drop"}) in journal
+    reported = sum(d["count"] for t, d in journal if t == "broker_dropped" and d["while_behind"])
+    assert reported == shown["broker_dropped"]["while_behind"]
