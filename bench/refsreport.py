@@ -116,13 +116,14 @@ def refs_figures(r: RefsResult) -> list[Figure]:
             "the publisher is paced at the device rate, raise --device-rate for more headroom",
         )
     )
-    if r.realistic is not None and gw_cpu:
+    if r.realistic is not None:
+        # A tiny run may read 0 CPU for the saturated pass (10 ms clock ticks): the figure is then n/a, not absent.
         real = r.realistic
         figures.append(
             Figure(
                 "realistic_cpu_ratio",
                 "CPU per message at a realistic rate, times saturated",
-                real.cpu_us_per_message / gw_cpu,
+                real.cpu_us_per_message / gw_cpu if gw_cpu else None,
                 "x",
                 "<=",
                 REALISTIC_RATIO,
@@ -130,7 +131,7 @@ def refs_figures(r: RefsResult) -> list[Figure]:
                 note=(
                     f"{real.messages:,} reports over {real.seconds:.0f} s ({real.messages / real.seconds:,.0f} msg/s): "
                     f"{real.cpu_us_per_message:.0f} µs/msg ({100 * real.cpu_s / real.seconds:.1f} % of a core) "
-                    f"against {gw_cpu:.0f} saturated; {real.lost} lost; load avg {real.load_avg:.2f}"
+                    f"against {gw_cpu or 0:.0f} saturated; {real.lost} lost; load avg {real.load_avg:.2f}"
                 ),
             )
         )
