@@ -76,12 +76,16 @@ class MosquittoProcess:
         self.port = free_port()
         self._binary = binary
         self._conf = workdir / "mosquitto.conf"
-        shipped = (REPO / "bench" / "mosquitto-open.conf").read_text()
-        replaced = {"listener", *(overrides or {})}
-        lines = [ln for ln in shipped.splitlines() if ln.split(" ", 1)[0] not in replaced]
-        extra = [f"{key} {value}" for key, value in (overrides or {}).items()]
-        self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines, *extra]) + "\n")
+        self._overrides = dict(overrides or {})
+        self._write_conf()
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def _write_conf(self) -> None:
+        shipped = (REPO / "bench" / "mosquitto-open.conf").read_text()
+        replaced = {"listener", *self._overrides}
+        lines = [ln for ln in shipped.splitlines() if ln.split(" ", 1)[0] not in replaced]
+        extra = [f"{key} {value}" for key, value in self._overrides.items()]
+        self._conf.write_text("\n".join([f"listener {self.port} {self.host}", *lines, *extra]) + "\n")
 
     @property
     def url(self) -> str:
@@ -89,11 +93,22 @@ class MosquittoProcess:
         return f"mqtt://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Spawn the broker and wait for its port."""
-        self._proc = subprocess.Popen(  # noqa: ASYNC220 - a short spawn, the wait below is async
-            [self._binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        await wait_port(self.host, self.port)
+        """Spawn the broker and wait for its port (another free port if something took this one meanwhile)."""
+        for attempt in range(3):
+            self._proc = subprocess.Popen(  # noqa: ASYNC220 - a short spawn, the wait below is async
+                [self._binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                await wait_port(self.host, self.port)
+            except TimeoutError:
+                # A broker that exited could not bind: another process took the port between free_port() and the
+                # spawn (seen with several test runs on one machine).
+                if self._proc.poll() is None or attempt == 2:
+                    raise
+                self.port = free_port()
+                self._write_conf()
+            else:
+                return
 
     async def stop(self) -> None:
         """Kill the broker (clients see an abrupt loss)."""
