@@ -14,13 +14,13 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 
 from ..backoff import Backoff
 from ..config import BrokerSettings
 from ..errors import BrokerUnavailable
 from ..tasks import stop_tasks
 from .fastclient import BulkReadClient
+from .wire import InboundMessage
 
 __all__ = ["Backoff", "Birth", "InboundMessage", "LinkState", "MqttLink", "ResyncListener", "Subscription"]
 
@@ -48,16 +48,6 @@ class LinkState(StrEnum):
     CONNECTED = "connected"
     BACKOFF = "backoff"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """One message received from the broker."""
-
-    topic: str
-    payload: bytes
-    retain: bool
-    qos: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +278,7 @@ class MqttLink:
             timeout=10,
             socket_options=[TCP_NODELAY],
             sink=self._inbound,
+            on_undecodable=self._undecodable,
             on_backlog=self._behind,
             on_drained=self._caught_up,
         )
@@ -437,23 +428,11 @@ class MqttLink:
         if self._to_subscribe or self._to_unsubscribe:
             self._changed.set()
 
-    def _inbound(self, message: mqtt.MQTTMessage) -> None:
-        """paho's callback, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
-        try:
-            payload = message.payload
-            inbound = InboundMessage(
-                message.topic, payload if type(payload) is bytes else bytes(payload), bool(message.retain), message.qos
-            )
-        except UnicodeDecodeError:
-            self.handler_errors += 1
-            log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(message._topic[:200])})
-            return
-        if self._early is None:
-            self._deliver(inbound)
-        else:
+    def _inbound(self, inbound: InboundMessage) -> None:
+        """The client's sink, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
+        if self._early is not None:
             self._early.append(inbound)
-
-    def _deliver(self, inbound: InboundMessage) -> None:
+            return
         try:
             self._on_message(inbound)
         except Exception:
@@ -461,11 +440,15 @@ class MqttLink:
             self.handler_errors += 1
             log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
 
+    def _undecodable(self, topic: bytes) -> None:
+        self.handler_errors += 1
+        log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(topic[:200])})
+
     async def _receive(self, client: aiomqtt.Client) -> None:
         early, self._early = self._early or [], None
         try:
             for inbound in early:
-                self._deliver(inbound)
+                self._inbound(inbound)
             # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
             async for _ in client.messages:
                 pass
