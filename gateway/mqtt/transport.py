@@ -449,7 +449,7 @@ class MqttLink:
         try:
             for inbound in early:
                 self._inbound(inbound)
-            # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
+            # Messages go to _inbound as the client reads them; the iterator only raises when the connection is lost.
             async for _ in client.messages:
                 pass
         finally:

@@ -104,12 +104,13 @@ class _Wire:
     """A BulkReadClient whose socket is one end of a socket pair; ``send`` writes the other end and lets the client
     read once (one ``recv`` of what was sent), so that each send is one read."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: aiomqtt.ProtocolVersion | None = None) -> None:
         self.events: list[object] = []
         self.client = BulkReadClient(
             "127.0.0.1",
             1,
             identifier="wire-test",
+            protocol=protocol,
             sink=self.events.append,
             on_undecodable=lambda topic: self.events.append(("undecodable", topic)),
         )
@@ -243,5 +244,17 @@ async def test_received_bytes_count_for_the_keep_alive() -> None:
         paho._last_bytes_received = 0.0
         wire.send(publish("a", b"1"))
         assert paho._last_bytes_received > 0.0
+    finally:
+        wire.close()
+
+
+async def test_mqtt5_is_left_to_paho() -> None:
+    """An MQTT 5 PUBLISH carries properties (a topic alias among them) the parser does not read: paho reads them."""
+    aliased = b"\x31\x0b\x00\x03a/b\x03\x23\x00\x01hi"  # retained; properties: topic alias 1; payload "hi"
+    plain = b"\x30\x08\x00\x03a/b\x00hi"  # no properties
+    wire = _Wire(aiomqtt.ProtocolVersion.V5)
+    try:
+        wire.send(aliased + plain)
+        assert wire.events == [InboundMessage("a/b", b"hi", True, 0), InboundMessage("a/b", b"hi", False, 0)]
     finally:
         wire.close()
