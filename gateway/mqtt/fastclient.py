@@ -152,6 +152,8 @@ class BulkReadClient(aiomqtt.Client):
                     parsed += taken
                     if handled >= _PACKETS_PER_WAKEUP:
                         break
+                    if taken and buffer.pos >= len(buffer.data):
+                        continue  # all taken: read on (paho would read the next packet, its own slow way)
                 # The packet at hand is not one the parser takes (or not all here yet): paho reads exactly it.
                 if _paho_read_one(client) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     return

@@ -258,3 +258,31 @@ async def test_mqtt5_is_left_to_paho() -> None:
         assert wire.events == [InboundMessage("a/b", b"hi", True, 0), InboundMessage("a/b", b"hi", False, 0)]
     finally:
         wire.close()
+
+
+class _ChunkSocket:
+    """A socket whose reads return the given chunks one by one, then nothing waiting: data arriving mid-wake-up."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def recv(self, size: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        return self.chunks.pop(0)
+
+    def pending(self) -> int:
+        return 0
+
+
+async def test_messages_arriving_during_a_wake_up_are_parsed_too() -> None:
+    """Reads that each end on a packet boundary: every QoS 0 message is taken by the parser, none by paho's path."""
+    wire = _Wire()
+    try:
+        paho = wire.client._client
+        paho._sock = _ChunkSocket([publish(f"t/{n}", b"x" * n) for n in range(5)])  # type: ignore[assignment]
+        paho.on_message = lambda *args: wire.events.append("paho's path")
+        wire.client._read_ready()
+        assert wire.events == [InboundMessage(f"t/{n}", b"x" * n, False, 0) for n in range(5)]
+    finally:
+        wire.close()
