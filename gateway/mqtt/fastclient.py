@@ -13,6 +13,7 @@ disconnect errors) is aiomqtt's, unchanged.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,8 @@ class _RecvBuffer:
         self.data = b""
         self.pos = 0
         self.exhausted = False
+        self.plain = False  # a plain TCP socket: a read shorter than asked for means it had no more
+        self.drained = False  # the last read was short on a plain socket
         self._closed = False
         self._error: OSError | None = None
 
@@ -51,6 +54,7 @@ class _RecvBuffer:
     def reset(self) -> None:
         """Forget what a previous socket left."""
         self.data, self.pos, self.exhausted, self._closed, self._error = b"", 0, False, False, None
+        self.drained = False
 
     def fill(self) -> bool:
         """Read what the socket has into the (used up) buffer; False when it had nothing (BlockingIOError).
@@ -67,6 +71,7 @@ class _RecvBuffer:
             return True
         if data:
             self.data, self.pos = data, 0
+            self.drained = self.plain and len(data) < _READ_SIZE
         else:
             self._closed = True
         return True
@@ -127,6 +132,9 @@ class BulkReadClient(aiomqtt.Client):
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._buffer.reset()
+        # TLS (or a websocket) may hold bytes it has read but not handed out yet: only a plain socket's short read
+        # says it had no more.
+        self._buffer.plain = type(sock) is socket.socket
         loop = self._loop
 
         def create_misc_task() -> None:
@@ -139,10 +147,15 @@ class BulkReadClient(aiomqtt.Client):
     def _read_ready(self) -> None:
         """The socket is readable: handle every complete packet waiting, up to ``_PACKETS_PER_WAKEUP``."""
         client, buffer, sink = self._client, self._buffer, self._sink
-        buffer.exhausted = False
+        buffer.exhausted = buffer.drained = False
         handled = parsed = 0
         try:
             while handled < _PACKETS_PER_WAKEUP:
+                if buffer.drained and buffer.pos >= len(buffer.data):
+                    # A short read took all the socket had: no second recv to meet BlockingIOError (one a message at
+                    # low rates); more arriving meanwhile wakes the loop again.
+                    buffer.exhausted = True
+                    break
                 # paho in the middle of a packet (one split across reads) finishes it first.
                 if self._parse and client._in_packet["command"] == 0:
                     if buffer.pos >= len(buffer.data) and not buffer.fill():

@@ -104,7 +104,7 @@ class _Wire:
     """A BulkReadClient whose socket is one end of a socket pair; ``send`` writes the other end and lets the client
     read once (one ``recv`` of what was sent), so that each send is one read."""
 
-    def __init__(self, protocol: aiomqtt.ProtocolVersion | None = None) -> None:
+    def __init__(self, protocol: aiomqtt.ProtocolVersion | None = None, *, plain: bool = False) -> None:
         self.events: list[object] = []
         self.client = BulkReadClient(
             "127.0.0.1",
@@ -122,6 +122,7 @@ class _Wire:
         paho.on_subscribe = lambda *args: self.events.append(("suback", args[2]))
         self.client._connected.set_result(None)  # aiomqtt reports a lost connection only once connected
         self.client._buffer.reset()
+        self.client._buffer.plain = plain  # as connecting sets it for a plain TCP socket: a short read ends a wake-up
 
     def send(self, data: bytes) -> None:
         self.broker.sendall(data)
@@ -161,12 +162,13 @@ EXPECTED = [
 ]
 
 
-async def test_a_stream_split_at_every_byte_arrives_whole_and_in_order() -> None:
+@pytest.mark.parametrize("plain", [False, True], ids=["tls-like", "plain"])
+async def test_a_stream_split_at_every_byte_arrives_whole_and_in_order(plain: bool) -> None:
     """The stream sent in two reads, cut at each byte in turn (inside a length, a topic, paho's packets): the same
     messages and SUBACK, in stream order, and the QoS 1 message acknowledged."""
     stream = b"".join(STREAM)
     for cut in range(len(stream) + 1):
-        wire = _Wire()
+        wire = _Wire(plain=plain)
         try:
             wire.send(stream[:cut])
             wire.send(stream[cut:])
@@ -177,9 +179,10 @@ async def test_a_stream_split_at_every_byte_arrives_whole_and_in_order() -> None
             wire.close()
 
 
-async def test_a_stream_read_one_byte_at_a_time() -> None:
+@pytest.mark.parametrize("plain", [False, True], ids=["tls-like", "plain"])
+async def test_a_stream_read_one_byte_at_a_time(plain: bool) -> None:
     stream = b"".join(STREAM)
-    wire = _Wire()
+    wire = _Wire(plain=plain)
     try:
         for n in range(len(stream)):
             wire.send(stream[n : n + 1])
@@ -284,5 +287,29 @@ async def test_messages_arriving_during_a_wake_up_are_parsed_too() -> None:
         paho.on_message = lambda *args: wire.events.append("paho's path")
         wire.client._read_ready()
         assert wire.events == [InboundMessage(f"t/{n}", b"x" * n, False, 0) for n in range(5)]
+    finally:
+        wire.close()
+
+
+async def test_a_short_read_of_a_plain_socket_ends_the_wake_up_and_the_next_one_reads_on() -> None:
+    """On a plain socket a read shorter than asked for took all it had: the wake-up ends there (no second read to
+    find nothing), and what arrived meanwhile is read at the next wake-up, in order."""
+    wire = _Wire(plain=True)
+    try:
+        paho = wire.client._client
+        chunks = [publish("t/0", b"a"), publish("t/1", b"bb") + suback(3), publish("t/2", b"")]
+        paho._sock = _ChunkSocket(chunks)  # type: ignore[assignment]
+        wire.client._read_ready()
+        assert wire.events == [InboundMessage("t/0", b"a", False, 0)]
+        wire.client._read_ready()
+        wire.client._read_ready()
+        assert wire.events == [
+            InboundMessage("t/0", b"a", False, 0),
+            InboundMessage("t/1", b"bb", False, 0),
+            ("suback", 3),
+            InboundMessage("t/2", b"", False, 0),
+        ]
+        wire.client._read_ready()  # nothing waiting: nothing delivered, the connection still up
+        assert len(wire.events) == 4 and not wire.client._disconnected.done()
     finally:
         wire.close()
