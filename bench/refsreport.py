@@ -97,13 +97,14 @@ def refs_figures(r: RefsResult) -> list[Figure]:
             "the publisher is paced at the device rate, raise --device-rate for more headroom",
         )
     )
-    if r.realistic is not None and gw_cpu:
+    if r.realistic is not None:
         real = r.realistic
         figures.append(
             Figure(
                 "realistic_cpu_ratio",
                 "CPU per message at a realistic rate, times saturated",
-                real.cpu_us_per_message / gw_cpu,
+                # No ratio when the saturated pass used less CPU than the clock resolves (a tiny run: 0 ticks).
+                real.cpu_us_per_message / gw_cpu if gw_cpu else None,
                 "x",
                 "<=",
                 REALISTIC_RATIO,
@@ -111,7 +112,7 @@ def refs_figures(r: RefsResult) -> list[Figure]:
                 note=(
                     f"{real.messages:,} reports over {real.seconds:.0f} s ({real.messages / real.seconds:,.0f} msg/s): "
                     f"{real.cpu_us_per_message:.0f} µs/msg ({100 * real.cpu_s / real.seconds:.1f} % of a core) "
-                    f"against {gw_cpu:.0f} saturated; {real.lost} lost; load avg {real.load_avg:.2f}"
+                    f"against {gw_cpu or 0:.0f} saturated; {real.lost} lost; load avg {real.load_avg:.2f}"
                 ),
             )
         )
