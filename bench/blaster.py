@@ -114,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--base-topic", default="fwsim")
     parser.add_argument("--device-rate", type=float, default=50.0, help="most messages per device per second")
+    parser.add_argument(
+        "--spread", action="store_true", help="each round's messages evenly over the round (a steady rate), not at once"
+    )
     args = parser.parse_args(argv)
 
     fleet = reporters(args.units, args.base_topic, args.first_unit)
-    rounds: list[bytes] = []
+    rounds: list[list[bytes]] = []
     packet_id = 0
     topics: list[str] = []
     total = 0
@@ -129,20 +132,26 @@ def main(argv: list[str] | None = None) -> int:
             if r == 0:
                 topics.append(p.topic)
         total += len(packets)
-        rounds.append(b"".join(packets))
+        rounds.append(packets if args.spread else [b"".join(packets)])
     sock = _connect(args.host, args.port)
     acks = _Acks(sock)
     acks.start()
-    _emit("ready", messages=total, devices=len(fleet), bytes=sum(len(r) for r in rounds))
+    _emit("ready", messages=total, devices=len(fleet), bytes=sum(len(p) for r in rounds for p in r))
     if sys.stdin.readline().strip() != "go":
         return 1
     started = time.monotonic()
     min_round = 1.0 / args.device_rate
     busy = 0.0  # time spent sending, without the pacing pauses
-    for data in rounds:
+    for packets in rounds:
         round_start = time.monotonic()
-        sock.sendall(data)
-        busy += time.monotonic() - round_start
+        step = min_round / len(packets)  # a round sent at once is one packet of all its messages
+        for n, data in enumerate(packets):
+            wait = round_start + n * step - time.monotonic()
+            if wait > 0 and n:
+                time.sleep(wait)
+            sent_at = time.monotonic()
+            sock.sendall(data)
+            busy += time.monotonic() - sent_at
         pause = round_start + min_round - time.monotonic()
         if pause > 0:
             time.sleep(pause)

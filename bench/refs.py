@@ -125,9 +125,12 @@ class RefsResult:
         return next((p for p in self.passes if p.consumer == consumer), None)
 
 
-def _blaster(broker: BrokerUnderTest, units: int, rounds: int, rate: float, base: str, logdir: Path) -> Child:
+def _blaster(
+    broker: BrokerUnderTest, units: int, rounds: int, rate: float, base: str, logdir: Path, *, spread: bool = False
+) -> Child:
     argv = [sys.executable, "-m", "bench.blaster", "--host", broker.host, "--port", str(broker.port)]
     argv += ["--units", str(units), "--rounds", str(rounds), "--device-rate", f"{rate:g}", "--base-topic", base]
+    argv += ["--spread"] if spread else []
     return Child(f"blaster-{base.replace('/', '-')}", argv, logdir, interactive=True)
 
 
@@ -295,7 +298,9 @@ async def _realistic_pass(
     keys = {r.entity_key for r in reporters(units)}
     expected = expected_changes(units, rounds, db.states(keys))
     before = db.last_event_id()
-    pub = _blaster(broker, units, rounds, rate, "fwsim", logdir)
+    # Spread: the devices' reports one after another at the steady rate (a round sent at once would be two bursts
+    # and an idle window, not a realistic rate).
+    pub = _blaster(broker, units, rounds, rate, "fwsim", logdir, spread=True)
     try:
         await pub.start()
         ready = await pub.event(60)

@@ -59,6 +59,7 @@ class ConnectivityTracker:
         self._jobs: asyncio.Queue[Callable[[], Any]] = asyncio.Queue()
         self._dirty_devices: set[str] = set()
         self._wake_devices = asyncio.Event()
+        self._busy = False  # the writer is storing a change (what is open may be about to change)
         self._listeners: list[OutageListener] = []
         self._tasks = TaskOwner()
         self.uplink.on_transition(self._on_uplink)
@@ -170,6 +171,7 @@ class ConnectivityTracker:
         retry = StorageRetry(log, "cannot record a connectivity change")
         while True:
             job = await self._jobs.get()
+            self._busy = True
             # A change the database refuses is kept and tried again (in order: an outage's end never goes before
             # its start) until it is stored; later changes wait behind it, in memory.
             while True:
@@ -180,6 +182,7 @@ class ConnectivityTracker:
                 else:
                     retry.succeeded()
                     break
+            self._busy = False
 
     async def _watch_devices(self) -> None:
         while True:
@@ -192,14 +195,24 @@ class ConnectivityTracker:
             if not self._link_connected():
                 continue  # while the broker is away the broker outage says it all; device states are unknown
             dirty, self._dirty_devices = self._dirty_devices, set()
+            now = self.clock.now()
             if not woken:  # the periodic pass: silence is noticed only by looking
-                dirty |= set(self.registry.device_ids()) | self._open_device_ids()
+                dirty |= self._due_devices(now)
             if self.db.trouble is not None:
                 # The writer is retrying a refused change; passes queued behind it would only pile up in memory.
                 # Kept as dirty, and the first periodic pass after the trouble looks at every device anyway.
                 self._dirty_devices |= dirty
                 continue
-            self._queue_devices(dirty, self.clock.now())
+            self._queue_devices(dirty, now)
+
+    def _due_devices(self, now: datetime) -> set[str]:
+        """The devices whose reconciliation at ``now`` may change something: every device when changes are still
+        queued or being stored, else those down or with an open outage (a device up with none would be a no-op).
+        """
+        every = set(self.registry.device_ids()) | self._open_device_ids()
+        if self._busy or not self._jobs.empty():
+            return every  # what is open may still change before their turn comes
+        return {d for d in every if (OutageKind.DEVICE, d) in self._open or self._down_since(d, now) is not None}
 
     def _open_device_ids(self) -> set[str]:
         return {d for k, d in self._open if k is OutageKind.DEVICE and d is not None}

@@ -1,16 +1,19 @@
-"""aiomqtt's client with paho read in bulk: many packets per socket wake-up, handed straight to a callback.
+"""aiomqtt's client with its reads done in bulk: many packets per socket wake-up, QoS 0 messages parsed in place.
 
 aiomqtt (2.x) reads one packet per wake-up of the event loop (paho's ``loop_read`` ignores its ``max_packets`` for
 QoS 0), with three ``recv`` calls per packet (the type byte, each length byte, the rest), then puts each message
-on an ``asyncio.Queue`` whose iterator creates a task per message. Measured on the bench, that path was 38 % of the
-gateway's CPU per state message. Here the socket is read 64 KiB at a time into a buffer paho's reads are served
-from, every complete packet is handled in the same wake-up (as Home Assistant's MQTT client does, driving paho
-from the loop's socket readiness), and each message goes to ``sink`` synchronously, from paho's own callback.
-Everything else (connect, TLS, will, publish, subscribe, keep-alive, disconnect errors) is aiomqtt's, unchanged.
+on an ``asyncio.Queue`` whose iterator creates a task per message. Here the socket is read 64 KiB at a time and
+every complete packet is handled in the same wake-up (as Home Assistant's MQTT client does, driving paho from the
+loop's socket readiness). A plain QoS 0 PUBLISH, nearly all the gateway receives, is parsed straight from that
+buffer (``wire.take_publishes``) and goes to ``sink`` without paho's message objects; every other packet (CONNACK,
+SUBACK, PUBACK, PINGRESP, QoS 1 and 2, anything odd or malformed, one split across reads) is read by paho from the
+same buffer, one at a time, in stream order. Everything else (connect, TLS, will, publish, subscribe, keep-alive,
+disconnect errors) is aiomqtt's, unchanged.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -18,46 +21,73 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
-__all__ = ["BulkReadClient", "RawSink"]
+from .wire import InboundMessage, take_publishes
 
-RawSink = Callable[[mqtt.MQTTMessage], None]
+__all__ = ["BulkReadClient", "Sink", "UndecodableTopic"]
+
+Sink = Callable[[InboundMessage], None]
+UndecodableTopic = Callable[[bytes], None]
 ReadSignal = Callable[[], None]
 _READ_SIZE = 65536
 _PACKETS_PER_WAKEUP = 2000  # then yield to the loop (timers, the API) and carry on at the next turn
+_PARSED = (mqtt.MQTTv31, mqtt.MQTTv311)  # MQTT 5 PUBLISHes carry properties (topic aliases...): paho reads them
 
 
 class _RecvBuffer:
-    """Serves paho's small reads from one large ``recv``; notes when the socket had nothing more to give."""
+    """Serves paho's small reads, and the parser, from one large ``recv``; notes when the socket had no more."""
 
     def __init__(self, recv: Callable[[int], bytes]) -> None:
         self._recv = recv
-        self._data = b""
-        self._pos = 0
+        self.data = b""
+        self.pos = 0
         self.exhausted = False
+        self.plain = False  # a plain TCP socket: a read shorter than asked for means it had no more
+        self.drained = False  # the last read was short on a plain socket
+        self._closed = False
+        self._error: OSError | None = None
 
     @property
     def buffered(self) -> int:
-        """Bytes read from the socket and not yet handed to paho."""
-        return len(self._data) - self._pos
+        """Bytes read from the socket and not yet handled."""
+        return len(self.data) - self.pos
 
     def reset(self) -> None:
         """Forget what a previous socket left."""
-        self._data, self._pos, self.exhausted = b"", 0, False
+        self.data, self.pos, self.exhausted, self._closed, self._error = b"", 0, False, False, None
+        self.drained = False
+
+    def fill(self) -> bool:
+        """Read what the socket has into the (used up) buffer; False when it had nothing (BlockingIOError).
+
+        The end of the stream, or a failed read, is kept for paho's next read to meet, as it would have.
+        """
+        try:
+            data = self._recv(_READ_SIZE)
+        except BlockingIOError:
+            self.exhausted = True
+            return False
+        except OSError as exc:
+            self._error = exc
+            return True
+        if data:
+            self.data, self.pos = data, 0
+            self.drained = self.plain and len(data) < _READ_SIZE
+        else:
+            self._closed = True
+        return True
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes: from the buffer, else from one large read (BlockingIOError when none is waiting)."""
-        if self._pos >= len(self._data):
-            try:
-                data = self._recv(_READ_SIZE)
-            except BlockingIOError:
-                self.exhausted = True
-                raise
-            if not data:
-                return data  # the peer closed: paho sees it as a lost connection
-            self._data, self._pos = data, 0
-        end = self._pos + size
-        chunk = self._data[self._pos : end]
-        self._pos = min(end, len(self._data))
+        if self.pos >= len(self.data):
+            if self._error is None and not self._closed and not self.fill():
+                raise BlockingIOError
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                return b""  # the peer closed: paho sees a lost connection
+        end = self.pos + size
+        chunk = self.data[self.pos : end]
+        self.pos = min(end, len(self.data))
         return chunk
 
 
@@ -65,59 +95,116 @@ class BulkReadClient(aiomqtt.Client):
     """An ``aiomqtt.Client`` whose received messages go to ``sink`` (never to ``client.messages``, which then only
     raises when the connection is lost), read many packets per wake-up.
 
-    ``on_backlog`` is called when a wake-up found more packets waiting than it handles in one go (the gateway is
-    behind the broker), ``on_drained`` when a wake-up read everything the socket had.
+    ``on_undecodable`` gets the raw topic of a message whose topic is not UTF-8 (not delivered). ``on_backlog`` is
+    called when a wake-up found more packets waiting than it handles in one go (the gateway is behind the broker),
+    ``on_drained`` when a wake-up read everything the socket had.
     """
 
     def __init__(
         self,
         *args: Any,
-        sink: RawSink,
+        sink: Sink,
+        on_undecodable: UndecodableTopic | None = None,
         on_backlog: ReadSignal | None = None,
         on_drained: ReadSignal | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._sink = sink
+        self._on_undecodable = on_undecodable or _ignore
         self._on_backlog = on_backlog or _nothing
         self._on_drained = on_drained or _nothing
         self._buffer = _RecvBuffer(self._client._sock_recv)
         setattr(self._client, "_sock_recv", self._buffer.recv)  # noqa: B010 - an instance attribute shadows it
+        self._parse = self._client._protocol in _PARSED
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._sink(message)
+        """paho's callback, for what the parser left to paho (QoS 1 and 2, a topic that is not UTF-8)."""
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            self._on_undecodable(message._topic)
+            return
+        payload = message.payload
+        self._sink(
+            InboundMessage(topic, payload if type(payload) is bytes else bytes(payload), message.retain, message.qos)
+        )
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        buffer = self._buffer
-        buffer.reset()
+        self._buffer.reset()
+        # TLS (or a websocket) may hold bytes it has read but not handed out yet: only a plain socket's short read
+        # says it had no more.
+        self._buffer.plain = type(sock) is socket.socket
         loop = self._loop
-
-        def read() -> None:
-            buffer.exhausted = False
-            try:
-                for _ in range(_PACKETS_PER_WAKEUP):
-                    if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        return
-                    if buffer.exhausted:
-                        self._on_drained()
-                        return
-                self._on_backlog()
-                # Packets left in our buffer, or decrypted TLS bytes left in the SSL object: the socket may never
-                # wake us for them.
-                pending = getattr(client._sock, "pending", None)
-                if buffer.buffered or (pending is not None and pending() > 0):
-                    loop.call_soon(read)
-            except Exception as exc:  # noqa: BLE001 - as aiomqtt: a failed read is a lost connection
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(exc)
 
         def create_misc_task() -> None:
             self._misc_task = loop.create_task(self._misc_loop())
 
         # paho calls this from the executor thread aiomqtt connects on.
-        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), read)
+        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), self._read_ready)
         loop.call_soon_threadsafe(create_misc_task)
+
+    def _read_ready(self) -> None:
+        """The socket is readable: handle every complete packet waiting, up to ``_PACKETS_PER_WAKEUP``."""
+        client, buffer, sink = self._client, self._buffer, self._sink
+        buffer.exhausted = buffer.drained = False
+        handled = parsed = 0
+        try:
+            while handled < _PACKETS_PER_WAKEUP:
+                if buffer.drained and buffer.pos >= len(buffer.data):
+                    # A short read took all the socket had: no second recv to meet BlockingIOError (one a message at
+                    # low rates); more arriving meanwhile wakes the loop again.
+                    buffer.exhausted = True
+                    break
+                # paho in the middle of a packet (one split across reads) finishes it first.
+                if self._parse and client._in_packet["command"] == 0:
+                    if buffer.pos >= len(buffer.data) and not buffer.fill():
+                        break
+                    buffer.pos, taken = take_publishes(buffer.data, buffer.pos, _PACKETS_PER_WAKEUP - handled, sink)
+                    handled += taken
+                    parsed += taken
+                    if handled >= _PACKETS_PER_WAKEUP:
+                        break
+                    if taken and buffer.pos >= len(buffer.data):
+                        continue  # all taken: read on (paho would read the next packet, its own slow way)
+                # The packet at hand is not one the parser takes (or not all here yet): paho reads exactly it.
+                if _paho_read_one(client) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+                handled += 1
+                if buffer.exhausted:
+                    break
+        except Exception as exc:  # noqa: BLE001 - as aiomqtt: a failed read is a lost connection
+            if not self._disconnected.done():
+                self._disconnected.set_exception(exc)
+            return
+        finally:
+            if parsed:
+                with client._msgtime_mutex:  # what paho notes of each packet it reads, for its keep-alive
+                    client._last_bytes_received = mqtt.time_func()
+        if buffer.exhausted:
+            self._on_drained()
+            return
+        self._on_backlog()
+        # Packets left in our buffer, or decrypted TLS bytes left in the SSL object: the socket may never wake us for
+        # them.
+        pending = getattr(client._sock, "pending", None)
+        if buffer.buffered or (pending is not None and pending() > 0):
+            self._loop.call_soon(self._read_ready)
+
+
+def _paho_read_one(client: mqtt.Client) -> MQTTErrorCode:
+    """paho's ``loop_read`` for one packet (it reads one per message in flight, which a parser must not let it)."""
+    if client._sock is None:
+        return MQTTErrorCode.MQTT_ERR_NO_CONN
+    rc = client._packet_read()
+    if rc > 0:
+        return client._loop_rc_handle(rc)
+    return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def _nothing() -> None:
+    """No one listens."""
+
+
+def _ignore(topic: bytes) -> None:
     """No one listens."""

@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 
 from ..backoff import Backoff
 from ..config import BrokerSettings
@@ -22,6 +21,7 @@ from ..errors import BrokerUnavailable
 from ..tasks import stop_tasks
 from .drops import DROPPED_TOPIC, DropCounter, DropReport
 from .fastclient import BulkReadClient
+from .wire import InboundMessage
 
 __all__ = [
     "Backoff",
@@ -71,16 +71,6 @@ class LinkState(StrEnum):
     CONNECTED = "connected"
     BACKOFF = "backoff"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """One message received from the broker."""
-
-    topic: str
-    payload: bytes
-    retain: bool
-    qos: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +327,7 @@ class MqttLink:
             timeout=10,
             socket_options=[TCP_NODELAY],
             sink=self._inbound,
+            on_undecodable=self._undecodable,
             on_backlog=self._behind,
             on_drained=self._caught_up,
         )
@@ -568,17 +559,8 @@ class MqttLink:
         if self._to_subscribe or self._to_unsubscribe:
             self._changed.set()
 
-    def _inbound(self, message: mqtt.MQTTMessage) -> None:
-        """paho's callback, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
-        try:
-            payload = message.payload
-            inbound = InboundMessage(
-                message.topic, payload if type(payload) is bytes else bytes(payload), bool(message.retain), message.qos
-            )
-        except UnicodeDecodeError:
-            self.handler_errors += 1
-            log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(message._topic[:200])})
-            return
+    def _inbound(self, inbound: InboundMessage) -> None:
+        """The client's sink, in the wake-up that read the message: deliver it now, or keep it for ``_receive``."""
         self._read += 1
         if self._early is None:
             self._deliver(inbound)
@@ -596,6 +578,10 @@ class MqttLink:
             self.handler_errors += 1
             log.exception("message handler failed", extra={"topic": inbound.topic[:200]})
 
+    def _undecodable(self, topic: bytes) -> None:
+        self.handler_errors += 1
+        log.warning("message on a topic that is not UTF-8 ignored", extra={"topic": repr(topic[:200])})
+
     async def _receive(self, client: aiomqtt.Client) -> None:
         early, self._early = self._early or [], None
         try:
@@ -604,7 +590,7 @@ class MqttLink:
             # Not kept for the session's lifetime: at a start these are the broker's whole retained flood (at 5,000
             # devices ~12,000 messages, ~5 MB).
             del early
-            # Messages go to _inbound as paho reads them; the iterator only raises when the connection is lost.
+            # Messages go to _inbound as the client reads them; the iterator only raises when the connection is lost.
             async for _ in client.messages:
                 pass
         finally:

@@ -168,3 +168,33 @@ async def test_a_bound_device_that_never_reported_counts_against_the_units_uptim
         assert r.status_code == 200 and r.json() == []
         r = await api.http.get("/properties/p1/uptime", params={"month": "2026-13"}, headers=bearer(b.manager))
         assert r.status_code == 422
+
+
+def open_devices(gw: Gateway) -> dict[str, Outage]:
+    """The device outages going on, by device, as the tracker holds them (no pass of its own)."""
+    return {o.device_id or "": o for o in gw.connectivity.open_now() if o.kind is OutageKind.DEVICE}
+
+
+@EMBEDDED
+async def test_the_periodic_pass_alone_finds_a_device_gone_silent_and_leaves_the_others(
+    make_gateway: GatewayFactory, mqtt: aiomqtt.Client, prefix: str, clock: ManualClock
+) -> None:
+    # The periodic pass reconciles only devices that are down or have an outage open: one up device gone past
+    # its expire_after must still be found by it, with the time it went silent, and no other device touched.
+    async with make_gateway(device_check_seconds=0.05) as gw:
+        porch = await announce(mqtt, prefix, "porch", expire_after=600)
+        hall = await announce(mqtt, prefix, "hall")
+        await mqtt.publish(porch, b"21.5", qos=1, retain=True)
+        await mqtt.publish(hall, b"19.0", qos=1, retain=True)
+        await eventually(lambda: reported(gw, "porch") and reported(gw, "hall"))
+        reported_at = clock.now()
+        clock.advance(601 * SECOND)
+        await eventually(lambda: "hand-porch" in open_devices(gw), what="the periodic pass opening the outage")
+        silent = open_devices(gw)["hand-porch"]
+        assert (silent.cause, silent.started_at) == ("expired", reported_at + timedelta(seconds=600))
+        assert set(open_devices(gw)) == {"hand-porch"}
+        await mqtt.publish(porch, b"20.0", qos=1)
+        await eventually(lambda: not open_devices(gw), what="the outage closed by the next report")
+        clock.advance(DAY + SECOND)  # the hall sensor (no availability) silent past the default day, the porch too
+        await eventually(lambda: set(open_devices(gw)) == {"hand-porch", "hand-hall"}, what="both found silent")
+        assert open_devices(gw)["hand-hall"].cause == "silent"

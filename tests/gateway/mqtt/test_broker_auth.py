@@ -17,7 +17,7 @@ from gateway.app import Gateway
 from gateway.config import BrokerSettings, GatewaySettings
 from gateway.errors import BrokerUnavailable
 from gateway.mqtt.broker import free_port
-from gateway.mqtt.transport import LinkState
+from gateway.mqtt.transport import InboundMessage, LinkState, MqttLink, Subscription
 from gateway.subcommands import check_broker
 from tests.support.brokers import mosquitto_binary, wait_port
 from tests.support.polling import eventually
@@ -160,3 +160,36 @@ async def test_check_broker_command(secure_broker: SecureBroker, capsys: pytest.
     bad = argparse.Namespace(**{**vars(good), "password": "nope"})
     assert await check_broker(bad) == 1
     assert "unreachable" in capsys.readouterr().out
+
+
+async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: SecureBroker) -> None:
+    """QoS 0 messages parsed from TLS reads (payloads up to 40 KB, across TLS records and 64 KiB reads) arrive
+    once each, in order, intact."""
+    topic = f"tlsburst/{uuid.uuid4().hex[:8]}"
+    count = 300
+    sent = [f"{seq}:".encode() + b"t" * (seq * 137 % 40_000) for seq in range(count)]
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    def on_message(message: InboundMessage) -> None:
+        received.append(message.payload)
+        if len(received) == count:
+            done.set()
+
+    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
+    link = MqttLink(
+        BrokerSettings.from_url(url, ca_file=secure_broker.ca_file),
+        client_id=f"tls-{uuid.uuid4().hex[:8]}",
+        subscriptions=[Subscription(topic, 0)],
+        on_message=on_message,
+    )
+    async with link:
+        await link.wait_connected(10)
+        async with aiomqtt.Client(
+            "127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass"
+        ) as publisher:
+            for payload in sent:
+                await publisher.publish(topic, payload, qos=1)
+        async with asyncio.timeout(30):
+            await done.wait()
+    assert received == sent

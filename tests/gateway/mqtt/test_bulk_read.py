@@ -111,3 +111,43 @@ async def test_filters_added_and_removed_while_subscribing_end_as_last_asked(bro
             while f"{base}/done" not in received:
                 await asyncio.sleep(0.05)
     assert received - {f"{base}/done"} == wanted
+
+
+async def test_qos0_and_qos1_messages_interleaved_arrive_once_each_in_order(broker: BrokerHandle) -> None:
+    """Messages on a filter subscribed at QoS 0 (parsed in place) and on one at QoS 1 (read by paho), published
+    interleaved: each arrives once, in publish order per topic, with its QoS and retain flag (the retained one
+    delivered on subscribing, the live ones not)."""
+    base = f"mixed/{uuid.uuid4().hex[:8]}"
+    plain, acked = f"{base}/q0", f"{base}/q1"
+    count = 400
+    received: dict[str, list[InboundMessage]] = {plain: [], acked: []}
+    done = asyncio.Event()
+
+    def on_message(message: InboundMessage) -> None:
+        received[message.topic].append(message)
+        if len(received[plain]) == count + 1 and len(received[acked]) == count:
+            done.set()
+
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"pub-{uuid.uuid4().hex[:8]}") as pub:
+        await pub.publish(plain, b"retained", qos=1, retain=True)
+        link = MqttLink(
+            BrokerSettings(host=broker.host, port=broker.port),
+            client_id=f"mixed-{uuid.uuid4().hex[:8]}",
+            subscriptions=[Subscription(plain, 0), Subscription(acked, 1)],
+            on_message=on_message,
+        )
+        async with link:
+            await link.wait_connected(10)
+            for seq in range(count):
+                await pub.publish(plain, f"{seq}:".encode() + b"p" * (seq % 300), qos=1)
+                await pub.publish(acked, f"{seq}:".encode() + b"a" * (seq % 300), qos=1)
+            async with asyncio.timeout(30):
+                await done.wait()
+        await pub.publish(plain, b"", qos=1, retain=True)
+    first, *live = received[plain]
+    assert (first.payload, first.retain, first.qos) == (b"retained", True, 0)
+    assert [m.payload for m in live] == [f"{seq}:".encode() + b"p" * (seq % 300) for seq in range(count)]
+    assert {(m.retain, m.qos) for m in live} == {(False, 0)}
+    assert [m.payload for m in received[acked]] == [f"{seq}:".encode() + b"a" * (seq % 300) for seq in range(count)]
+    assert {(m.retain, m.qos) for m in received[acked]} == {(False, 1)}
+    assert link.handler_errors == 0
