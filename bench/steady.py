@@ -2,8 +2,8 @@
 a long window (10 minutes by default), and what the gateway costs meanwhile: CPU per message and as a share of a
 core, RSS at start and end and its drift per hour, database growth per state change (WAL included).
 
-Each round of reports is sent at once every period (the blaster paces rounds, not single messages): the average rate
-is the realistic one, its arrival in bursts of one report per device is a little harsher than real devices' jitter.
+Each round's reports are spread evenly over the period (`blaster --spread`): a steady rate, as devices reporting
+on their own schedules arrive, not one burst of a report per device each period.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ async def run_steady(
     keys = {r.entity_key for r in reporters(units)}
     expected = expected_changes(units, rounds, db.states(keys))
     before = db.last_event_id()
-    pub = _blaster(broker, units, rounds, 1.0 / period, "fwsim", logdir)
+    pub = _blaster(broker, units, rounds, 1.0 / period, "fwsim", logdir, spread=True)
     try:
         await pub.start()
         ready = await pub.event(60)
