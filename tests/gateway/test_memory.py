@@ -1,4 +1,4 @@
-"""glibc's malloc arenas: the gateway's threads share one (the count glibc itself reports)."""
+"""glibc's allocator as the gateway sets it: one arena, a fixed mmap threshold (as glibc itself reports)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,34 @@ def test_the_gateways_threads_share_one_arena() -> None:
 
 def test_an_operators_malloc_arena_max_is_left_to_glibc() -> None:
     assert _arenas("limit", MALLOC_ARENA_MAX="3") == 3
+
+
+# glibc raises its mmap threshold to the size of a freed mmapped block (up to 32 MiB): after a 20 MiB block, a
+# 1 MiB one comes from the heap, below the program break. With the threshold fixed it is mapped on its own.
+_THRESHOLD = """
+import ctypes, sys
+from gateway.memory import limit_malloc_arenas
+if sys.argv[1] == "limit":
+    limit_malloc_arenas()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.sbrk.argtypes = [ctypes.c_ssize_t]
+libc.free(libc.malloc(20 << 20))
+block = libc.malloc(1 << 20)
+print("heap" if block < libc.sbrk(0) else "mapped")
+"""
+
+
+def _where_a_1_mib_block_goes(mode: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _THRESHOLD, mode], env=clean, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_a_large_block_freed_does_not_move_the_mmap_threshold() -> None:
+    assert _where_a_1_mib_block_goes("none") == "heap"
+    assert _where_a_1_mib_block_goes("limit") == "mapped"
