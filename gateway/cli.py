@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import GatewayError
 from .logs import configure_logging
+from .memory import limit_malloc_arenas
 
 __all__ = ["build_parser", "main"]
 
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "dynsec", False) and (args.broker is None or not args.username):
         parser.error("--dynsec needs --broker and the gateway's dynsec admin login (--username, --password)")
     configure_logging(args.log_level, args.log_format)
+    limit_malloc_arenas()  # before the first thread
     try:
         return asyncio.run(_dispatch(args))
     except KeyboardInterrupt:
