@@ -7,9 +7,11 @@ import contextlib
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Protocol
+
+import pytest
 
 from gateway.mqtt.broker import free_port
 
@@ -18,6 +20,7 @@ __all__ = [
     "BrokerHandle",
     "MosquittoProcess",
     "mosquitto_binary",
+    "private_mosquitto",
     "system_mosquitto_up",
     "wait_port",
 ]
@@ -116,3 +119,17 @@ class MosquittoProcess:
         if proc is not None:
             proc.kill()
             await asyncio.to_thread(proc.wait, 5)
+
+
+@contextlib.asynccontextmanager
+async def private_mosquitto(workdir: Path, overrides: Mapping[str, str]) -> AsyncIterator[MosquittoProcess]:
+    """A private Mosquitto with ``overrides`` for the block's length; the test is skipped where none is installed."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoProcess(workdir, binary, overrides)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()

@@ -22,7 +22,7 @@ from gateway.clock import ManualClock
 from gateway.config import BrokerSettings
 from gateway.mqtt.transport import InboundMessage
 from tests.support.api import bearer, running_api
-from tests.support.brokers import MosquittoProcess, mosquitto_binary
+from tests.support.brokers import MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
 
@@ -89,16 +89,9 @@ def _burst(host: str, port: int, nodes: list[str]) -> None:
 @pytest.fixture
 async def counting_mosquitto(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
     """A private Mosquitto that queues at most 10 messages per client and publishes its $SYS counters every second."""
-    binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed")
     overrides = {"max_queued_messages": "10", "max_inflight_messages": "2", "sys_interval": "1"}
-    broker = MosquittoProcess(tmp_path, binary, overrides)
-    await broker.start()
-    try:
+    async with private_mosquitto(tmp_path, overrides) as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 async def test_a_drop_the_broker_reports_while_the_gateway_is_behind_is_resynced(

@@ -25,7 +25,7 @@ from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings
 from gateway.mqtt.transport import InboundMessage
-from tests.support.brokers import BrokerHandle, MosquittoProcess, mosquitto_binary
+from tests.support.brokers import BrokerHandle, MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
 
@@ -113,15 +113,8 @@ def _burst(host: str, port: int, nodes: list[str], rounds: int, done: threading.
 @pytest.fixture
 async def tight_mosquitto(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
     """A private Mosquitto that queues at most 10 messages per client (2 in flight)."""
-    binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed")
-    broker = MosquittoProcess(tmp_path, binary, {"max_queued_messages": "10", "max_inflight_messages": "2"})
-    await broker.start()
-    try:
+    async with private_mosquitto(tmp_path, {"max_queued_messages": "10", "max_inflight_messages": "2"}) as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 async def test_a_burst_the_broker_drops_is_detected_and_resynced(
