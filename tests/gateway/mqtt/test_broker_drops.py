@@ -16,7 +16,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices import SensorState
 from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings
@@ -25,33 +24,13 @@ from tests.support.api import bearer, running_api
 from tests.support.brokers import MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
+from tests.support.sensors import sensor_config, sensor_values
 
 DEVICES = 20
 ROUNDS = 300  # 6,000 reports of 2 KB: far beyond a 10-message queue and the sockets' buffers
 PAD = "x" * 2000
 BUSY = 0.0005  # seconds of work per report: the gateway reads ~2,000 a second, never held up
 NOT_STALLED = 30.0  # stall_seconds: the stall detector cannot be what notices the gap
-
-
-def _config(node: str) -> bytes:
-    return json.dumps(
-        {
-            "state_topic": f"bd/{node}/state",
-            "device_class": "temperature",
-            "unit_of_measurement": "°C",
-            "value_template": "{{ value_json.t }}",
-            "device": {"identifiers": [f"bd-{node}"]},
-        }
-    ).encode()
-
-
-def _values(gw: Gateway, nodes: list[str]) -> list[float | None]:
-    values: list[float | None] = []
-    for node in nodes:
-        entity = gw.registry.get(f"sensor/{node}/t")
-        state = None if entity is None else entity.state
-        values.append(state.value if isinstance(state, SensorState) else None)  # type: ignore[arg-type]
-    return values
 
 
 def _keep_busy(gw: Gateway) -> list[int]:
@@ -104,7 +83,7 @@ async def test_a_drop_the_broker_reports_while_the_gateway_is_behind_is_resynced
     host, port = counting_mosquitto.host, counting_mosquitto.port
     async with aiomqtt.Client(host, port, identifier=f"dev-{uuid.uuid4().hex[:8]}") as devices:
         for node in nodes:
-            await devices.publish(f"{prefix}/sensor/{node}/t/config", _config(node), qos=1, retain=True)
+            await devices.publish(f"{prefix}/sensor/{node}/t/config", sensor_config("bd", node), qos=1, retain=True)
             await devices.publish(f"bd/{node}/state", b'{"t": 0.0}', qos=1, retain=True)
     db = tmp_path / "gateway.sqlite3"
     factory = GatewayFactory(
@@ -119,13 +98,14 @@ async def test_a_drop_the_broker_reports_while_the_gateway_is_behind_is_resynced
     ).using(stall_seconds=NOT_STALLED, resync_seconds=0)
     async with running_api(factory, counting_mosquitto, prefix, clock) as api:
         gw = api.gateway
-        await eventually(lambda: _values(gw, nodes) == [0.0] * DEVICES, timeout=10, what="every sensor at 0")
+        await eventually(lambda: sensor_values(gw, nodes) == [0.0] * DEVICES, timeout=10, what="every sensor at 0")
         handled = _keep_busy(gw)
         thread = threading.Thread(target=_burst, args=(host, port, nodes))
         thread.start()
         try:
             final = [ROUNDS / 10] * DEVICES  # a temperature in range
-            await eventually(lambda: _values(gw, nodes) == final, timeout=30, what="every sensor at its last value")
+            done = "every sensor at its last value"
+            await eventually(lambda: sensor_values(gw, nodes) == final, timeout=30, what=done)
         finally:
             thread.join(30)
         assert gw.metrics.resyncs == {"drop": 1}, "the drop counter, not a stall, triggered the one resync"

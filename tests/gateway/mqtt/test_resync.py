@@ -20,7 +20,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices import SensorState
 from gateway.app import Gateway
 from gateway.clock import ManualClock
 from gateway.config import BrokerSettings
@@ -28,23 +27,12 @@ from gateway.mqtt.transport import InboundMessage
 from tests.support.brokers import BrokerHandle, MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
+from tests.support.sensors import sensor_config, sensor_values
 
 DEVICES = 20
 ROUNDS = 150  # 3,000 state messages: far beyond a 10-message queue and a 4 KiB socket buffer
 PAD = "x" * 4000  # 12 MB in all: more than the sockets' buffers hold
 STALL = 0.3  # the gateway's stall_seconds in these tests
-
-
-def _config(node: str) -> bytes:
-    return json.dumps(
-        {
-            "state_topic": f"rs/{node}/state",
-            "device_class": "temperature",
-            "unit_of_measurement": "°C",
-            "value_template": "{{ value_json.t }}",
-            "device": {"identifiers": [f"rs-{node}"]},
-        }
-    ).encode()
 
 
 def _nodes(tag: str) -> list[str]:
@@ -53,17 +41,8 @@ def _nodes(tag: str) -> list[str]:
 
 async def _announce(client: aiomqtt.Client, prefix: str, nodes: list[str], value: float) -> None:
     for node in nodes:
-        await client.publish(f"{prefix}/sensor/{node}/t/config", _config(node), qos=1, retain=True)
+        await client.publish(f"{prefix}/sensor/{node}/t/config", sensor_config("rs", node), qos=1, retain=True)
         await client.publish(f"rs/{node}/state", json.dumps({"t": value}).encode(), qos=1, retain=True)
-
-
-def _values(gw: Gateway, nodes: list[str]) -> list[float | None]:
-    values: list[float | None] = []
-    for node in nodes:
-        entity = gw.registry.get(f"sensor/{node}/t")
-        state = None if entity is None else entity.state
-        values.append(state.value if isinstance(state, SensorState) else None)  # type: ignore[arg-type]
-    return values
 
 
 def _hold_up(gw: Gateway, until: threading.Event, *, lose: bool) -> list[int]:
@@ -143,13 +122,13 @@ async def test_a_burst_the_broker_drops_is_detected_and_resynced(
     )
     caplog.set_level(logging.INFO)
     async with factory(stall_seconds=STALL, resync_seconds=0) as gw:
-        await eventually(lambda: _values(gw, nodes) == [0.0] * DEVICES, timeout=10, what="every sensor at 0")
+        await eventually(lambda: sensor_values(gw, nodes) == [0.0] * DEVICES, timeout=10, what="every sensor at 0")
         published = threading.Event()
         handled = _hold_up(gw, published, lose=False)
         burst = asyncio.create_task(asyncio.to_thread(_burst, host, port, nodes, ROUNDS, published))
         await burst
         final = [float(ROUNDS)] * DEVICES
-        await eventually(lambda: _values(gw, nodes) == final, timeout=15, what="every sensor at its last value")
+        await eventually(lambda: sensor_values(gw, nodes) == final, timeout=15, what="every sensor at its last value")
         assert gw.metrics.resyncs["gap"] == 1
         assert gw.metrics.recovered["states"] > 0, "the last values came from the broker's retained copies"
         assert gw.metrics.last_resync is not None and "held up" in gw.metrics.last_resync[1]
@@ -167,17 +146,17 @@ async def test_a_stalled_gateway_resyncs_what_it_lost(
     nodes = _nodes(uuid.uuid4().hex[:6])[:3]
     await _announce(mqtt, prefix, nodes, 0.0)
     async with make_gateway(stall_seconds=STALL, resync_seconds=0) as gw:
-        await eventually(lambda: _values(gw, nodes) == [0.0] * 3, timeout=10, what="every sensor at 0")
+        await eventually(lambda: sensor_values(gw, nodes) == [0.0] * 3, timeout=10, what="every sensor at 0")
         # A change heard live is not counted as recovered (the broker forwards it without the retain flag).
         await mqtt.publish(f"rs/{nodes[0]}/state", b'{"t": 1.0}', qos=1, retain=True)
-        await eventually(lambda: _values(gw, nodes)[0] == 1.0, what="a live report")
+        await eventually(lambda: sensor_values(gw, nodes)[0] == 1.0, what="a live report")
         assert not gw.metrics.recovered
         published = threading.Event()
         published.set()  # held up for 2 * STALL only
         _hold_up(gw, published, lose=True)
         for node in nodes:
             await mqtt.publish(f"rs/{node}/state", b'{"t": 7.0}', qos=1, retain=True)
-        await eventually(lambda: _values(gw, nodes) == [7.0] * 3, timeout=10, what="the lost reports resynced")
+        await eventually(lambda: sensor_values(gw, nodes) == [7.0] * 3, timeout=10, what="the lost reports resynced")
         assert gw.metrics.resyncs["gap"] == 1
         # Those lost before the resync began come back from the retained copies (any after it arrive live).
         assert gw.metrics.recovered["states"] >= 1
@@ -191,7 +170,7 @@ async def test_a_resync_is_not_a_sign_of_life(
     nodes = _nodes(uuid.uuid4().hex[:6])[:1]
     await _announce(mqtt, prefix, nodes, 3.0)
     async with make_gateway(resync_seconds=0) as gw:
-        await eventually(lambda: _values(gw, nodes) == [3.0], timeout=10, what="the sensor at 3")
+        await eventually(lambda: sensor_values(gw, nodes) == [3.0], timeout=10, what="the sensor at 3")
         entity = gw.registry.get(f"sensor/{nodes[0]}/t")
         assert entity is not None
         seen, state_at = entity.last_seen, entity.state_at
