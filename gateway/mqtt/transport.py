@@ -243,7 +243,7 @@ class MqttLink:
         messages matching it: the latest retained config, state and availability of every device come back. What a
         device published without retain and the broker dropped does not.
         """
-        self._gap, self._gap_kind, self._pending_drops = None, "gap", 0
+        self._forget_gap()
         if not self.connected:
             return False
         self._last_resync = asyncio.get_running_loop().time()
@@ -416,10 +416,14 @@ class MqttLink:
             self._session_deadline = None
             # The next session subscribes to everything: the broker re-sends what is retained, its drop count too (a
             # new baseline: the broker may have restarted).
-            self._gap, self._gap_kind, self._pending_drops = None, "gap", 0
+            self._forget_gap()
             self._drops.forget()
             await stop_tasks([t for t in (self._subscriber, self._watcher) if t is not None])
             self._subscriber = self._watcher = None
+
+    def _forget_gap(self) -> None:
+        """Nothing pending to resync for (a resync is under way, or the next session subscribes to everything)."""
+        self._gap, self._gap_kind, self._pending_drops = None, "gap", 0
 
     def _behind(self) -> None:
         """A wake-up found more packets waiting than it handles at once: counted, not a resync by itself (a resync's
@@ -458,12 +462,9 @@ class MqttLink:
         increase = self._drops.read(payload)
         if not increase:
             return
-        behind_at = self._behind_at
         # Behind now (a run of reads the socket has not run dry in yet: the backlog is only marked at its end), or
         # lately. Seen under CPU load: the reading came 1,915 messages into a run, before any backlog was marked.
-        behind = self._read >= BEHIND_MESSAGES or (
-            behind_at is not None and asyncio.get_running_loop().time() - behind_at <= DROP_WINDOW_SECONDS
-        )
+        behind = self._read >= BEHIND_MESSAGES or self.was_behind(DROP_WINDOW_SECONDS)
         if self._on_drops is not None:
             self._on_drops(DropReport(increase, behind))
         if not behind:
