@@ -29,7 +29,16 @@ from .gatewaydb import GatewayDb
 from .load import reporters, round_publishes
 from .process import BenchError, Child
 
-__all__ = ["CpuPass", "RefPass", "RefsResult", "available_clients", "run_refs"]
+__all__ = [
+    "CpuPass",
+    "RefPass",
+    "RefsResult",
+    "available_clients",
+    "blaster",
+    "expected_changes",
+    "load_average",
+    "run_refs",
+]
 
 PUBLISHER_HEADROOM = 0.8  # a consumer above this share of the publisher's send rate may be publisher-bound
 _POLL = 0.05
@@ -125,9 +134,11 @@ class RefsResult:
         return next((p for p in self.passes if p.consumer == consumer), None)
 
 
-def _blaster(
+def blaster(
     broker: BrokerUnderTest, units: int, rounds: int, rate: float, base: str, logdir: Path, *, spread: bool = False
 ) -> Child:
+    """The raw-socket publisher (``bench.blaster``) of ``rounds`` reports per device of ``units``, paced at ``rate``
+    rounds a second (``spread``: each round's reports evenly over its time), as a child process not started yet."""
     argv = [sys.executable, "-m", "bench.blaster", "--host", broker.host, "--port", str(broker.port)]
     argv += ["--units", str(units), "--rounds", str(rounds), "--device-rate", f"{rate:g}", "--base-topic", base]
     argv += ["--spread"] if spread else []
@@ -142,7 +153,7 @@ async def _bare_pass(
     argv += ["--port", str(broker.port), "--units", str(units), "--base-topic", base, "--per-topic", str(rounds)]
     argv += ["--limit", f"{timeout:g}"]
     sub = Child(f"bare-{client}", argv, logdir, interactive=True)
-    pub = _blaster(broker, units, rounds, rate, base, logdir)
+    pub = blaster(broker, units, rounds, rate, base, logdir)
     try:
         await sub.start()
         await sub.event(timeout)  # ready: subscribed
@@ -221,7 +232,7 @@ async def _gateway_pass(
     expected = expected_changes(units, rounds, db.states(keys))
     want = _final_states(units, rounds)
     before = db.last_event_id()
-    pub = _blaster(broker, units, rounds, rate, "fwsim", logdir)
+    pub = blaster(broker, units, rounds, rate, "fwsim", logdir)
     seconds: float | None = None
     total = sum(expected.values())
     try:
@@ -300,7 +311,7 @@ async def _realistic_pass(
     before = db.last_event_id()
     # Spread: the devices' reports one after another at the steady rate (a round sent at once would be two bursts
     # and an idle window, not a realistic rate).
-    pub = _blaster(broker, units, rounds, rate, "fwsim", logdir, spread=True)
+    pub = blaster(broker, units, rounds, rate, "fwsim", logdir, spread=True)
     try:
         await pub.start()
         ready = await pub.event(60)

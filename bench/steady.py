@@ -19,7 +19,7 @@ from .broker import BrokerUnderTest
 from .footprint import cpu_seconds, rss_mb
 from .gatewaydb import GatewayDb
 from .load import reporters
-from .refs import _blaster, expected_changes, load_average
+from .refs import blaster, expected_changes, load_average
 from .report import Figure
 
 __all__ = ["RSS_DRIFT_MB_PER_HOUR", "STEADY_PERIOD", "SteadyPass", "db_bytes", "run_steady", "steady_figures"]
@@ -96,7 +96,7 @@ async def run_steady(
     keys = {r.entity_key for r in reporters(units)}
     expected = expected_changes(units, rounds, db.states(keys))
     before = db.last_event_id()
-    pub = _blaster(broker, units, rounds, 1.0 / period, "fwsim", logdir, spread=True)
+    pub = blaster(broker, units, rounds, 1.0 / period, "fwsim", logdir, spread=True)
     try:
         await pub.start()
         ready = await pub.event(60)
