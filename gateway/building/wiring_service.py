@@ -319,8 +319,9 @@ class WiringService:
         pin = self._pins.get(entity.id)
         # The wiring (a dump, a canonical JSON and its digest) only when there is a pin or a hold to compare it
         # with: an entity of an unbound device, never held, needs none (at a start of 5,000 devices every entity).
-        wiring = None if pin is None else self._wiring(entity)
-        if pin is not None and wiring is not None:
+        wiring: EntityWiring | None = None
+        if pin is not None:
+            wiring = self._wiring(entity)
             trusted = pin.wiring.digest == wiring.digest
         else:
             # An entity added to a bound device, or one that moved to a device bound meanwhile.
