@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,6 +104,16 @@ class GatewayDb:
             "SELECT entity_key, count(*) FROM events WHERE id > ? AND type = 'state' GROUP BY entity_key", (after_id,)
         )
         return {str(k): int(str(n)) for k, n in rows}
+
+    async def state_events_settled(self, after_id: int, expected: Mapping[str, int], timeout: float) -> dict[str, int]:
+        """``state_events_by_entity`` once every expected change is recorded, or as it is after ``timeout`` seconds
+        (at a quiet rate the gateway holds a read up to its read_hold_seconds, then writes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.state_events_by_entity(after_id)
+            if all(got.get(k, 0) >= n for k, n in expected.items()) or time.monotonic() >= deadline:
+                return got
+            await asyncio.sleep(0.2)
 
     def command_durations_ms(self, since: datetime) -> list[float]:
         """Milliseconds from recorded to finished of every command the gateway recorded at or after ``since``."""

@@ -43,6 +43,7 @@ __all__ = [
 PUBLISHER_HEADROOM = 0.8  # a consumer above this share of the publisher's send rate may be publisher-bound
 _POLL = 0.05
 _SETTLE = 0.6  # the gateway flushes every 0.2 s
+_REALISTIC_SETTLE = 10.0  # the longest wait for the last quiet reports (held, then written)
 STILL_SECONDS = 25.0
 """The gateway pass ends this long after the publisher is done and no state event came: what is missing by then was
 lost (Mosquitto reports drops every sys_interval, 10 s by default, and the gateway resyncs once caught up)."""
@@ -324,8 +325,7 @@ async def _realistic_pass(
         await pub.event(60)
     finally:
         await pub.stop()
-    await asyncio.sleep(_SETTLE)
-    got = db.state_events_by_entity(before)
+    got = await db.state_events_settled(before, expected, _REALISTIC_SETTLE)
     lost = sum(max(0, n - got.get(k, 0)) for k, n in expected.items())
     return CpuPass(int(ready["messages"]), seconds, cpu, lost, load_average())
 

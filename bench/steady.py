@@ -118,8 +118,7 @@ async def run_steady(
         await pub.event(60)
     finally:
         await pub.stop()
-    await asyncio.sleep(1.0)  # the last flush
-    got = db.state_events_by_entity(before)
+    got = await db.state_events_settled(before, expected, 10.0)  # the last reports: held, then written
     lost = sum(max(0, n - got.get(k, 0)) for k, n in expected.items())
     return SteadyPass(
         devices=units * 5,

@@ -97,6 +97,9 @@ class Gateway:
             stall_seconds=settings.stall_seconds,
             watch_drops=True,
             on_drops=self._on_drops,
+            read_hold=settings.read_hold_seconds,
+            # A held read is a batch already: written at once, not a flush interval later (one wake-up fewer).
+            on_held_read=lambda: self.persister.flush_soon(),  # noqa: PLW0108 - the persister comes later
         )
         self.echo = BrokerEcho(self.link, f"aptgateway/{settings.client_id}/echo")
         self.link.add_subscriptions([self.echo.topic_filter], qos=1)

@@ -165,6 +165,13 @@ def _gateway_options(parser: argparse.ArgumentParser) -> None:
         "--client-id", default=None, help="MQTT client id (default: this installation's own, kept in the database)"
     )
     parser.add_argument("--command-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--read-hold",
+        type=float,
+        default=None,
+        help="seconds a quiet-rate MQTT read may wait for more messages, 0 to 5 (0: each at once; default 0.5, or "
+        "GATEWAY_READ_HOLD_SECONDS)",
+    )
     checks = parser.add_argument_group("connectivity and the monthly self-test")
     checks.add_argument(
         "--uplink",

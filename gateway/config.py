@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from .errors import ConfigError
 
 __all__ = [
+    "DEFAULT_READ_HOLD_SECONDS",
+    "MAX_READ_HOLD_SECONDS",
     "AccountSettings",
     "ApiSettings",
     "BrokerSettings",
@@ -176,6 +178,11 @@ class PurgeSettings(BaseModel):
     vacuum_pages: Annotated[int, Field(ge=1, le=100_000)] = 512  # free pages given back per incremental vacuum step
 
 
+DEFAULT_READ_HOLD_SECONDS = 0.5
+"""How long a quiet-rate read may wait for more messages by default (``GatewaySettings.read_hold_seconds``)."""
+MAX_READ_HOLD_SECONDS = 5.0
+
+
 class GatewaySettings(BaseModel):
     """Everything the gateway's services need to run, with or without the HTTP API."""
 
@@ -187,6 +194,9 @@ class GatewaySettings(BaseModel):
     discovery_prefix: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^#+]+$")] = "homeassistant"
     command_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     state_flush_interval: Annotated[float, Field(gt=0, le=10)] = 0.2
+    # At a quiet rate, the broker link lets messages gather this long and reads them in one wake-up (a lone message
+    # costs over 10x one of a batch; see gateway.mqtt.hold). Commands and the liveness echo are never held. 0: off.
+    read_hold_seconds: Annotated[float, Field(ge=0, le=MAX_READ_HOLD_SECONDS)] = DEFAULT_READ_HOLD_SECONDS
     # QoS 0: Mosquitto drops QoS 1 messages to a slow subscriber beyond max_inflight_messages + max_queued_messages
     # (1,020 by default; retained ones on a fresh subscription too), QoS 0 ones only once the socket's buffers are
     # full as well (measured in docs/bench.md); and devices publish at QoS 0, which a QoS 1 subscription cannot

@@ -26,6 +26,8 @@ from .api import ApiService
 from .app import Gateway
 from .clock import SystemClock
 from .config import (
+    DEFAULT_READ_HOLD_SECONDS,
+    MAX_READ_HOLD_SECONDS,
     AccountSettings,
     ApiSettings,
     BrokerSettings,
@@ -292,6 +294,7 @@ async def run(args: argparse.Namespace) -> None:
     gateway with its own, made at this start; the simulated unit with one per device. On an external broker the
     gateway logs in with ``--username``/``--password``, and the broker's own configuration locks it down.
     """
+    read_hold = read_hold_seconds(args)  # a bad option ends it before anything starts
     async with contextlib.AsyncExitStack() as stack:
         embedded = args.broker is None
         if embedded and (args.username or args.password):
@@ -310,6 +313,7 @@ async def run(args: argparse.Namespace) -> None:
             discovery_prefix=args.discovery_prefix,
             client_id=client_id,
             command_timeout=args.command_timeout,
+            read_hold_seconds=read_hold,
             uplink=uplink_settings(args),
             checks=checks_settings(args),
             accounts=account_settings(),
@@ -374,6 +378,20 @@ def uplink_settings(args: argparse.Namespace) -> UplinkSettings:
         return UplinkSettings(target=target, interval_seconds=args.uplink_interval)
     except ValidationError as exc:
         raise ConfigError(f"--uplink-interval: {exc.errors()[0]['msg']}", field="uplink_interval") from exc
+
+
+def read_hold_seconds(args: argparse.Namespace) -> float:
+    """``--read-hold`` (or ``GATEWAY_READ_HOLD_SECONDS``, or 0.5), checked (ConfigError when malformed)."""
+    raw = args.read_hold
+    if raw is None:
+        raw = os.environ.get("GATEWAY_READ_HOLD_SECONDS", DEFAULT_READ_HOLD_SECONDS)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_READ_HOLD_SECONDS:
+        raise ConfigError(f"--read-hold: {raw!r} is not 0 to {MAX_READ_HOLD_SECONDS:g} seconds", field="read_hold")
+    return seconds
 
 
 def checks_settings(args: argparse.Namespace) -> ChecksSettings:

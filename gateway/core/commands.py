@@ -181,23 +181,25 @@ class CommandService:
         entity, parsed, publishes = typed.entity, typed.command, typed.publishes
         # Expected before publishing: a device that answers at once must not answer too early to count.
         expected = self._registry.expect([entity.id], partial(_verdict, parsed), offline=_OFFLINE)
-        try:
+        # The PUBACK and the confirming state are read as they come (no read held: gateway.mqtt.hold).
+        with self._link.expedite():
             try:
-                _check_not_held(entity)  # again: its config may have changed while the command was recorded
-                for publish in publishes:
-                    await self._link.publish(publish.topic, publish.payload, qos=publish.qos, retain=False)
-            except BrokerUnavailable as exc:
-                outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
-            except CommandRejected as exc:
-                outcome = (CommandStatus.REJECTED, exc.code, str(exc))
-            else:
-                outcome = await _outcome(expected, timeout if timeout is not None else self.timeout)
-        except asyncio.CancelledError:
-            # Shutting down mid-command: the history says so instead of leaving it pending forever.
-            self._finish(job, CommandStatus.FAILED, "gateway_stopping", "the gateway stopped before an outcome")
-            raise
-        finally:
-            expected.close()
+                try:
+                    _check_not_held(entity)  # again: its config may have changed while the command was recorded
+                    for publish in publishes:
+                        await self._link.publish(publish.topic, publish.payload, qos=publish.qos, retain=False)
+                except BrokerUnavailable as exc:
+                    outcome: tuple[CommandStatus, str | None, str | None] = (CommandStatus.FAILED, exc.code, str(exc))
+                except CommandRejected as exc:
+                    outcome = (CommandStatus.REJECTED, exc.code, str(exc))
+                else:
+                    outcome = await _outcome(expected, timeout if timeout is not None else self.timeout)
+            except asyncio.CancelledError:
+                # Shutting down mid-command: the history says so instead of leaving it pending forever.
+                self._finish(job, CommandStatus.FAILED, "gateway_stopping", "the gateway stopped before an outcome")
+                raise
+            finally:
+                expected.close()
         return self._finish(job, *outcome)
 
     async def get(self, command_id: str) -> CommandRow | None:

@@ -97,8 +97,12 @@ class PendingChanges:
     gets only those columns updated; a discovery, a removal, or an entity without a row yet gets its whole row.
     """
 
-    def __init__(self, is_stored: Callable[[str], bool] = lambda _key: False) -> None:
+    def __init__(
+        self, is_stored: Callable[[str], bool] = lambda _key: False, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        """``on_change`` is called with every change (the persister's cue that a flush is due)."""
         self._is_stored = is_stored
+        self._on_change = on_change
         self._devices: dict[str, DeviceRow] = {}
         self._entities: dict[str, Entity] = {}  # entity id -> the entity whose whole record changed
         self._reported: dict[str, Entity] = {}  # entity id -> the entity whose reported columns changed
@@ -137,26 +141,32 @@ class PendingChanges:
         """Write the entity and (again) its device."""
         self._devices[entity.device_id] = device_row(entity, at)
         self._entities[entity.id] = entity
+        self._on_change()
 
     def on_touched(self, entity: Entity) -> None:
         """Write the entity's reported columns."""
         self._reported[entity.id] = entity
+        self._on_change()
 
     def on_removed(self, entity: Entity) -> None:
         """Write the entity (as removed)."""
         self._entities[entity.id] = entity
+        self._on_change()
 
     def on_state(self, entity: Entity) -> None:
         """Write the entity's reported columns."""
         self._reported[entity.id] = entity
+        self._on_change()
 
     def on_availability(self, entity: Entity) -> None:
         """Write the entity's reported columns."""
         self._reported[entity.id] = entity
+        self._on_change()
 
     def on_event(self, event: JournalEvent) -> None:
         """Append the event."""
         self._events.append(event)  # its row is built in the writer thread
+        self._on_change()
 
 
 class Persister:
@@ -164,7 +174,10 @@ class Persister:
 
     def __init__(self, registry: Registry, db: Database, interval: float) -> None:
         self._stored: set[str] = set()  # entity keys that have a row in the database
-        self._pending = PendingChanges(self._stored.__contains__)
+        # Set by the first change after a flush: idle, the persister does not wake at all.
+        self._due = asyncio.Event()
+        self._soon = asyncio.Event()
+        self._pending = PendingChanges(self._stored.__contains__, self._due.set)
         registry.add_change_listener(self._pending)
         self._db = db
         self._interval = interval
@@ -185,12 +198,26 @@ class Persister:
         returns whether there was anything, and raises StorageError (keeping it) when the database refuses."""
         self._writers.append(writer)
 
+    def flush_soon(self) -> None:
+        """What changed came as a batch (a held read): flush at the loop's next turn, not an interval later."""
+        if self._due.is_set():
+            self._soon.set()
+
     async def run(self) -> None:
-        """Flush every ``interval`` seconds until cancelled."""
+        """Flush ``interval`` seconds after the first change since the last flush (sooner when told to), until
+        cancelled; a failed write is tried again every interval."""
         while True:
-            await asyncio.sleep(self._interval)
-            with contextlib.suppress(StorageError):  # logged, and kept for the next attempt
+            await self._due.wait()
+            if not self._soon.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._soon.wait()
+            self._due.clear()
+            self._soon.clear()
+            try:
                 await self.flush()
+            except StorageError:  # logged, and kept for the next attempt
+                self._due.set()
 
     async def _write(self, batch: Batch) -> None:
         """Write one batch of the registry's changes; StorageError with the batch put back."""

@@ -13,14 +13,17 @@ disconnect errors) is aiomqtt's, unchanged.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from .hold import LIGHT_PACKETS, STREAM_SECONDS, ReadHold
 from .wire import InboundMessage, take_publishes
 
 __all__ = ["BulkReadClient", "Sink", "UndecodableTopic"]
@@ -43,6 +46,7 @@ class _RecvBuffer:
         self.exhausted = False
         self.plain = False  # a plain TCP socket: a read shorter than asked for means it had no more
         self.drained = False  # the last read was short on a plain socket
+        self.taken = 0  # bytes read from the socket, in all
         self._closed = False
         self._error: OSError | None = None
 
@@ -71,6 +75,7 @@ class _RecvBuffer:
             return True
         if data:
             self.data, self.pos = data, 0
+            self.taken += len(data)
             self.drained = self.plain and len(data) < _READ_SIZE
         else:
             self._closed = True
@@ -97,7 +102,8 @@ class BulkReadClient(aiomqtt.Client):
 
     ``on_undecodable`` gets the raw topic of a message whose topic is not UTF-8 (not delivered). ``on_backlog`` is
     called when a wake-up found more packets waiting than it handles in one go (the gateway is behind the broker),
-    ``on_drained`` when a wake-up read everything the socket had.
+    ``on_drained`` when a wake-up read everything the socket had. ``hold`` lets reads gather at a quiet rate
+    (``gateway.mqtt.hold``); ``on_held_read`` is called after a held read.
     """
 
     def __init__(
@@ -107,9 +113,19 @@ class BulkReadClient(aiomqtt.Client):
         on_undecodable: UndecodableTopic | None = None,
         on_backlog: ReadSignal | None = None,
         on_drained: ReadSignal | None = None,
+        hold: ReadHold | None = None,
+        on_held_read: ReadSignal | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._hold = hold or ReadHold()
+        self._on_held_read = on_held_read or _nothing
+        self._held: asyncio.TimerHandle | None = None
+        self._release_soon: asyncio.Handle | None = None
+        self._stream_until = 0.0  # no read held before this loop time (a stream is being read)
+        self._handled = 0  # packets the last read handled
+        self._pacing = False  # reading what a hold that ran its time gathered
+        self._socket: Any = None
         self._sink = sink
         self._on_undecodable = on_undecodable or _ignore
         self._on_backlog = on_backlog or _nothing
@@ -137,18 +153,120 @@ class BulkReadClient(aiomqtt.Client):
         self._buffer.plain = type(sock) is socket.socket
         loop = self._loop
 
-        def create_misc_task() -> None:
+        def opened() -> None:
+            self._socket, self._stream_until = sock, 0.0
+            self._hold.attach(self._expedited)
+            loop.add_reader(sock.fileno(), self._readable)
             self._misc_task = loop.create_task(self._misc_loop())
 
         # paho calls this from the executor thread aiomqtt connects on.
-        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), self._read_ready)
-        loop.call_soon_threadsafe(create_misc_task)
+        loop.call_soon_threadsafe(opened)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._unhold()
+        self._hold.detach(self._expedited)
+        self._socket = None
+        super()._on_socket_close(client, userdata, sock)
+
+    # --- read coalescing (gateway.mqtt.hold) ---------------------------------------------------------
+
+    def _readable(self) -> None:
+        """The socket has bytes (while held: enough to read early, or the end of the stream): read them now, or let
+        more gather."""
+        if self._held is not None:
+            # Enough gathered before the hold's time: a stream, read as it comes for a while.
+            self._hold.early += 1
+            self._stream_until = self._loop.time() + STREAM_SECONDS
+            self._release()
+        elif self._may_hold() and not self._peer_closed():
+            self._hold_for_more()
+        else:
+            self._read_ready()
+
+    def _may_hold(self) -> bool:
+        return self._hold.may_hold() and self._loop.time() >= self._stream_until
+
+    def _hold_for_more(self) -> None:
+        """Wake on ``early_bytes`` waiting, or when the hold's time is up."""
+        self._hold.holds += 1
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self._hold.early_bytes)
+        self._held = self._loop.call_later(self._hold.seconds, self._paced_read)
+
+    def _peer_closed(self) -> bool:
+        """Whether a plain socket's waiting bytes are only the end of the stream (not held: a lost broker is seen
+        at once)."""
+        if not self._buffer.plain:
+            return False
+        try:
+            return bool(self._socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
+        except OSError:
+            return True  # an error to meet now, by reading
+
+    def _paced_read(self) -> None:
+        """The hold's time is up: read what gathered; while messages keep coming at a quiet rate, the next read is
+        held as well, from now (no wake-up for the first byte of each), until a read finds nothing."""
+        self._held = None
+        self._handled = 0
+        self._pacing = True
+        try:
+            self._read_ready()
+        finally:
+            self._pacing = False
+        if self._handled and self._may_hold() and self._socket is not None:
+            self._hold_for_more()
+        else:
+            self._unhold()
+        self._on_held_read()
+
+    def _release(self) -> None:
+        """End the hold early and read everything waiting."""
+        if self._unhold():
+            self._read_ready()
+            self._on_held_read()
+
+    def _unhold(self) -> bool:
+        """Cancel the hold, if any, and wake on any byte again; whether there was one."""
+        held, self._held = self._held, None
+        if self._release_soon is not None:
+            self._release_soon.cancel()
+            self._release_soon = None
+        if held is not None:
+            held.cancel()
+        with contextlib.suppress(OSError, AttributeError):  # the connection is gone: the read meets it
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        return held is not None
+
+    def _expedited(self) -> None:
+        """Someone needs answers at once: a held read is released at the loop's next turn."""
+        if self._held is not None and self._release_soon is None:
+            self._hold.early += 1
+            self._release_soon = self._loop.call_soon(self._release)
+
+    # --- connect, publish, subscribe, unsubscribe: their acknowledgements are waited for ---------------
+
+    async def __aenter__(self) -> Self:
+        with self._hold.expedite():  # the CONNACK
+            await super().__aenter__()
+        return self
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        with self._hold.expedite():
+            await super().publish(*args, **kwargs)
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        with self._hold.expedite():
+            return await super().subscribe(*args, **kwargs)
+
+    async def unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        with self._hold.expedite():
+            await super().unsubscribe(*args, **kwargs)
 
     def _read_ready(self) -> None:
         """The socket is readable: handle every complete packet waiting, up to ``_PACKETS_PER_WAKEUP``."""
         client, buffer, sink = self._client, self._buffer, self._sink
         buffer.exhausted = buffer.drained = False
         handled = parsed = 0
+        taken = buffer.taken
         try:
             while handled < _PACKETS_PER_WAKEUP:
                 if buffer.drained and buffer.pos >= len(buffer.data):
@@ -181,6 +299,11 @@ class BulkReadClient(aiomqtt.Client):
             if parsed:
                 with client._msgtime_mutex:  # what paho notes of each packet it reads, for its keep-alive
                     client._last_bytes_received = mqtt.time_func()
+            self._handled = handled
+            # Many packets gathered by a hold that ran its time are a quiet rate still (less than early_bytes a hold).
+            heavy = handled >= LIGHT_PACKETS or buffer.taken - taken >= self._hold.early_bytes
+            if heavy and not self._pacing:
+                self._stream_until = self._loop.time() + STREAM_SECONDS
         if buffer.exhausted:
             self._on_drained()
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -21,6 +22,7 @@ from ..errors import BrokerUnavailable
 from ..tasks import stop_tasks
 from .drops import DROPPED_TOPIC, DropCounter, DropReport
 from .fastclient import BulkReadClient
+from .hold import ReadHold
 from .wire import InboundMessage
 
 __all__ = [
@@ -116,9 +118,14 @@ class MqttLink:
         stall_seconds: float = STALL_SECONDS,
         watch_drops: bool = False,
         on_drops: DropListener | None = None,
+        read_hold: float = 0.0,
+        on_held_read: Callable[[], None] | None = None,
     ) -> None:
         """``watch_drops``: subscribe to the broker's count of dropped messages (``gateway.mqtt.drops``) and resync
-        when it grows while the gateway is behind."""
+        when it grows while the gateway is behind. ``read_hold``: at a quiet rate, let messages gather this long
+        before reading them (``gateway.mqtt.hold``); ``on_held_read`` is called after each such read."""
+        self.hold = ReadHold(read_hold)
+        self._on_held_read = on_held_read
         self._broker = broker
         self._client_id = client_id
         self._desired: dict[str, int] = {s.topic_filter: s.qos for s in subscriptions}
@@ -262,6 +269,10 @@ class MqttLink:
             self._on_resync(reason, kind)
         return True
 
+    def expedite(self) -> contextlib.AbstractContextManager[None]:
+        """A block that needs received messages at once (no read is held meanwhile; see ``gateway.mqtt.hold``)."""
+        return self.hold.expedite()
+
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Publish and, for QoS 1, wait for the broker's PUBACK; raise BrokerUnavailable when down."""
         client = self._client
@@ -330,6 +341,8 @@ class MqttLink:
             on_undecodable=self._undecodable,
             on_backlog=self._behind,
             on_drained=self._caught_up,
+            hold=self.hold,
+            on_held_read=self._on_held_read,
         )
 
     async def _supervise(self) -> None:

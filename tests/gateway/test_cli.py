@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import json
@@ -201,3 +202,44 @@ async def test_retention_command_shows_changes_and_refuses_by_rule(tmp_path: Pat
     assert [(role, json.loads(detail)) for role, detail in audited] == [
         ("system", {"events": 7, "budget_bytes": 100_000_000})
     ]
+
+
+@pytest.mark.parametrize(
+    ("option", "environment", "expected"),
+    [(None, None, 0.5), ("0", None, 0.0), ("1.5", "3", 1.5), (None, "2", 2.0), ("5", None, 5.0)],
+)
+def test_read_hold_comes_from_the_option_then_the_environment_then_the_default(
+    monkeypatch: pytest.MonkeyPatch, option: str | None, environment: str | None, expected: float
+) -> None:
+    from gateway.subcommands import read_hold_seconds
+
+    if environment is None:
+        monkeypatch.delenv("GATEWAY_READ_HOLD_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("GATEWAY_READ_HOLD_SECONDS", environment)
+    parsed = None if option is None else float(option)
+    assert read_hold_seconds(argparse.Namespace(read_hold=parsed)) == expected
+
+
+async def test_run_refuses_a_read_hold_out_of_range_before_starting(tmp_path: Path) -> None:
+    for bad in ("-1", "5.5"):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "--log-format", "json", "run", "--db", str(tmp_path / "gw.sqlite3"),
+            "--no-api", "--read-hold", bad, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            env=dict(os.environ),
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            _out, err = await proc.communicate()
+        assert proc.returncode == 2, err.decode()
+        assert "error [config_invalid]" in err.decode() and "--read-hold" in err.decode()
+        assert not (tmp_path / "gw.sqlite3").exists(), "refused before anything started"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--log-format", "json", "run", "--db", str(tmp_path / "gw.sqlite3"),
+        "--no-api", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "GATEWAY_READ_HOLD_SECONDS": "x"},
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        _out, err = await proc.communicate()
+    assert proc.returncode == 2 and "--read-hold: 'x'" in err.decode()

@@ -162,9 +162,10 @@ async def test_check_broker_command(secure_broker: SecureBroker, capsys: pytest.
     assert "unreachable" in capsys.readouterr().out
 
 
-async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: SecureBroker) -> None:
+@pytest.mark.parametrize("hold", [0.0, 30.0], ids=["read-at-once", "reads-held"])
+async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: SecureBroker, hold: float) -> None:
     """QoS 0 messages parsed from TLS reads (payloads up to 40 KB, across TLS records and 64 KiB reads) arrive
-    once each, in order, intact."""
+    once each, in order, intact; with reads held 30 s at a quiet rate, the burst ends the hold at once."""
     topic = f"tlsburst/{uuid.uuid4().hex[:8]}"
     count = 300
     sent = [f"{seq}:".encode() + b"t" * (seq * 137 % 40_000) for seq in range(count)]
@@ -182,6 +183,7 @@ async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: S
         client_id=f"tls-{uuid.uuid4().hex[:8]}",
         subscriptions=[Subscription(topic, 0)],
         on_message=on_message,
+        read_hold=hold,
     )
     async with link:
         await link.wait_connected(10)
@@ -190,6 +192,49 @@ async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: S
         ) as publisher:
             for payload in sent:
                 await publisher.publish(topic, payload, qos=1)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(15):
             await done.wait()
     assert received == sent
+
+
+async def test_quiet_messages_over_tls_are_held_then_read_together(secure_broker: SecureBroker) -> None:
+    """Over TLS too, ten messages 10 ms apart wait for the 1 s hold and arrive in one read, in order."""
+    topic = f"tlsquiet/{uuid.uuid4().hex[:8]}"
+    received: list[tuple[bytes, int, float]] = []
+    probes: list[bytes] = []
+    held_reads = [0]
+
+    def on_message(message: InboundMessage) -> None:
+        if message.payload != b"probe":
+            received.append((message.payload, held_reads[0], asyncio.get_running_loop().time()))
+        else:
+            probes.append(message.payload)
+
+    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
+    link = MqttLink(
+        BrokerSettings.from_url(url, ca_file=secure_broker.ca_file),
+        client_id=f"tls-{uuid.uuid4().hex[:8]}",
+        subscriptions=[Subscription(topic, 0)],
+        on_message=on_message,
+        read_hold=1.0,
+        on_held_read=lambda: held_reads.__setitem__(0, held_reads[0] + 1),
+    )
+    async with link:
+        await link.wait_connected(10)
+        async with aiomqtt.Client(
+            "127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass"
+        ) as publisher:
+            with link.expedite():  # subscribed: a probe came back
+                while not probes:
+                    await publisher.publish(topic, b"probe", qos=0)
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
+            held_reads[0] = 0
+            first = asyncio.get_running_loop().time()
+            for seq in range(10):
+                await publisher.publish(topic, str(seq).encode(), qos=0)
+                await asyncio.sleep(0.01)
+            await eventually(lambda: len(received) == 10, timeout=10, what="ten messages")
+    assert [payload for payload, _read, _at in received] == [str(i).encode() for i in range(10)]
+    assert {read for _payload, read, _at in received} == {0}, "one held read took all ten"
+    assert received[0][2] - first >= 0.9, "the first was held for the hold's time"
