@@ -153,10 +153,14 @@ class BulkReadClient(aiomqtt.Client):
         self._buffer.plain = type(sock) is socket.socket
         loop = self._loop
 
+        fd = sock.fileno()
+
         def opened() -> None:
+            if self._client._sock is not sock:
+                return  # closed before the loop got here (aiomqtt added a reader to it all the same)
             self._socket, self._stream_until = sock, 0.0
             self._hold.attach(self._expedited)
-            loop.add_reader(sock.fileno(), self._readable)
+            loop.add_reader(fd, self._readable)
             self._misc_task = loop.create_task(self._misc_loop())
 
         # paho calls this from the executor thread aiomqtt connects on.
