@@ -46,7 +46,7 @@ class _RecvBuffer:
         self.exhausted = False
         self.plain = False  # a plain TCP socket: a read shorter than asked for means it had no more
         self.drained = False  # the last read was short on a plain socket
-        self.taken = 0  # bytes read from the socket, in all
+        self.bytes_read = 0  # from the socket, in all
         self._closed = False
         self._error: OSError | None = None
 
@@ -75,7 +75,7 @@ class _RecvBuffer:
             return True
         if data:
             self.data, self.pos = data, 0
-            self.taken += len(data)
+            self.bytes_read += len(data)
             self.drained = self.plain and len(data) < _READ_SIZE
         else:
             self._closed = True
@@ -270,7 +270,7 @@ class BulkReadClient(aiomqtt.Client):
         client, buffer, sink = self._client, self._buffer, self._sink
         buffer.exhausted = buffer.drained = False
         handled = parsed = 0
-        taken = buffer.taken
+        bytes_before = buffer.bytes_read
         try:
             while handled < _PACKETS_PER_WAKEUP:
                 if buffer.drained and buffer.pos >= len(buffer.data):
@@ -305,7 +305,7 @@ class BulkReadClient(aiomqtt.Client):
                     client._last_bytes_received = mqtt.time_func()
             self._handled = handled
             # Many packets gathered by a hold that ran its time are a quiet rate still (less than early_bytes a hold).
-            heavy = handled >= LIGHT_PACKETS or buffer.taken - taken >= self._hold.early_bytes
+            heavy = handled >= LIGHT_PACKETS or buffer.bytes_read - bytes_before >= self._hold.early_bytes
             if heavy and not self._pacing:
                 self._stream_until = self._loop.time() + STREAM_SECONDS
         if buffer.exhausted:

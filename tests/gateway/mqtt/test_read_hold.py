@@ -11,7 +11,7 @@ import aiomqtt
 import pytest
 
 from gateway.config import BrokerSettings
-from gateway.mqtt.hold import EARLY_BYTES, ReadHold
+from gateway.mqtt.hold import EARLY_BYTES, STREAM_SECONDS, ReadHold
 from gateway.mqtt.transport import InboundMessage, MqttLink, Subscription
 from tests.support.brokers import BrokerHandle
 from tests.support.polling import eventually
@@ -118,6 +118,30 @@ async def test_a_burst_is_read_before_the_hold_is_up(broker: BrokerHandle, topic
         await eventually(lambda: len(reads.messages) == count, timeout=10, what="the burst, long before 30 s")
         assert [int(m.payload.split(b":")[0]) for m in reads.messages] == list(range(count))
         assert link.hold.early >= 1
+
+
+async def test_after_a_burst_and_a_quiet_spell_reads_are_held_again(broker: BrokerHandle, topic: str) -> None:
+    """A burst is read as it comes; STREAM_SECONDS after it, quiet messages are held again, even right after a
+    small read at once (a stream's signs are counted per read, not over the connection's life)."""
+    reads = Reads()
+    async with _link(broker, topic, reads, 1.0) as link, await _publisher(broker) as pub:
+        await _settled(link, pub, topic, reads)
+        for _ in range(400):
+            await pub.publish(f"{topic}/b", b"x" * 200, qos=0)
+        await eventually(lambda: len(reads.messages) == 400, timeout=10, what="the burst")
+        await asyncio.sleep(STREAM_SECONDS + 0.5)
+        with link.expedite():  # a command's answer, say: a read at once, of one small message
+            await pub.publish(f"{topic}/c", b"answer", qos=0)
+            await eventually(lambda: len(reads.messages) == 401, timeout=5, what="the answer")
+        holds, batch = link.hold.holds, reads.held_reads
+        first = asyncio.get_running_loop().time()
+        for seq in range(5):
+            await pub.publish(f"{topic}/q", str(seq).encode(), qos=0)
+            await asyncio.sleep(0.01)
+        await eventually(lambda: len(reads.messages) == 406, timeout=10, what="five quiet messages")
+        assert link.hold.holds > holds, "the quiet messages were held"
+        assert set(reads.batch[401:]) == {batch}, f"in one held read: {reads.batch[401:]}"
+        assert reads.at[401] - first >= 0.9
 
 
 async def test_an_expedited_block_reads_at_once(broker: BrokerHandle, topic: str) -> None:
