@@ -6,9 +6,10 @@ import asyncio
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -162,6 +163,24 @@ async def test_check_broker_command(secure_broker: SecureBroker, capsys: pytest.
     assert "unreachable" in capsys.readouterr().out
 
 
+def _tls_link(
+    secure_broker: SecureBroker, topic: str, on_message: Callable[[InboundMessage], None], **options: Any
+) -> MqttLink:
+    """The gateway's link to the TLS listener, subscribed to ``topic`` at QoS 0."""
+    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
+    return MqttLink(
+        BrokerSettings.from_url(url, ca_file=secure_broker.ca_file),
+        client_id=f"tls-{uuid.uuid4().hex[:8]}",
+        subscriptions=[Subscription(topic, 0)],
+        on_message=on_message,
+        **options,
+    )
+
+
+def _plain_publisher(secure_broker: SecureBroker) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass")
+
+
 @pytest.mark.parametrize("hold", [0.0, 30.0], ids=["read-at-once", "reads-held"])
 async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: SecureBroker, hold: float) -> None:
     """QoS 0 messages parsed from TLS reads (payloads up to 40 KB, across TLS records and 64 KiB reads) arrive
@@ -177,19 +196,9 @@ async def test_a_qos0_burst_over_tls_arrives_whole_and_in_order(secure_broker: S
         if len(received) == count:
             done.set()
 
-    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
-    link = MqttLink(
-        BrokerSettings.from_url(url, ca_file=secure_broker.ca_file),
-        client_id=f"tls-{uuid.uuid4().hex[:8]}",
-        subscriptions=[Subscription(topic, 0)],
-        on_message=on_message,
-        read_hold=hold,
-    )
-    async with link:
+    async with _tls_link(secure_broker, topic, on_message, read_hold=hold) as link:
         await link.wait_connected(10)
-        async with aiomqtt.Client(
-            "127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass"
-        ) as publisher:
+        async with _plain_publisher(secure_broker) as publisher:
             for payload in sent:
                 await publisher.publish(topic, payload, qos=1)
         async with asyncio.timeout(15):
@@ -210,20 +219,12 @@ async def test_quiet_messages_over_tls_are_held_then_read_together(secure_broker
         else:
             probes.append(message.payload)
 
-    url = f"mqtts://gateway:s3cret-pass@127.0.0.1:{secure_broker.tls_port}"
-    link = MqttLink(
-        BrokerSettings.from_url(url, ca_file=secure_broker.ca_file),
-        client_id=f"tls-{uuid.uuid4().hex[:8]}",
-        subscriptions=[Subscription(topic, 0)],
-        on_message=on_message,
-        read_hold=1.0,
-        on_held_read=lambda: held_reads.__setitem__(0, held_reads[0] + 1),
-    )
-    async with link:
+    def on_held_read() -> None:
+        held_reads[0] += 1
+
+    async with _tls_link(secure_broker, topic, on_message, read_hold=1.0, on_held_read=on_held_read) as link:
         await link.wait_connected(10)
-        async with aiomqtt.Client(
-            "127.0.0.1", secure_broker.plain_port, username="gateway", password="s3cret-pass"
-        ) as publisher:
+        async with _plain_publisher(secure_broker) as publisher:
             with link.expedite():  # subscribed: a probe came back
                 while not probes:
                     await publisher.publish(topic, b"probe", qos=0)
