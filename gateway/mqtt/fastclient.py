@@ -123,8 +123,6 @@ class BulkReadClient(aiomqtt.Client):
         self._held: asyncio.TimerHandle | None = None
         self._release_soon: asyncio.Handle | None = None
         self._stream_until = 0.0  # no read held before this loop time (a stream is being read)
-        self._handled = 0  # packets the last read handled
-        self._pacing = False  # reading what a hold that ran its time gathered
         self._socket: Any = None
         self._sink = sink
         self._on_undecodable = on_undecodable or _ignore
@@ -210,13 +208,8 @@ class BulkReadClient(aiomqtt.Client):
         """The hold's time is up: read what gathered; while messages keep coming at a quiet rate, the next read is
         held as well, from now (no wake-up for the first byte of each), until a read finds nothing."""
         self._held = None
-        self._handled = 0
-        self._pacing = True
-        try:
-            self._read_ready()
-        finally:
-            self._pacing = False
-        if self._handled and self._may_hold() and self._socket is not None:
+        handled = self._read_ready(paced=True)
+        if handled and self._may_hold() and self._socket is not None:
             self._hold_for_more()
         else:
             self._unhold()
@@ -265,8 +258,9 @@ class BulkReadClient(aiomqtt.Client):
         with self._hold.expedite():
             await super().unsubscribe(*args, **kwargs)
 
-    def _read_ready(self) -> None:
-        """The socket is readable: handle every complete packet waiting, up to ``_PACKETS_PER_WAKEUP``."""
+    def _read_ready(self, *, paced: bool = False) -> int:
+        """The socket is readable: handle every complete packet waiting, up to ``_PACKETS_PER_WAKEUP``; how many.
+        ``paced``: what a hold that ran its time gathered (however many, a quiet rate still)."""
         client, buffer, sink = self._client, self._buffer, self._sink
         buffer.exhausted = buffer.drained = False
         handled = parsed = 0
@@ -291,32 +285,32 @@ class BulkReadClient(aiomqtt.Client):
                         continue  # all taken: read on (paho would read the next packet, its own slow way)
                 # The packet at hand is not one the parser takes (or not all here yet): paho reads exactly it.
                 if _paho_read_one(client) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    return
+                    return handled
                 handled += 1
                 if buffer.exhausted:
                     break
         except Exception as exc:  # noqa: BLE001 - as aiomqtt: a failed read is a lost connection
             if not self._disconnected.done():
                 self._disconnected.set_exception(exc)
-            return
+            return handled
         finally:
             if parsed:
                 with client._msgtime_mutex:  # what paho notes of each packet it reads, for its keep-alive
                     client._last_bytes_received = mqtt.time_func()
-            self._handled = handled
             # Many packets gathered by a hold that ran its time are a quiet rate still (less than early_bytes a hold).
             heavy = handled >= LIGHT_PACKETS or buffer.bytes_read - bytes_before >= self._hold.early_bytes
-            if heavy and not self._pacing:
+            if heavy and not paced:
                 self._stream_until = self._loop.time() + STREAM_SECONDS
         if buffer.exhausted:
             self._on_drained()
-            return
+            return handled
         self._on_backlog()
         # Packets left in our buffer, or decrypted TLS bytes left in the SSL object: the socket may never wake us for
         # them.
         pending = getattr(client._sock, "pending", None)
         if buffer.buffered or (pending is not None and pending() > 0):
             self._loop.call_soon(self._read_ready)
+        return handled
 
 
 def _paho_read_one(client: mqtt.Client) -> MQTTErrorCode:
