@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from devices import SensorState
 from gateway.app import Gateway
 
-__all__ = ["sensor_config", "sensor_values"]
+__all__ = ["flood_readings", "sensor_config", "sensor_values"]
 
 
 def sensor_config(base: str, node: str) -> bytes:
@@ -31,3 +36,24 @@ def sensor_values(gw: Gateway, nodes: list[str]) -> list[float | None]:
         state = None if entity is None else entity.state
         values.append(state.value if isinstance(state, SensorState) else None)  # type: ignore[arg-type]
     return values
+
+
+def flood_readings(
+    host: str, port: int, base: str, nodes: list[str], rounds: int, value: Callable[[int], float], pad: str, wait: float
+) -> None:
+    """Publish ``rounds`` retained QoS 0 readings per node on ``{base}/{node}/state`` (round r reads ``value(r)``,
+    padded with ``pad``) from a paho client, as fast as it goes; return once the last is sent (at most ``wait`` s)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        info = None
+        for r in range(1, rounds + 1):
+            for node in nodes:
+                report = json.dumps({"t": value(r), "pad": pad}).encode()
+                info = client.publish(f"{base}/{node}/state", report, qos=0, retain=True)
+        assert info is not None
+        info.wait_for_publish(wait)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.app import Gateway
 from gateway.clock import ManualClock
@@ -24,7 +22,7 @@ from tests.support.api import bearer, running_api
 from tests.support.brokers import MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
-from tests.support.sensors import sensor_config, sensor_values
+from tests.support.sensors import flood_readings, sensor_config, sensor_values
 
 DEVICES = 20
 ROUNDS = 300  # 6,000 reports of 2 KB: far beyond a 10-message queue and the sockets' buffers
@@ -50,19 +48,7 @@ def _keep_busy(gw: Gateway) -> list[int]:
 
 def _burst(host: str, port: int, nodes: list[str]) -> None:
     """Publish ``ROUNDS`` retained QoS 0 reports per device, as fast as paho goes."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
-    client.connect(host, port)
-    client.loop_start()
-    try:
-        info = None
-        for r in range(1, ROUNDS + 1):
-            for node in nodes:
-                info = client.publish(f"bd/{node}/state", json.dumps({"t": r / 10, "pad": PAD}), qos=0, retain=True)
-        assert info is not None
-        info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    flood_readings(host, port, "bd", nodes, ROUNDS, lambda r: r / 10, PAD, wait=30)
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.app import Gateway
 from gateway.clock import ManualClock
@@ -27,7 +25,7 @@ from gateway.mqtt.transport import InboundMessage
 from tests.support.brokers import BrokerHandle, MosquittoProcess, private_mosquitto
 from tests.support.gateway import GatewayFactory
 from tests.support.polling import eventually
-from tests.support.sensors import sensor_config, sensor_values
+from tests.support.sensors import flood_readings, sensor_config, sensor_values
 
 DEVICES = 20
 ROUNDS = 150  # 3,000 state messages: far beyond a 10-message queue and a 4 KiB socket buffer
@@ -71,22 +69,11 @@ def _hold_up(gw: Gateway, until: threading.Event, *, lose: bool) -> list[int]:
 
 def _burst(host: str, port: int, nodes: list[str], rounds: int, done: threading.Event) -> None:
     """Publish ``rounds`` retained QoS 0 reports per device from a thread (the gateway's loop is blocked)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
-    client.connect(host, port)
-    client.loop_start()
     try:
-        info = None
-        for r in range(1, rounds + 1):
-            for node in nodes:
-                report = json.dumps({"t": float(r), "pad": PAD}).encode()
-                info = client.publish(f"rs/{node}/state", report, qos=0, retain=True)
-        assert info is not None
-        info.wait_for_publish(20)
+        flood_readings(host, port, "rs", nodes, rounds, float, PAD, wait=20)
         time.sleep(0.3)  # the broker has routed the last of them
     finally:
         done.set()
-        client.disconnect()
-        client.loop_stop()
 
 
 @pytest.fixture
