@@ -7,6 +7,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -244,6 +245,11 @@ class EntityConfig(BaseModel):
 
     def availability_entries(self) -> tuple[AvailabilityEntry, ...]:
         """All availability topics, whichever of the two HA spellings the config used."""
+        return self._availability_entries
+
+    @cached_property
+    def _availability_entries(self) -> tuple[AvailabilityEntry, ...]:
+        # Once per config: the connectivity sweep and every availability report read it.
         entries = self.availability
         if self.availability_topic is not None:
             entries = (

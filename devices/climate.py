@@ -142,7 +142,11 @@ class ClimateConfig(EntityConfig):
 
     def state_topics(self) -> frozenset[str]:
         """Every topic a field is reported on."""
-        return frozenset(topic for topic, _ in self.readers().values())
+        return self._state_topics
+
+    @cached_property
+    def _state_topics(self) -> frozenset[str]:
+        return frozenset(self._readers_on)
 
     def state_keys(self) -> StateKeys:
         """Per state topic, the keys of the fields reported there (None if one of them is the whole payload)."""

@@ -209,10 +209,13 @@ class ConnectivityTracker:
         """The devices whose reconciliation at ``now`` may change something: every device when changes are still
         queued or being stored, else those down or with an open outage (a device up with none would be a no-op).
         """
-        every = set(self.registry.device_ids()) | self._open_device_ids()
+        opened = self._open_device_ids()
         if self._busy or not self._jobs.empty():
-            return every  # what is open may still change before their turn comes
-        return {d for d in every if (OutageKind.DEVICE, d) in self._open or self._down_since(d, now) is not None}
+            return set(self.registry.device_ids()) | opened  # what is open may still change before their turn comes
+        # One pass over the entities, not a sorted list per device: every 30 s over 2,000 devices, this pass was the
+        # quiet gateway's costliest piece of work (15 ms).
+        silence = self.device_silence
+        return {e.device_id for e in self.registry.live_entities() if down_since(e, now, silence) is not None} | opened
 
     def _open_device_ids(self) -> set[str]:
         return {d for k, d in self._open if k is OutageKind.DEVICE and d is not None}

@@ -122,7 +122,6 @@ class BulkReadClient(aiomqtt.Client):
         self._on_held_read = on_held_read or _nothing
         self._held: asyncio.TimerHandle | None = None
         self._release_soon: asyncio.Handle | None = None
-        self._stream_until = 0.0  # no read held before this loop time (a stream is being read)
         self._socket: Any = None
         self._sink = sink
         self._on_undecodable = on_undecodable or _ignore
@@ -156,7 +155,7 @@ class BulkReadClient(aiomqtt.Client):
         def opened() -> None:
             if self._client._sock is not sock:
                 return  # closed before the loop got here (aiomqtt added a reader to it all the same)
-            self._socket, self._stream_until = sock, 0.0
+            self._socket, self._hold.stream_until = sock, 0.0
             self._hold.attach(self._expedited)
             loop.add_reader(fd, self._readable)
             self._misc_task = loop.create_task(self._misc_loop())
@@ -178,7 +177,7 @@ class BulkReadClient(aiomqtt.Client):
         if self._held is not None:
             # Enough gathered before the hold's time: a stream, read as it comes for a while.
             self._hold.early += 1
-            self._stream_until = self._loop.time() + STREAM_SECONDS
+            self._hold.stream_until = self._loop.time() + STREAM_SECONDS
             self._release()
         elif self._may_hold() and not self._peer_closed():
             self._hold_for_more()
@@ -186,7 +185,7 @@ class BulkReadClient(aiomqtt.Client):
             self._read_ready()
 
     def _may_hold(self) -> bool:
-        return self._hold.may_hold() and self._loop.time() >= self._stream_until
+        return self._hold.quiet(self._loop.time()) and self._hold.may_hold()
 
     def _hold_for_more(self) -> None:
         """Wake on ``early_bytes`` waiting, or when the hold's time is up."""
@@ -300,7 +299,7 @@ class BulkReadClient(aiomqtt.Client):
             # Many packets gathered by a hold that ran its time are a quiet rate still (less than early_bytes a hold).
             heavy = handled >= LIGHT_PACKETS or buffer.bytes_read - bytes_before >= self._hold.early_bytes
             if heavy and not paced:
-                self._stream_until = self._loop.time() + STREAM_SECONDS
+                self._hold.stream_until = self._loop.time() + STREAM_SECONDS
         if buffer.exhausted:
             self._on_drained()
             return handled

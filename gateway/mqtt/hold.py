@@ -42,6 +42,7 @@ class ReadHold:
         self.early_bytes = early_bytes
         self._urgent = 0
         self._releases: list[Release] = []
+        self.stream_until = 0.0  # loop time: the reader saw a stream, and holds nothing before it
         self.holds = 0  # reads held (for tests and the operator)
         self.early = 0  # held reads released before their time (a burst, an expedite)
 
@@ -51,8 +52,12 @@ class ReadHold:
         return self._urgent > 0
 
     def may_hold(self) -> bool:
-        """Whether a read may be held now."""
+        """Whether a read may be held now (the reader also waits out ``stream_until``)."""
         return self.seconds > 0 and self._urgent == 0
+
+    def quiet(self, now: float) -> bool:
+        """Whether reads are held at a quiet rate at loop time ``now``: holding is on and no stream was seen lately."""
+        return self.seconds > 0 and now >= self.stream_until
 
     @contextlib.contextmanager
     def expedite(self) -> Iterator[None]:

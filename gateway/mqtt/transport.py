@@ -517,9 +517,13 @@ class MqttLink:
         """Notice the event loop held up (a slow handler, a blocked thread): once the socket is quiet again, resync."""
         loop = asyncio.get_running_loop()
         drained = self._drained
+        # While reads are held at a quiet rate, a tick of half the stall time: a stall of 1.5 times it is still always
+        # seen, and at 67 messages a second the watcher's wake-ups (5 % of the gateway's CPU at 4 a second) halve.
+        quiet_tick = max(_GAP_TICK, self._stall_seconds / 2)
         while True:
-            due = loop.time() + _GAP_TICK
-            await asyncio.sleep(_GAP_TICK)
+            tick = quiet_tick if self._gap is None and self.hold.quiet(loop.time()) else _GAP_TICK
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
             late = loop.time() - due
             if late >= self._stall_seconds:
                 self._behind_at, self._probe_due = loop.time(), self._watch_drops

@@ -3,6 +3,7 @@ answered as they come, and what a held read brought is written at once, not a fl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -58,3 +59,16 @@ async def test_a_held_read_is_written_at_once(
 
         await eventually(stored, timeout=8, what="the held report written")
         assert time.monotonic() - started < 8
+
+
+async def test_a_stall_while_reads_are_held_is_still_noticed(make_gateway: GatewayFactory) -> None:
+    """At a quiet rate the stall watcher ticks at half the stall time (here 0.3 s, over its usual 0.25 s): the event
+    loop held up for 1.5 stall times is noticed whenever it starts (three starts 0.3 s apart: a tick of 1 s would
+    miss at least one), and the broker's retained state read again."""
+    for idle in (0.45, 0.75, 1.05):
+        async with make_gateway(read_hold_seconds=0.3, stall_seconds=0.6, resync_seconds=0) as gw:
+            assert gw.link.hold.quiet(asyncio.get_running_loop().time())
+            await asyncio.sleep(idle)  # the watcher asleep in its quiet tick
+            assert gw.metrics.resyncs["gap"] == 0
+            time.sleep(0.9)  # noqa: ASYNC251 - the point: the event loop held up
+            await eventually(lambda: gw.metrics.resyncs["gap"] == 1, timeout=3, what=f"the stall after {idle} s seen")
