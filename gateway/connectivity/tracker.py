@@ -213,7 +213,7 @@ class ConnectivityTracker:
         if self._busy or not self._jobs.empty():
             return set(self.registry.device_ids()) | opened  # what is open may still change before their turn comes
         # One pass over the entities, not a sorted list per device: every 30 s over 2,000 devices, this pass was the
-        # quiet gateway's costliest piece of work (15 ms).
+        # quiet gateway's costliest periodic work (15 ms a pass; 6 ms in one).
         silence = self.device_silence
         return {e.device_id for e in self.registry.live_entities() if down_since(e, now, silence) is not None} | opened
 
