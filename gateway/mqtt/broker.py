@@ -45,6 +45,23 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
     served; a SUBSCRIBE adds the filter before amqtt serves it, so real subscriptions get theirs as before.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.streams: set[asyncio.StreamWriter] = set()  # every client connection, from its accept to its end
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        # amqtt 0.12 leaves a connection open when its CONNECT cannot be read (garbage, a port scan) and has no hold
+        # on one still in its handshake at shutdown: both stayed open until garbage-collected, after the event loop
+        # at worst ("unclosed socket"). Each connection is known here, and closed when amqtt is done with it.
+        self.streams.add(writer)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self.streams.discard(writer)
+            writer.close()
+
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
         holders = self._subscriptions.get(subscription[0], ())
         if any(holder is session for holder, _qos in holders):
@@ -220,6 +237,8 @@ class EmbeddedBroker:
             server.instance.close()
         for _session, handler in list(getattr(broker, "_sessions", {}).values()):
             _abort(handler)
+        for writer in list(broker.streams):  # those still in their handshake too
+            writer.transport.abort()
         try:
             async with asyncio.timeout(_SHUTDOWN_SECONDS):
                 await broker.shutdown()
