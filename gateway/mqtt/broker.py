@@ -20,10 +20,13 @@ from ..errors import ConfigError, TransportError
 from .broker_auth import GateAuthPlugin, GateTopicPlugin, ScopeGate, Verifier
 from .tls import TlsListener, is_loopback
 
-__all__ = ["EmbeddedBroker", "free_port"]
+__all__ = ["CONNECT_SECONDS", "EmbeddedBroker", "free_port"]
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_SECONDS = 5.0
+CONNECT_SECONDS = 10.0
+"""A connection that has not sent its CONNECT this long after it was accepted is closed (amqtt waits for ever: a
+client that connects and says nothing, or half a packet, would hold its connection and memory for good)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +51,7 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.streams: set[asyncio.StreamWriter] = set()  # every client connection, from its accept to its end
+        self._handshaking: set[asyncio.StreamWriter] = set()  # accepted, CONNECT not read yet
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -56,11 +60,29 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
         # on one still in its handshake at shutdown: both stayed open until garbage-collected, after the event loop
         # at worst ("unclosed socket"). Each connection is known here, and closed when amqtt is done with it.
         self.streams.add(writer)
+        self._handshaking.add(writer)
+        deadline = asyncio.get_running_loop().call_later(CONNECT_SECONDS, self._connect_overdue, writer)
         try:
             await super().stream_connected(reader, writer, listener_name)
         finally:
+            deadline.cancel()
             self.streams.discard(writer)
+            self._handshaking.discard(writer)
             writer.close()
+
+    def _connect_overdue(self, writer: asyncio.StreamWriter) -> None:
+        if writer in self._handshaking:
+            log.warning(
+                "embedded broker: no CONNECT within %g s of connecting; closed",
+                CONNECT_SECONDS,
+                extra={"peer": str(writer.get_extra_info("peername"))},
+            )
+            writer.transport.abort()
+
+    async def _handle_client_session(self, reader: Any, writer: Any, *args: Any) -> None:
+        # Its CONNECT is read (amqtt calls this next, with the stream in its adapter): no longer on the clock.
+        self._handshaking.discard(getattr(writer, "_writer", None))
+        await super()._handle_client_session(reader, writer, *args)
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
         holders = self._subscriptions.get(subscription[0], ())
