@@ -185,7 +185,7 @@ class BulkReadClient(aiomqtt.Client):
             self._read_ready()
 
     def _may_hold(self) -> bool:
-        return self._hold.quiet(self._loop.time()) and self._hold.may_hold()
+        return self._hold.may_hold(self._loop.time())
 
     def _hold_for_more(self) -> None:
         """Wake on ``early_bytes`` waiting, or when the hold's time is up."""

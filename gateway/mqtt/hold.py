@@ -51,9 +51,9 @@ class ReadHold:
         """Whether someone waits for an answer now."""
         return self._urgent > 0
 
-    def may_hold(self) -> bool:
-        """Whether a read may be held now (the reader also waits out ``stream_until``)."""
-        return self.seconds > 0 and self._urgent == 0
+    def may_hold(self, now: float) -> bool:
+        """Whether a read may be held at loop time ``now``: reads are quiet and nobody waits for an answer."""
+        return self.quiet(now) and self._urgent == 0
 
     def quiet(self, now: float) -> bool:
         """Whether reads are held at a quiet rate at loop time ``now``: holding is on and no stream was seen lately."""

@@ -189,16 +189,19 @@ def test_expedite_releases_every_attached_reader_and_nests() -> None:
     released: list[str] = []
     release_a: Callable[[], None] = lambda: released.append("a")  # noqa: E731
     hold.attach(release_a)
-    assert hold.may_hold()
+    assert hold.may_hold(0.0)
     with hold.expedite():
-        assert not hold.may_hold()
+        assert not hold.may_hold(0.0)
         with hold.expedite():
             assert hold.urgent
         assert hold.urgent
-    assert hold.may_hold() and released == ["a", "a"]
+    assert hold.may_hold(0.0) and released == ["a", "a"]
     hold.detach(release_a)
     hold.detach(release_a)  # twice: no error
     with hold.expedite():
         pass
     assert released == ["a", "a"]
-    assert not ReadHold(0.0).may_hold()
+    assert not ReadHold(0.0).may_hold(0.0)
+    hold.stream_until = 5.0  # a stream seen: nothing held before then
+    assert not hold.may_hold(4.0) and not hold.quiet(4.0)
+    assert hold.may_hold(5.0)
