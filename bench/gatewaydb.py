@@ -62,7 +62,8 @@ class GatewayDb:
     def fleet(self, device_ids: set[str], entities_per_device: dict[str, int], since: datetime | None) -> Fleetview:
         """Which of ``device_ids`` are discovered with all their entities, and online (seen after ``since``)."""
         rows = self._rows(
-            "SELECT device_id, available, last_seen FROM entities WHERE removed_at IS NULL AND device_id LIKE 'fwsim-%'"
+            "SELECT device_id, available, last_seen FROM current_entities "
+            "WHERE removed_at IS NULL AND device_id LIKE 'fwsim-%'"
         )
         found: dict[str, list[tuple[object, object]]] = {}
         for device_id, available, last_seen in rows:
@@ -74,22 +75,22 @@ class GatewayDb:
 
     def states(self, keys: set[str]) -> dict[str, str | None]:
         """The stored state JSON of each entity in ``keys`` that exists."""
-        rows = self._rows("SELECT key, state FROM entities WHERE removed_at IS NULL")
+        rows = self._rows("SELECT key, state FROM current_entities WHERE removed_at IS NULL")
         return {str(k): None if s is None else str(s) for k, s in rows if k in keys}
 
     def last_event_id(self) -> int:
         """The newest event's id (0 when there is none)."""
-        rows = self._rows("SELECT coalesce(max(id), 0) FROM events")
+        rows = self._rows("SELECT coalesce(max(id), 0) FROM all_events")
         return int(str(rows[0][0])) if rows else 0
 
     def count_events(self, type_: str, after_id: int) -> int:
         """Events of ``type_`` recorded after event ``after_id``."""
-        rows = self._rows("SELECT count(*) FROM events WHERE id > ? AND type = ?", (after_id, type_))
+        rows = self._rows("SELECT count(*) FROM all_events WHERE id > ? AND type = ?", (after_id, type_))
         return int(str(rows[0][0])) if rows else 0
 
     def event_data(self, type_: str, after_id: int) -> list[dict[str, object]]:
         """The data of every event of ``type_`` recorded after event ``after_id``, oldest first."""
-        rows = self._rows("SELECT data FROM events WHERE id > ? AND type = ? ORDER BY id", (after_id, type_))
+        rows = self._rows("SELECT data FROM all_events WHERE id > ? AND type = ? ORDER BY id", (after_id, type_))
         out: list[dict[str, object]] = []
         for (data,) in rows:
             with contextlib.suppress(ValueError, TypeError):
@@ -101,7 +102,8 @@ class GatewayDb:
     def state_events_by_entity(self, after_id: int) -> dict[str, int]:
         """How many ``state`` events each entity has recorded after event ``after_id``."""
         rows = self._rows(
-            "SELECT entity_key, count(*) FROM events WHERE id > ? AND type = 'state' GROUP BY entity_key", (after_id,)
+            "SELECT entity_key, count(*) FROM all_events WHERE id > ? AND type = 'state' GROUP BY entity_key",
+            (after_id,),
         )
         return {str(k): int(str(n)) for k, n in rows}
 
@@ -128,7 +130,7 @@ class GatewayDb:
 
     def first_event_at(self, type_: str, after_id: int) -> datetime | None:
         """When the first event of ``type_`` after event ``after_id`` happened."""
-        rows = self._rows("SELECT min(at) FROM events WHERE id > ? AND type = ?", (after_id, type_))
+        rows = self._rows("SELECT min(at) FROM all_events WHERE id > ? AND type = ?", (after_id, type_))
         if not rows or rows[0][0] is None:
             return None
         return datetime.fromisoformat(str(rows[0][0]))

@@ -77,7 +77,8 @@ async def _measure(units: int, rounds: int, flush_every: int) -> dict[str, float
                 await db.run(functools.partial(write, batch=batch))
                 writer += time.process_time() - w0
             total = time.process_time() - process_start
-            events = await db.run(lambda d: d.execute("SELECT count(*) FROM events WHERE type='state'").fetchone()[0])
+            count = "SELECT count(*) FROM all_events WHERE type='state'"
+            events = await db.run(lambda d: d.execute(count).fetchone()[0])
     n = len(flat)
     if registry.metrics.accepted["state"] < n:
         raise SystemExit(f"only {registry.metrics.accepted['state']} of {n} states accepted")

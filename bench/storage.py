@@ -3,7 +3,8 @@
 Two parts, both in one process on the gateway's own storage code (the single writer, the persister's write, the
 retention service), with an injectable clock that runs far faster than the wall clock:
 
-1. Write cost: the same state changes written in the persister's batches (one transaction per 0.2 s flush) to a
+1. Write cost: the same state changes written in the persister's batches (one transaction per 0.2 s flush, appended
+   and merged every ``MERGE_ROWS`` rows as the persister does) to a
    database with the ``events_type`` index that migration 10 drops (the baseline, as every database was before)
    and to one without it; bytes and microseconds per change, each with its ratio to the baseline.
 2. Steady state: the building (2,000 devices, each reporting a change every 30 s, and a command per unit every
@@ -35,7 +36,8 @@ from gateway.config import PurgeSettings
 from gateway.retention import Category, RetentionService
 from gateway.retention.store import sizes
 from gateway.storage import CommandRow, Database, DeviceRow, EntityRow, EventRow
-from gateway.storage.records import insert_command, update_command, write_batch
+from gateway.storage.records import EntityStateRow, insert_command, update_command, write_batch
+from gateway.storage.staging import MERGE_ROWS, merge_staged
 
 __all__ = ["main"]
 
@@ -92,8 +94,8 @@ def _state(i: int) -> dict[str, object]:
 
 
 class Writer:
-    """Writes the building's state changes as the persister does: per flush, the changed entity rows (the whole
-    row, upserted) and one event each, in one transaction."""
+    """Writes the building's state changes as the persister does: per flush, each changed entity's reported
+    columns and one event each, appended in one transaction, merged every ``MERGE_ROWS`` appended rows."""
 
     def __init__(self, building: Building, db: Database, clock: ManualClock) -> None:
         self.building = building
@@ -102,7 +104,8 @@ class Writer:
         self.next_device = 0
         self.changes = 0
         self.commands = 0
-        self.write_cpu = 0.0  # CPU seconds the writer thread spent in the state writes
+        self.write_cpu = 0.0  # CPU seconds the writer thread spent in the state writes and their merges
+        self._staged = 0
         self._carry = 0.0
         self._command_carry = 0.0
 
@@ -121,17 +124,21 @@ class Writer:
             self._carry += per_flush
             count, self._carry = int(self._carry), self._carry - int(self._carry)
             at = self.clock.now().isoformat()
-            rows, events = [], []
+            reported, events = [], []
             for _ in range(count):
                 n = self.next_device
                 self.next_device = (n + 1) % self.building.devices
                 state = _state(self.changes)
                 self.changes += 1
-                rows.append(_entity(self.building, n, at, json.dumps(state)))
+                reported.append(EntityStateRow(json.dumps(state), at, None, None, 1, at, at, self.building.key(n)))
                 events.append(EventRow(at, self.building.key(n), "state", state))
-            if rows:
-                batch = partial(write_batch, devices=[], entities=rows, events=events)
+            if events:
+                batch = partial(write_batch, devices=[], entities=[], events=events, states=reported)
                 self.write_cpu += await self.db.run(partial(_thread_cpu, batch))
+                self._staged += len(events) + len(reported)
+            if self._staged >= MERGE_ROWS:
+                self.write_cpu += await self.db.run(partial(_thread_cpu, merge_staged))
+                self._staged = 0
             self._command_carry += commands_per_flush
             while self._command_carry >= 1:
                 self._command_carry -= 1
@@ -157,7 +164,7 @@ class Writer:
         )
 
 
-def _thread_cpu(work: Callable[[sqlite_utils.Database], None], db: sqlite_utils.Database) -> float:
+def _thread_cpu(work: Callable[[sqlite_utils.Database], object], db: sqlite_utils.Database) -> float:
     # the writer thread's own CPU time for the write: SQLite's work, not the loop's nor another process's
     began = time.thread_time()
     work(db)
@@ -239,7 +246,7 @@ async def steady_state(
             longest = max(longest, report.longest_batch_seconds)
             purge_seconds += time.perf_counter() - began
             size = await db.run(partial(sizes, path=path))
-            events, commands = await db.run(lambda d: (_count(d, "events"), _count(d, "commands")))
+            events, commands = await db.run(lambda d: (_count(d, "all_events"), _count(d, "commands")))
             elapsed = (clock.now() - start).total_seconds() / 3600
             samples.append(Sample(elapsed, events, commands, size.used_bytes, size.file_bytes + size.wal_bytes))
     return samples, purge_seconds, longest

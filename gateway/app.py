@@ -140,6 +140,7 @@ class Gateway:
             stack.push_async_callback(self._close_db)
             stack.push_async_callback(self._record_stop)
             await self._load_owners()
+            await self.persister.merge()  # what the last run appended (all of it, after an unclean stop)
             rows = await self.db.run(load_entities)
             self.registry.load(rows)
             self.persister.note_stored(r.key for r in rows)
@@ -219,6 +220,7 @@ class Gateway:
     async def _record_stop(self) -> None:
         try:
             await self.persister.flush()
+            await self.persister.merge()  # the file as other tools read it: every table whole
             if self._run_id is not None:
                 run_id, now = self._run_id, self.clock.now().isoformat()
                 await self.db.run(lambda db: finish_run(db, run_id, now))

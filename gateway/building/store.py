@@ -69,18 +69,18 @@ def unit_events(
     db: sqlite_utils.Database, unit_id: str, since: str, before: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """A unit's events, newest first: only while each device was bound to it, and not before ``since``."""
-    sql = (
-        "SELECT e.id, e.at, e.entity_key, e.type, e.data FROM events e "
+    arm = (
+        "SELECT e.id, e.at, e.entity_key, e.type, e.data FROM {table} e "
         "JOIN entities n ON n.key = e.entity_key "
-        "JOIN bindings b ON b.device_id = n.device_id AND b.unit_id = ? "
-        "WHERE e.at >= b.bound_at AND (b.unbound_at IS NULL OR e.at < b.unbound_at) AND e.at >= ?"
+        "JOIN bindings b ON b.device_id = n.device_id AND b.unit_id = :unit "
+        "WHERE e.at >= b.bound_at AND (b.unbound_at IS NULL OR e.at < b.unbound_at) AND e.at >= :since"
     )
-    args: list[Any] = [unit_id, since]
     if before is not None:
-        sql += " AND e.id < ?"
-        args.append(before)
-    sql += " ORDER BY e.id DESC LIMIT ?"
-    args.append(limit)
+        arm += " AND e.id < :before"
+    # Merged and appended events (storage.staging), each arm along its own plan: the all_events view in a join
+    # would be read whole.
+    sql = f"{arm.format(table='events')} UNION ALL {arm.format(table='events_recent')} ORDER BY 1 DESC LIMIT :limit"
+    args = {"unit": unit_id, "since": since, "before": before, "limit": limit}
     return [
         {"id": r[0], "at": r[1], "entity_key": r[2], "type": r[3], "data": json.loads(r[4])}
         for r in db.execute(sql, args).fetchall()
@@ -91,11 +91,12 @@ def anonymise_actor(db: sqlite_utils.Database, actor: str, replacement: str) -> 
     """Replace a person's actor id in the command history and its events, self-tests and reports; rows changed."""
     with transaction(db):
         changed = db.conn.execute("UPDATE commands SET actor = ? WHERE actor = ?", (replacement, actor)).rowcount
-        changed += db.conn.execute(
-            "UPDATE events SET data = json_set(data, '$.actor', ?) "
-            "WHERE type = 'command' AND json_extract(data, '$.actor') = ?",
-            (replacement, actor),
-        ).rowcount
+        for table in ("events", "events_recent"):  # merged and appended (storage.staging)
+            changed += db.conn.execute(
+                f"UPDATE {table} SET data = json_set(data, '$.actor', ?) "
+                "WHERE type = 'command' AND json_extract(data, '$.actor') = ?",
+                (replacement, actor),
+            ).rowcount
         # Self-tests a resident started and failure reports they filed keep their facts, not the person.
         changed += db.conn.execute(
             "UPDATE self_tests SET actor_id = ?, result = json_set(result, '$.actor_id', ?) WHERE actor_id = ?",

@@ -18,6 +18,7 @@ from devices import EntityState
 from ..errors import StorageError
 from ..storage import Database, DeviceRow, EntityRow, EventRow
 from ..storage.records import EntityStateRow, write_batch
+from ..storage.staging import MERGE_ROWS, merge_staged
 from .entity import Entity, StateError
 from .journal import JournalEvent, StateData
 from .registry import Registry
@@ -172,7 +173,8 @@ class PendingChanges:
 class Persister:
     """Flushes dirty entities and queued events; a failed write is kept and retried, never dropped."""
 
-    def __init__(self, registry: Registry, db: Database, interval: float) -> None:
+    def __init__(self, registry: Registry, db: Database, interval: float, *, merge_rows: int = MERGE_ROWS) -> None:
+        """``merge_rows``: appended rows (``storage.staging``) that make a merge due after a flush."""
         self._stored: set[str] = set()  # entity keys that have a row in the database
         # Set by the first change after a flush: idle, the persister does not wake at all.
         self._due = asyncio.Event()
@@ -183,6 +185,8 @@ class Persister:
         self._interval = interval
         self.last_error: StorageError | None = None
         self._writers: list[Callable[[], Awaitable[bool]]] = []
+        self._merge_rows = merge_rows
+        self._staged = 0  # rows appended since the last merge (storage.staging), as this run counted them
 
     def note_stored(self, keys: Iterable[str]) -> None:
         """These entities already have rows (loaded at start)."""
@@ -218,6 +222,26 @@ class Persister:
                 await self.flush()
             except StorageError:  # logged, and kept for the next attempt
                 self._due.set()
+                continue
+            await self.merge_if_due()
+
+    async def merge_if_due(self) -> None:
+        """Merge when ``merge_rows`` rows or more were appended since the last merge."""
+        if self._staged >= self._merge_rows:
+            await self.merge()
+
+    async def merge(self) -> None:
+        """Merge the appended rows into their tables now (at start, at stop, and every ``MERGE_ROWS``); a refusal
+        is logged and the rows stay appended (read as they are, merged at the next attempt)."""
+        # Counted afresh either way: after a refusal (a nearly full disk has room for appends before a merge's
+        # copy), the next attempt waits for as many rows again rather than following every flush.
+        self._staged = 0
+        try:
+            moved = await self._db.run(merge_staged)
+        except StorageError as exc:
+            log.warning("appended history not merged yet: %s", exc, extra={"code": exc.code})
+            return
+        log.debug("appended history merged", extra={"rows": moved})
 
     async def _write(self, batch: Batch) -> None:
         """Write one batch of the registry's changes; StorageError with the batch put back."""
@@ -237,6 +261,7 @@ class Persister:
             self._pending.restore(batch)
             raise
         self._stored.update(r.key for r in batch.rows)
+        self._staged += len(batch.events) + len(batch.reported)
 
     async def flush(self) -> None:
         """Write what changed since the last flush; raise StorageError (changes kept) if the write fails."""

@@ -198,7 +198,7 @@ def _history_page(
         found = _select(
             db,
             # The lower bound is a plain range on the index (a row value would not seek); ties on the time by id.
-            "SELECT id, at, entity_key, type, data FROM events WHERE entity_key = :key AND at >= :low "
+            "SELECT id, at, entity_key, type, data FROM all_events WHERE entity_key = :key AND at >= :low "
             "AND at < :end AND (at > :at OR id > :id) ORDER BY at, id LIMIT :limit",
             {"key": key, "low": max(start, at), "end": end, "at": at, "id": event_id, "limit": limit - len(rows)},
         )

@@ -51,7 +51,9 @@ class Plan:
 
 
 PLANS: dict[Category, tuple[Plan, ...]] = {
-    Category.EVENTS: (Plan("events", "at", "1", f"{_held('entity_key', 'entities')}", True),),
+    Category.EVENTS: tuple(  # merged and appended (storage.staging)
+        Plan(table, "at", "1", f"{_held('entity_key', 'entities')}", True) for table in ("events", "events_recent")
+    ),
     Category.COMMANDS: (
         Plan(
             "commands",
@@ -217,7 +219,13 @@ def purge_removed_devices(db: sqlite_utils.Database, cutoff: str, held: HeldIds,
             )
         ]
         params = {"keys": json.dumps(keys)}
-        for table, column in (("events", "entity_key"), ("commands", "entity_key"), ("wiring", "entity_key")):
+        for table, column in (
+            ("events", "entity_key"),
+            ("events_recent", "entity_key"),
+            ("entity_reports", "key"),
+            ("commands", "entity_key"),
+            ("wiring", "entity_key"),
+        ):
             db.conn.execute(f"DELETE FROM {table} WHERE {column} {_IN.format(name='keys')}", params)
         db.conn.execute(f"DELETE FROM entities WHERE key {_IN.format(name='keys')}", params)
         gone = (

@@ -427,4 +427,43 @@ MIGRATIONS: tuple[str, ...] = (
     );
     DROP INDEX IF EXISTS events_type;
     """,
+    # 13: the persister appends (gateway/storage/staging.py): each flush's events and each changed entity's reported
+    # columns go to two unindexed tables, merged into events (with its index) and entities in bulk; a state change
+    # at a quiet rate dirtied two scattered pages (its entity's row, its place in events_entity), now it shares an
+    # appended one. The views are what the tables say together (what a merge leaves unchanged).
+    """
+    CREATE TABLE events_recent (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        entity_key TEXT REFERENCES entities(key),
+        type TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE entity_reports (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        state TEXT,
+        state_at TEXT,
+        state_error TEXT,
+        state_error_at TEXT,
+        available INTEGER,
+        availability_at TEXT,
+        last_seen TEXT
+    );
+    CREATE VIEW all_events AS
+        SELECT id, at, entity_key, type, data FROM events
+        UNION ALL SELECT id, at, entity_key, type, data FROM events_recent;
+    CREATE VIEW current_entities AS
+        SELECT e.key, e.device_id, e.component, e.kind, e.unique_id, e.name, e.config, e.discovered_at, e.removed_at,
+            iif(r.id IS NULL, e.state, r.state) AS state,
+            iif(r.id IS NULL, e.state_at, r.state_at) AS state_at,
+            iif(r.id IS NULL, e.state_error, r.state_error) AS state_error,
+            iif(r.id IS NULL, e.state_error_at, r.state_error_at) AS state_error_at,
+            iif(r.id IS NULL, e.available, r.available) AS available,
+            iif(r.id IS NULL, e.availability_at, r.availability_at) AS availability_at,
+            iif(r.id IS NULL, e.last_seen, r.last_seen) AS last_seen
+        FROM entities e LEFT JOIN (
+            SELECT * FROM entity_reports WHERE id IN (SELECT max(id) FROM entity_reports GROUP BY key)
+        ) r ON r.key = e.key;
+    """,
 )

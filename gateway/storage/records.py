@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -12,6 +11,8 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from .rows import insert_row, insert_rows, select_all, select_one, update_row, upsert_rows
+from .staging import append_events, append_reports, drop_reports
+from .tx import transaction
 
 __all__ = [
     "CommandRow",
@@ -83,7 +84,7 @@ class EntityRow:
 
 class EntityStateRow(NamedTuple):
     """The columns of an entity's row that its reports change (a state, availability or last-seen update); a
-    tuple in the order of the UPDATE's parameters (the key last), handed to SQLite as it is."""
+    tuple in the order of the append's parameters (the key last, see ``staging``), handed to SQLite as it is."""
 
     state: str | None
     state_at: str | None
@@ -125,22 +126,6 @@ def parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-@contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error; inside an open transaction, part of that one."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.conn.in_transaction:  # SQLite has already rolled back after some errors (SQLITE_FULL among them)
-            db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
-
-
 def write_batch(
     db: sqlite_utils.Database,
     devices: Sequence[DeviceRow],
@@ -148,8 +133,8 @@ def write_batch(
     events: Sequence[EventRow],
     states: Sequence[EntityStateRow] = (),
 ) -> None:
-    """Upsert devices and entities, update the reported columns of ``states`` (entities whose rows exist), and
-    append events, in one transaction."""
+    """Upsert devices and entities, append the reported columns of ``states`` (entities whose rows exist) and the
+    events (``storage.staging``: merged in bulk later), in one transaction."""
     with transaction(db):
         for device in devices:
             db.conn.execute(
@@ -159,21 +144,22 @@ def write_batch(
                 (device.id, device.name, device.manufacturer, device.model, device.sw_version, device.first_seen),
             )
         if entities:
+            # A whole row carries the entity's latest reports: older appended ones must not be merged over it.
+            drop_reports(db, [e.key for e in entities])
             # Removed entities first: they give up their unique_id, which a new entity in the same batch may take.
             ordered = sorted(entities, key=lambda e: e.removed_at is None)
             values = ([getattr(e, c) for c in _ENTITY_COLUMNS] for e in ordered)
             upsert_rows(db, "entities", "key", _ENTITY_COLUMNS, values)
         if states:
-            # Only what a report changes: the config, names and ids (and the unique_id index) stay untouched.
-            db.conn.executemany(_UPDATE_STATE, states)
+            # Only what a report changes, appended: the entity's row is written at the merge.
+            append_reports(db, states)
         if events:
-            event_values = (e if isinstance(e.data, str) else e._replace(data=json.dumps(e.data)) for e in events)
-            insert_rows(db, "events", EventRow._fields, event_values)
+            append_events(db, (e if isinstance(e.data, str) else e._replace(data=json.dumps(e.data)) for e in events))
 
 
 def load_entities(db: sqlite_utils.Database) -> list[EntityRow]:
-    """Every entity ever discovered, removed ones included."""
-    return [EntityRow(**row) for row in db.table("entities").rows]
+    """Every entity ever discovered, removed ones included, with its latest reported columns (appended or merged)."""
+    return [EntityRow(**row) for row in select_all(db, "SELECT * FROM current_entities")]
 
 
 def load_device_owners(db: sqlite_utils.Database) -> list[DeviceOwnerRow]:
@@ -250,7 +236,6 @@ def finish_run(db: sqlite_utils.Database, run_id: int, now: str) -> None:
 
 _ENTITY_COLUMNS = tuple(EntityRow.__dataclass_fields__)
 _OWNER_COLUMNS = tuple(DeviceOwnerRow.__dataclass_fields__)
-_UPDATE_STATE = f"UPDATE entities SET {', '.join(f'{c} = ?' for c in EntityStateRow._fields[:-1])} WHERE key = ?"
 
 
 def _asdict(row: Any) -> dict[str, Any]:

@@ -532,7 +532,7 @@ async def stored_temperatures(gw: Gateway, entity_id: str) -> list[float]:
     """Room temperatures in the entity's stored state events, oldest first."""
     rows = await gw.db.run(
         lambda db: db.execute(
-            "SELECT data FROM events WHERE entity_key = ? AND type = 'state' ORDER BY id", [entity_id]
+            "SELECT data FROM all_events WHERE entity_key = ? AND type = 'state' ORDER BY id", [entity_id]
         ).fetchall()
     )
     return [json.loads(data)["current_temperature"] for (data,) in rows]
@@ -540,7 +540,8 @@ async def stored_temperatures(gw: Gateway, entity_id: str) -> list[float]:
 
 async def stored_state(gw: Gateway, entity_id: str) -> Any:
     """The entity's last state as stored."""
-    row = await gw.db.run(lambda db: db.execute("SELECT state FROM entities WHERE key = ?", [entity_id]).fetchone())
+    sql = "SELECT state FROM current_entities WHERE key = ?"
+    row = await gw.db.run(lambda db: db.execute(sql, [entity_id]).fetchone())
     return json.loads(row[0])
 
 

@@ -235,5 +235,5 @@ async def test_a_device_sending_garbage_does_not_affect_another(
         assert result.status is CommandStatus.CONFIRMED
         await gw.persister.flush()
         with sqlite3.connect(gw.settings.database) as conn:
-            error = conn.execute("SELECT state_error FROM entities WHERE key=?", (thermostat.id,)).fetchone()[0]
+            error = conn.execute("SELECT state_error FROM current_entities WHERE key=?", (thermostat.id,)).fetchone()[0]
         assert error is not None

@@ -163,11 +163,11 @@ async def test_move_in_control_move_out(clock: ManualClock, api: Api) -> None:
         assert locked["id"] in {cid for cid, _ in rows}
         actors = await sql(
             api,
-            "SELECT json_extract(data, '$.actor') FROM events WHERE type = 'command' AND entity_key = ?",
+            "SELECT json_extract(data, '$.actor') FROM all_events WHERE type = 'command' AND entity_key = ?",
             "lock/u101-lock/lock",
         )
         assert [a for (a,) in actors] == ["former-resident", "former-resident"]
-        for table, column in (("commands", "actor"), ("events", "data"), ("device_names", "set_by")):
+        for table, column in (("commands", "actor"), ("all_events", "data"), ("device_names", "set_by")):
             left = await sql(api, f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", f"%{carol_id}%")
             assert left == [(0,)], f"{table} still names the former resident"
 
@@ -216,7 +216,7 @@ async def test_move_out_anonymises_history_not_yet_written(
         )
         assert r.status_code == 200, r.text
         await api.gateway.persister.flush()
-        actors = await sql(api, "SELECT json_extract(data, '$.actor') FROM events WHERE type = 'command'")
+        actors = await sql(api, "SELECT json_extract(data, '$.actor') FROM all_events WHERE type = 'command'")
         assert actors == [("former-resident",)]
         assert await sql(api, "SELECT actor FROM commands") == [("former-resident",)]
 
@@ -263,7 +263,7 @@ async def test_move_out_waits_for_the_residents_command_in_flight(api: Api) -> N
         await api.gateway.persister.flush()
         rows = await sql(api, "SELECT actor, status FROM commands")
         assert rows == [("former-resident", "timed_out")]
-        actors = await sql(api, "SELECT json_extract(data, '$.actor') FROM events WHERE type = 'command'")
+        actors = await sql(api, "SELECT json_extract(data, '$.actor') FROM all_events WHERE type = 'command'")
         assert actors == [("former-resident",)]
 
 

@@ -101,7 +101,7 @@ async def audit_actions(api: Api) -> list[tuple[str, str | None, str | None]]:
 async def journal(api: Api, key: str) -> list[str]:
     await api.gateway.persister.flush()
     return await api.gateway.db.run(
-        lambda db: [r[0] for r in db.execute("SELECT type FROM events WHERE entity_key = ? ORDER BY id", [key])]
+        lambda db: [r[0] for r in db.execute("SELECT type FROM all_events WHERE entity_key = ? ORDER BY id", [key])]
     )
 
 

@@ -69,7 +69,8 @@ async def test_raw_config_is_discovered_with_state_and_persisted(
         await gw.persister.flush()
         db_path = gw.settings.database
     with sqlite3.connect(db_path) as conn:
-        row = conn.execute("SELECT kind, state, available FROM entities WHERE key='light/hall/light'").fetchone()
+        sql = "SELECT kind, state, available FROM current_entities WHERE key='light/hall/light'"
+        row = conn.execute(sql).fetchone()
     assert row == ("light", LightState(on=True, brightness=128).model_dump_json(), 1)
 
 
@@ -98,9 +99,9 @@ async def test_a_flush_cancelled_while_its_batch_waits_for_the_writer_loses_noth
         await gw.persister.flush()  # the final flush of a stop
         db_path = gw.settings.database
     with sqlite3.connect(db_path) as conn:
-        state = conn.execute("SELECT state FROM entities WHERE key='light/hall/light'").fetchone()[0]
+        state = conn.execute("SELECT state FROM current_entities WHERE key='light/hall/light'").fetchone()[0]
         offs = conn.execute(
-            "SELECT count(*) FROM events WHERE type='state' AND json_extract(data, '$.brightness') = 3"
+            "SELECT count(*) FROM all_events WHERE type='state' AND json_extract(data, '$.brightness') = 3"
         ).fetchone()
     assert state == LightState(on=False, brightness=3).model_dump_json()
     assert offs == (1,)
@@ -153,7 +154,7 @@ async def test_a_removed_device_rediscovered_under_another_topic_keeps_persistin
         assert gw.persister.last_error is None
         db_path = gw.settings.database
     with sqlite3.connect(db_path) as conn:
-        sql = "SELECT key, unique_id, removed_at IS NOT NULL, state FROM entities ORDER BY key"
+        sql = "SELECT key, unique_id, removed_at IS NOT NULL, state FROM current_entities ORDER BY key"
         rows = conn.execute(sql).fetchall()
     assert rows == [
         ("light/hall/light", None, 1, LightState(on=True, brightness=128).model_dump_json()),
@@ -315,7 +316,7 @@ async def test_a_state_report_writes_only_what_reports_change(
         await gw.persister.flush()
     with sqlite3.connect(db_path) as conn:
         row = conn.execute(
-            "SELECT name, config, state, available FROM entities WHERE key='light/hall/light'"
+            "SELECT name, config, state, available FROM current_entities WHERE key='light/hall/light'"
         ).fetchone()
     assert row == ("marker", "{}", LightState(on=False, brightness=9).model_dump_json(), 0)
 
@@ -330,5 +331,6 @@ async def test_an_entity_discovered_and_reporting_in_one_flush_gets_its_whole_ro
         await gw.persister.flush()
         db_path = gw.settings.database
     with sqlite3.connect(db_path) as conn:
-        row = conn.execute("SELECT name, state, available FROM entities WHERE key='light/hall/light'").fetchone()
+        sql = "SELECT name, state, available FROM current_entities WHERE key='light/hall/light'"
+        row = conn.execute(sql).fetchone()
     assert row == ("Hall light", LightState(on=True, brightness=128).model_dump_json(), 1)

@@ -57,16 +57,18 @@ async def test_each_change_is_one_state_event_and_the_row_holds_the_last(tmp_pat
         batch = pending.take()
         assert [r.key for r in batch.reported] == [KEY] and not batch.rows  # only the reported columns
         await db.run(partial(write_batch_rows, batch=batch))
-        check = await db.run(lambda d: d.execute("SELECT state_at, last_seen FROM entities").fetchone())
+        check = await db.run(lambda d: d.execute("SELECT state_at, last_seen FROM current_entities").fetchone())
         assert check == (times[2].isoformat(), (times[3] + timedelta(seconds=1)).isoformat())
         clock.advance(timedelta(seconds=1))
         times.append(clock.now())
         registry.handle(_message("hall/state", b'{"state":"ON"}'))  # its row's times are its event's
         await db.run(partial(write_batch_rows, batch=pending.take()))
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
-        events = conn.execute("SELECT at, type, data FROM events WHERE entity_key = ? ORDER BY id", [KEY]).fetchall()
+        sql = "SELECT at, type, data FROM all_events WHERE entity_key = ? ORDER BY id"
+        events = conn.execute(sql, [KEY]).fetchall()
         row = conn.execute(
-            "SELECT state, state_at, state_error, available, availability_at, last_seen FROM entities WHERE key = ?",
+            "SELECT state, state_at, state_error, available, availability_at, last_seen FROM current_entities "
+            "WHERE key = ?",
             [KEY],
         ).fetchone()
     on = LightState(on=True, brightness=10)

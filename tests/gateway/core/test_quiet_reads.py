@@ -54,7 +54,7 @@ async def test_a_held_read_is_written_at_once(
 
         def stored() -> bool:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                rows = conn.execute("SELECT state FROM entities WHERE key LIKE ?", (f"%{node}%",)).fetchall()
+                rows = conn.execute("SELECT state FROM current_entities WHERE key LIKE ?", (f"%{node}%",)).fetchall()
             return any(r[0] is not None and "21.5" in r[0] for r in rows)
 
         await eventually(stored, timeout=8, what="the held report written")

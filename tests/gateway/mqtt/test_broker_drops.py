@@ -114,7 +114,7 @@ async def test_a_drop_the_broker_reports_while_the_gateway_is_behind_is_resynced
     with sqlite3.connect(db) as conn:
         journal = [
             (t, json.loads(d))
-            for t, d in conn.execute("SELECT type, data FROM events WHERE type IN ('resync', 'broker_dropped')")
+            for t, d in conn.execute("SELECT type, data FROM all_events WHERE type IN ('resync', 'broker_dropped')")
         ]
     assert ("resync", {"reason": shown["last_resync_reason"], "kind": "drop"}) in journal
     reported = sum(d["count"] for t, d in journal if t == "broker_dropped" and d["while_behind"])

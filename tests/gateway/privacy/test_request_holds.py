@@ -19,7 +19,7 @@ def _old_events(path: Path, unit: str, before: str) -> int:
     conn = sqlite3.connect(path)
     try:
         row = conn.execute(
-            "SELECT count(*) FROM events WHERE entity_key LIKE ? AND at < ?", (f"%/{unit}-%", before)
+            "SELECT count(*) FROM all_events WHERE entity_key LIKE ? AND at < ?", (f"%/{unit}-%", before)
         ).fetchone()
         return int(row[0])
     finally:

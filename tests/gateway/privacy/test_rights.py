@@ -347,7 +347,7 @@ async def test_the_export_holds_nothing_from_before_my_move_in(clock: ManualCloc
         conn = sqlite3.connect(f"file:{api.gateway.db.path}?mode=ro", uri=True)
         try:
             (earlier,) = conn.execute(
-                "SELECT count(*) FROM events WHERE entity_key LIKE '%u101%' AND at < ?", [since.isoformat()]
+                "SELECT count(*) FROM all_events WHERE entity_key LIKE '%u101%' AND at < ?", [since.isoformat()]
             ).fetchone()
         finally:
             conn.close()

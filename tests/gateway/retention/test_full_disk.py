@@ -49,11 +49,11 @@ async def test_on_a_full_disk_the_oldest_state_history_goes_and_writes_resume(tm
             for _ in range(1000):  # small writes, until not even the storage probe fits
                 await db.run(partial(write_batch, devices=[], entities=[], events=changes(5)))
         assert refused.value.code == "storage_full"
-        stored = await db.run(lambda d: d.execute("SELECT count(*), min(id) FROM events").fetchone())
+        stored = await db.run(lambda d: d.execute("SELECT count(*), min(id) FROM all_events").fetchone())
 
         await eventually(lambda: db.trouble is None, timeout=10, what="room made by thinning the history")
         await db.run(partial(write_batch, devices=[], entities=[], events=changes(100)))  # writes go on
-        count, oldest = await db.run(lambda d: d.execute("SELECT count(*), min(id) FROM events").fetchone())
+        count, oldest = await db.run(lambda d: d.execute("SELECT count(*), min(id) FROM all_events").fetchone())
     # nothing was 30 days old: only thinning for room removed them, the oldest first
     assert count < stored[0] + 100 and oldest > stored[1]
 

@@ -130,7 +130,7 @@ async def test_aged_history_is_purged_and_the_file_gives_the_space_back(api: Api
     api.clock.advance(timedelta(days=20))
     await _events(api, 100)
     await _purge(api)  # nothing is 30 days old yet
-    mine = f"FROM events WHERE entity_key = '{ENTITY}'"
+    mine = f"FROM all_events WHERE entity_key = '{ENTITY}'"
     assert _query(path, f"SELECT count(*) {mine}") == [(30_100,)]
     big = path.stat().st_size
 
@@ -187,7 +187,7 @@ async def test_a_category_wide_hold_keeps_everything_of_it(api: Api) -> None:
     api.clock.advance(timedelta(days=90))
     report = await _purge(api)
     assert report["deleted"]["events"] == 0
-    assert _query(_file(api), f"SELECT count(*) FROM events WHERE entity_key = '{ENTITY}'") == [(500,)]
+    assert _query(_file(api), f"SELECT count(*) FROM all_events WHERE entity_key = '{ENTITY}'") == [(500,)]
 
 
 async def test_past_the_watermark_history_is_thinned_first_and_the_state_is_visible(api: Api) -> None:
@@ -209,7 +209,7 @@ async def test_past_the_watermark_history_is_thinned_first_and_the_state_is_visi
     body = (await api.http.get("/operator/storage", headers=op)).json()
     assert body["state"] == "ok", body
     assert body["used_bytes"] <= 16 * 2**20 * 40 // 100
-    left = _query(path, "SELECT count(*), min(id) FROM events")[0]
+    left = _query(path, "SELECT count(*), min(id) FROM all_events")[0]
     assert 0 < left[0] < 60_000 and left[1] > 1, "the oldest went first"
     # nothing else was thinned: the audit log only grew (the change itself)
     assert _query(path, "SELECT count(*) FROM audit_log")[0][0] == audit_before + 1
@@ -244,4 +244,4 @@ async def test_when_a_hold_source_fails_nothing_is_purged(api: Api) -> None:
     api.clock.advance(timedelta(days=60))
     report = await _purge(api)
     assert not any(report["deleted"].values())
-    assert _query(_file(api), f"SELECT count(*) FROM events WHERE entity_key = '{ENTITY}'") == [(100,)]
+    assert _query(_file(api), f"SELECT count(*) FROM all_events WHERE entity_key = '{ENTITY}'") == [(100,)]
