@@ -137,12 +137,16 @@ class Writer:
                 self.write_cpu += await self.db.run(partial(_thread_cpu, batch))
                 self._staged += len(events) + len(reported)
             if self._staged >= MERGE_ROWS:
-                self.write_cpu += await self.db.run(partial(_thread_cpu, merge_staged))
-                self._staged = 0
+                await self.merge()
             self._command_carry += commands_per_flush
             while self._command_carry >= 1:
                 self._command_carry -= 1
                 await self._command(at)
+
+    async def merge(self) -> None:
+        """Merge what was appended (as the persister does every ``MERGE_ROWS`` rows and at stop)."""
+        self.write_cpu += await self.db.run(partial(_thread_cpu, merge_staged))
+        self._staged = 0
 
     async def _command(self, at: str) -> None:
         n = self.commands * 5 % self.building.devices
@@ -202,10 +206,12 @@ async def write_cost(
         writer = Writer(building, db, clock)
         await writer.setup()
         await writer.advance(timedelta(seconds=building.change_seconds))  # every entity row has a state
+        await writer.merge()
         before, done = await db.run(_used), writer.changes
         span = timedelta(seconds=changes * building.change_seconds / building.devices)
         cpu = writer.write_cpu
         await writer.advance(span)
+        await writer.merge()  # every change is merged in the end: its cost is part of the change's
         seconds = writer.write_cpu - cpu
         after = await db.run(_used)
         written = writer.changes - done

@@ -10,6 +10,7 @@ unchanged. ``events`` is written by the merge alone (its ids come from the appen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,7 +47,8 @@ def append_reports(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> 
 def drop_reports(db: sqlite_utils.Database, keys: Sequence[str]) -> None:
     """Forget the appended reports of ``keys``: their whole rows are being written, with newer values."""
     if keys and db.conn.execute("SELECT 1 FROM entity_reports LIMIT 1").fetchone() is not None:
-        db.conn.executemany("DELETE FROM entity_reports WHERE key = ?", ((k,) for k in keys))
+        # One pass over the unindexed table, whatever the number of keys (a reconnection re-discovers thousands).
+        db.conn.execute("DELETE FROM entity_reports WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))
 
 
 def staged_rows(db: sqlite_utils.Database) -> int:
