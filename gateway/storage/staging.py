@@ -22,8 +22,8 @@ __all__ = ["MERGE_ROWS", "append_events", "append_reports", "drop_reports", "mer
 
 # Rows appended (events and reports alike) before a merge is due. A merge rewrites the index leaf of every entity it
 # has events for: at 2,000 devices, 4,096 rows (about one event per entity) saved almost no bytes; 16,384 (about
-# four) write a leaf per four changes, and hold the writer for some tens of milliseconds, every two minutes at a
-# report per device every 30 s.
+# four) write a leaf per four changes, and hold the writer about 50 ms, every two minutes at a report per device
+# every 30 s.
 MERGE_ROWS = 16384
 
 _EVENT_COLUMNS = "id, at, entity_key, type, data"
