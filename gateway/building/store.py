@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from ..storage.records import transaction
+from ..storage.staging import EVENT_TABLES
 from .models import Binding, Property, Unit
 
 __all__ = [
@@ -79,7 +80,7 @@ def unit_events(
         arm += " AND e.id < :before"
     # Merged and appended events (storage.staging), each arm along its own plan: the all_events view in a join
     # would be read whole.
-    sql = f"{arm.format(table='events')} UNION ALL {arm.format(table='events_recent')} ORDER BY 1 DESC LIMIT :limit"
+    sql = f"{' UNION ALL '.join(arm.format(table=t) for t in EVENT_TABLES)} ORDER BY 1 DESC LIMIT :limit"
     args = {"unit": unit_id, "since": since, "before": before, "limit": limit}
     return [
         {"id": r[0], "at": r[1], "entity_key": r[2], "type": r[3], "data": json.loads(r[4])}
@@ -91,7 +92,7 @@ def anonymise_actor(db: sqlite_utils.Database, actor: str, replacement: str) -> 
     """Replace a person's actor id in the command history and its events, self-tests and reports; rows changed."""
     with transaction(db):
         changed = db.conn.execute("UPDATE commands SET actor = ? WHERE actor = ?", (replacement, actor)).rowcount
-        for table in ("events", "events_recent"):  # merged and appended (storage.staging)
+        for table in EVENT_TABLES:
             changed += db.conn.execute(
                 f"UPDATE {table} SET data = json_set(data, '$.actor', ?) "
                 "WHERE type = 'command' AND json_extract(data, '$.actor') = ?",

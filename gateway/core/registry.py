@@ -82,7 +82,7 @@ class Registry:
 
     def entities(self) -> list[Entity]:
         """Every live entity, in id order."""
-        return sorted((e for e in self._entities.values() if e.removed_at is None), key=lambda e: e.id)
+        return sorted(self.live_entities(), key=lambda e: e.id)
 
     def live_entities(self) -> Iterator[Entity]:
         """Every live entity, in no particular order (a pass over all of them that needs none)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlite_utils
 
 from ..storage.records import transaction
+from ..storage.staging import EVENT_TABLES
 from .models import Category, Hold
 
 __all__ = [
@@ -51,8 +52,8 @@ class Plan:
 
 
 PLANS: dict[Category, tuple[Plan, ...]] = {
-    Category.EVENTS: tuple(  # merged and appended (storage.staging)
-        Plan(table, "at", "1", f"{_held('entity_key', 'entities')}", True) for table in ("events", "events_recent")
+    Category.EVENTS: tuple(
+        Plan(table, "at", "1", f"{_held('entity_key', 'entities')}", True) for table in EVENT_TABLES
     ),
     Category.COMMANDS: (
         Plan(
@@ -220,8 +221,7 @@ def purge_removed_devices(db: sqlite_utils.Database, cutoff: str, held: HeldIds,
         ]
         params = {"keys": json.dumps(keys)}
         for table, column in (
-            ("events", "entity_key"),
-            ("events_recent", "entity_key"),
+            *((t, "entity_key") for t in EVENT_TABLES),
             ("entity_reports", "key"),
             ("commands", "entity_key"),
             ("wiring", "entity_key"),

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from .rows import insert_row, insert_rows, select_all, select_one, update_row, upsert_rows
-from .staging import append_events, append_reports, drop_reports
+from .staging import EntityStateRow, append_events, append_reports, drop_reports
 from .tx import transaction
 
 __all__ = [
@@ -80,20 +80,6 @@ class EntityRow:
     available: int | None
     availability_at: str | None
     last_seen: str | None
-
-
-class EntityStateRow(NamedTuple):
-    """The columns of an entity's row that its reports change (a state, availability or last-seen update); a
-    tuple in the order of the append's parameters (the key last, see ``staging``), handed to SQLite as it is."""
-
-    state: str | None
-    state_at: str | None
-    state_error: str | None
-    state_error_at: str | None
-    available: int | None
-    availability_at: str | None
-    last_seen: str | None
-    key: str
 
 
 @dataclass(frozen=True, slots=True)

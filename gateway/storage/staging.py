@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
 from .tx import transaction
 
-__all__ = ["MERGE_ROWS", "append_events", "append_reports", "drop_reports", "merge_staged", "staged_rows"]
+__all__ = [
+    "EVENT_TABLES",
+    "MERGE_ROWS",
+    "EntityStateRow",
+    "append_events",
+    "append_reports",
+    "drop_reports",
+    "merge_staged",
+    "staged_rows",
+]
 
 # Rows appended (events and reports alike) before a merge is due. A merge rewrites the index leaf of every entity it
 # has events for: at 2,000 devices, 4,096 rows (about one event per entity) saved almost no bytes; 16,384 (about
@@ -26,10 +35,29 @@ __all__ = ["MERGE_ROWS", "append_events", "append_reports", "drop_reports", "mer
 # every 30 s.
 MERGE_ROWS = 16384
 
+# Where events are: merged and appended. Whatever reads or changes a history reads or changes both.
+EVENT_TABLES = ("events", "events_recent")
+
+
+class EntityStateRow(NamedTuple):
+    """The columns of an entity's row that its reports change (a state, availability or last-seen update); a
+    tuple in the order of the append's parameters (the key last), handed to SQLite as it is."""
+
+    state: str | None
+    state_at: str | None
+    state_error: str | None
+    state_error_at: str | None
+    available: int | None
+    availability_at: str | None
+    last_seen: str | None
+    key: str
+
+
 _EVENT_COLUMNS = "id, at, entity_key, type, data"
-_REPORT_COLUMNS = "state, state_at, state_error, state_error_at, available, availability_at, last_seen, key"
+_REPORT_COLUMNS = ", ".join(EntityStateRow._fields)
 _INSERT_EVENT = f"INSERT INTO events_recent ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-_INSERT_REPORT = f"INSERT INTO entity_reports ({_REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_MARKS = ", ".join("?" * len(EntityStateRow._fields))
+_INSERT_REPORT = f"INSERT INTO entity_reports ({_REPORT_COLUMNS}) VALUES ({_MARKS})"
 _LATEST_REPORTS = "SELECT * FROM entity_reports WHERE id IN (SELECT max(id) FROM entity_reports GROUP BY key)"
 
 
@@ -40,7 +68,7 @@ def append_events(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> N
 
 
 def append_reports(db: sqlite_utils.Database, rows: Iterable[Sequence[Any]]) -> None:
-    """Append reported columns, each in ``EntityStateRow``'s order (the key last); the latest per key wins."""
+    """Append reported columns, each an ``EntityStateRow`` (or a tuple in its order); the latest per key wins."""
     db.conn.executemany(_INSERT_REPORT, rows)
 
 
@@ -71,7 +99,7 @@ def merge_staged(db: sqlite_utils.Database) -> int:
         db.conn.execute("DELETE FROM events_recent")
         reports = db.conn.execute("SELECT count(*) FROM entity_reports").fetchone()[0]
         if reports:
-            columns = _REPORT_COLUMNS.removesuffix(", key").split(", ")
+            columns = EntityStateRow._fields[:-1]  # all but the key
             db.conn.execute(
                 f"UPDATE entities SET {', '.join(f'{c} = r.{c}' for c in columns)} "
                 f"FROM ({_LATEST_REPORTS}) AS r WHERE entities.key = r.key"
